@@ -1,0 +1,265 @@
+//! Command-line commands wiring the library together; no business logic here.
+
+use crate::mapper::Objective;
+use crate::model::{self, BitsPolicy, BnPolicy, EvalOptions};
+use crate::protocol::{CostModel, Link, Protocol, ReluVariant, WireFormat};
+use crate::units::{BitsPerSecond, human_bytes};
+use crate::workload::Network;
+use clap::{Args, Parser, Subcommand};
+
+mod estimate;
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(
+    name = "hequant",
+    version,
+    about = "Cost model, design-space search, explorer and real-HE verifier for HE-based two-party inference"
+)]
+pub struct Cli {
+    /// Directory of cost-model files that replace the shipped ones (missing files fall back).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cost_models: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Predict per-layer and total communication, rounds and latency.
+    Estimate(Box<estimate::EstimateArgs>),
+    /// List the shipped networks with layers, MACs and ReLU count.
+    Networks,
+    /// List the protocol models and their parameter files.
+    Protocols,
+}
+
+/// Options shared by every command that evaluates a network.
+#[derive(Args, Clone)]
+pub struct ModelArgs {
+    /// Network file (TOML), or the name of a shipped network.
+    #[arg(long, short = 'n', default_value = "resnet18-cifar100")]
+    pub network: String,
+    /// Protocol model.
+    #[arg(long, short = 'p', default_value = "hequant")]
+    pub protocol: String,
+    /// Uniform bit widths for weighted layers, e.g. w4a4 (first and last layer stay w8a8 unless --bits-all).
+    #[arg(long)]
+    pub bits: Option<String>,
+    /// Apply --bits to the first and last weighted layers too.
+    #[arg(long)]
+    pub bits_all: bool,
+    /// Link for the latency model: lan, wan, or a name from the links file.
+    #[arg(long, default_value = "lan")]
+    pub link: String,
+    /// Custom link bandwidth in Mbit/s (with --rtt-ms; replaces --link).
+    #[arg(long, requires = "rtt_ms")]
+    pub bandwidth_mbps: Option<f64>,
+    /// Custom link round-trip time in milliseconds.
+    #[arg(long, requires = "bandwidth_mbps")]
+    pub rtt_ms: Option<f64>,
+    /// Byte counts on the protocol's own wire format (native) or bit-packed for every protocol.
+    #[arg(long, value_enum, default_value = "native")]
+    pub wire: WireArg,
+    /// Batch norms: fold those that follow a conv (auto) or price each with HE (separate).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub bn: BnArg,
+    /// ReLU protocol: the protocol file's default, the exact comparison, or Cheetah's 2023 approximate ReLU.
+    #[arg(long, value_enum)]
+    pub relu: Option<ReluArg>,
+    /// Search objective for protocols that search: comm, latency, or comm,latency.
+    #[arg(long, default_value = "comm")]
+    pub objective: String,
+    /// Accept parameter sets below 128-bit security (every output is then marked insecure).
+    #[arg(long)]
+    pub allow_insecure: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum WireArg {
+    Native,
+    Packed,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum BnArg {
+    Auto,
+    Separate,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ReluArg {
+    Exact,
+    Approx,
+}
+
+pub fn run() -> Result<(), String> {
+    let cli = Cli::parse();
+    let cm = match &cli.cost_models {
+        Some(d) => CostModel::load_dir(d),
+        None => CostModel::builtin(),
+    }
+    .map_err(|e| e.to_string())?;
+    match cli.command {
+        Command::Estimate(a) => estimate::run(&a, &cm),
+        Command::Networks => networks(),
+        Command::Protocols => protocols(&cm),
+    }
+}
+
+/// Directory of the shipped networks.
+pub fn networks_dir() -> PathBuf {
+    let local = PathBuf::from("networks");
+    if local.is_dir() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("networks")
+    }
+}
+
+/// Loads a network from a path, or by the name of a shipped network.
+pub fn load_network(spec: &str) -> Result<Network, String> {
+    let p = PathBuf::from(spec);
+    let path = if p.exists() {
+        p
+    } else if !spec.contains('/') && !spec.contains('.') {
+        let q = networks_dir().join(format!("{spec}.toml"));
+        if !q.exists() {
+            return Err(format!(
+                "no network '{spec}': not a file, and not a shipped network (see `hequant networks`)"
+            ));
+        }
+        q
+    } else {
+        return Err(format!("cannot read network {spec}: no such file"));
+    };
+    crate::spec::network::load(&path).map_err(|e| e.to_string())
+}
+
+/// Builds evaluation options from the shared arguments.
+pub fn eval_options(
+    a: &ModelArgs,
+    protocol: Protocol,
+    cm: &CostModel,
+) -> Result<EvalOptions, String> {
+    let mut o = EvalOptions::new(protocol, cm);
+    match (a.bandwidth_mbps, a.rtt_ms) {
+        (Some(bw), Some(rtt)) => {
+            let bandwidth_bps =
+                BitsPerSecond::try_new(bw * 1e6).map_err(|e| format!("--bandwidth-mbps: {e}"))?;
+            if !(rtt.is_finite() && rtt >= 0.0) {
+                return Err(format!("--rtt-ms {rtt}: must be a non-negative number"));
+            }
+            o.link = Link {
+                bandwidth_bps,
+                rtt_s: rtt / 1e3,
+            };
+            o.link_name = format!("custom {bw} Mbit/s {rtt} ms");
+        }
+        _ => {
+            o.link = cm.link(&a.link)?;
+            o.link_name = a.link.clone();
+        }
+    }
+    o.bits = BitsPolicy {
+        uniform: a.bits.as_deref().map(model::parse_bits).transpose()?,
+        all_layers: a.bits_all,
+    };
+    o.wire = match a.wire {
+        WireArg::Native => WireFormat::Native,
+        WireArg::Packed => WireFormat::Packed,
+    };
+    o.bn = match a.bn {
+        BnArg::Auto => BnPolicy::Auto,
+        BnArg::Separate => BnPolicy::Separate,
+    };
+    o.relu = a.relu.map(|r| match r {
+        ReluArg::Exact => ReluVariant::Exact,
+        ReluArg::Approx => ReluVariant::Approx,
+    });
+    o.objective = Objective::parse(&a.objective)?;
+    o.allow_insecure = a.allow_insecure;
+    Ok(o)
+}
+
+/// Writes text to a file (atomically) or standard output.
+pub fn emit(text: &str, output: Option<&Path>) -> Result<(), String> {
+    match output {
+        Some(p) => crate::io::write_atomic(p, text.as_bytes()),
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
+
+pub fn parse_protocols(s: &str) -> Result<Vec<Protocol>, String> {
+    let v: Result<Vec<Protocol>, String> =
+        s.split(',').map(|p| Protocol::parse(p.trim())).collect();
+    let v = v?;
+    if v.is_empty() {
+        return Err("no protocol given".into());
+    }
+    Ok(v)
+}
+
+fn networks() -> Result<(), String> {
+    let dir = networks_dir();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    entries.sort();
+    println!(
+        "{:<26} {:>7} {:>7} {:>10} {:>12}  input      source",
+        "network", "layers", "linear", "GMACs", "ReLUs"
+    );
+    for p in entries {
+        let n = crate::spec::network::load(&p).map_err(|e| e.to_string())?;
+        let s = n.stats();
+        let src: String = n.source.chars().take(60).collect();
+        println!(
+            "{:<26} {:>7} {:>7} {:>10.3} {:>12}  {:<10} {}",
+            n.name,
+            s.layers,
+            s.linear_layers,
+            s.macs as f64 / 1e9,
+            s.relu_elements,
+            n.input.to_string(),
+            src
+        );
+    }
+    Ok(())
+}
+
+fn protocols(cm: &CostModel) -> Result<(), String> {
+    let dir = cm
+        .dir
+        .as_ref()
+        .map_or("cost-models (built in)".to_string(), |d| {
+            d.display().to_string()
+        });
+    println!("cost-model files: {dir}");
+    for p in Protocol::ALL {
+        let f = cm.protocol_file(p);
+        println!(
+            "{:<15} {:<16} {}",
+            p.name(),
+            f.name.clone() + ".toml",
+            p.summary()
+        );
+        let q = cm.query_example(p);
+        println!(
+            "{:<15} {:<16} wire: {} ; query ciphertext {}",
+            "",
+            "",
+            f.wire.native_name,
+            human_bytes(q)
+        );
+    }
+    println!(
+        "shared: primitives.toml (OT costs), security.toml (128-bit table), links.toml (lan, wan), compute.toml"
+    );
+    Ok(())
+}

@@ -1,0 +1,198 @@
+//! The terminal table: human units, one row per layer, then totals.
+
+use crate::model::report::Report;
+use crate::units::{human_bytes, human_seconds};
+use crate::workload::CostClass;
+use std::fmt::Write;
+
+pub struct Table {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+/// The per-layer table of a report.
+pub fn layer_table(r: &Report) -> Table {
+    let header = [
+        "layer",
+        "kind",
+        "shape",
+        "bits",
+        "l",
+        "tiling",
+        "pack",
+        "N",
+        "log q",
+        "log t",
+        "ct c>s",
+        "ct s>c",
+        "bytes c>s",
+        "bytes s>c",
+        "rounds",
+        "latency",
+    ]
+    .map(String::from)
+    .to_vec();
+    let rows = r
+        .layers
+        .iter()
+        .filter(|l| l.class != CostClass::Free || !l.note.is_empty())
+        .map(|l| {
+            let m = l.mapping;
+            vec![
+                l.name.clone(),
+                l.kind.clone(),
+                l.shape.clone(),
+                l.bits.map_or("-".into(), |b| b.to_string()),
+                l.ring_bits_out.to_string(),
+                m.map_or("-".into(), |m| m.tiling.to_string()),
+                m.map_or("-".into(), |m| m.packing.to_string()),
+                m.map_or("-".into(), |m| m.n.to_string()),
+                l.he.map_or("-".into(), |h| h.log_q.to_string()),
+                l.he.map_or("-".into(), |h| h.log_t.to_string()),
+                l.ct_client_to_server.to_string(),
+                l.ct_server_to_client.to_string(),
+                human_bytes(l.bytes_client_to_server),
+                human_bytes(l.bytes_server_to_client),
+                l.rounds.to_string(),
+                if l.class == CostClass::Free {
+                    l.note.clone()
+                } else {
+                    human_seconds(l.latency_s)
+                },
+            ]
+        })
+        .collect();
+    Table { header, rows }
+}
+
+/// Totals as text lines.
+pub fn totals_text(r: &Report) -> String {
+    let t = &r.total;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "total: {} ({} client->server, {} server->client)",
+        human_bytes(t.bytes()),
+        human_bytes(t.bytes_client_to_server),
+        human_bytes(t.bytes_server_to_client)
+    );
+    let _ = writeln!(
+        s,
+        "  linear (HE): {}   non-linear (OT): {}{}",
+        human_bytes(t.bytes_linear),
+        human_bytes(t.bytes_nonlinear),
+        if t.bytes_setup > 0 {
+            format!("   (setup keys {})", human_bytes(t.bytes_setup))
+        } else {
+            String::new()
+        }
+    );
+    let _ = write!(
+        s,
+        "  rounds: {}   latency on {} ({:.0} Mbit/s, {} RTT): {}   (compute {})",
+        t.rounds,
+        r.link.name,
+        r.link.bandwidth_bps / 1e6,
+        human_seconds(r.link.rtt_s),
+        human_seconds(t.latency_s),
+        human_seconds(t.compute_s)
+    );
+    s
+}
+
+/// Reduction factors of every report against every other.
+pub fn compare_text(reports: &[Report]) -> String {
+    let mut s = String::from("reduction factor (row / column, total communication):\n");
+    let w = reports
+        .iter()
+        .map(|r| r.protocol.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    let _ = write!(s, "{:w$}", "");
+    for r in reports {
+        let _ = write!(s, "  {:>w$}", r.protocol);
+    }
+    s.push('\n');
+    for a in reports {
+        let _ = write!(s, "{:w$}", a.protocol);
+        for b in reports {
+            let _ = write!(
+                s,
+                "  {:>w$.2}",
+                a.total.bytes() as f64 / b.total.bytes().max(1) as f64
+            );
+        }
+        s.push('\n');
+    }
+    let _ = write!(s, "latency factor (row / column):\n{:w$}", "");
+    for r in reports {
+        let _ = write!(s, "  {:>w$}", r.protocol);
+    }
+    s.push('\n');
+    for a in reports {
+        let _ = write!(s, "{:w$}", a.protocol);
+        for b in reports {
+            let _ = write!(
+                s,
+                "  {:>w$.2}",
+                a.total.latency_s / b.total.latency_s.max(1e-12)
+            );
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn aligned(t: &Table) -> String {
+    let mut widths: Vec<usize> = t.header.iter().map(|h| h.len()).collect();
+    for row in &t.rows {
+        for (i, c) in row.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut s = String::new();
+    let line = |s: &mut String, row: &[String]| {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i < 3 {
+                    format!("{:<w$}", c, w = widths[i])
+                } else {
+                    format!("{:>w$}", c, w = widths[i])
+                }
+            })
+            .collect();
+        let _ = writeln!(s, "{}", cells.join("  ").trim_end());
+    };
+    line(&mut s, &t.header);
+    for row in &t.rows {
+        line(&mut s, row);
+    }
+    s
+}
+
+/// The full terminal report.
+pub fn render(reports: &[Report]) -> String {
+    let mut s = String::new();
+    for r in reports {
+        let _ = writeln!(
+            s,
+            "{} under {} | wire: {} | bits: {} | ReLU: {}",
+            r.network, r.protocol, r.wire, r.bits, r.relu
+        );
+        if r.insecure {
+            let _ = writeln!(
+                s,
+                "!! INSECURE: parameters below 128-bit security accepted with --allow-insecure"
+            );
+        }
+        s.push_str(&aligned(&layer_table(r)));
+        let _ = writeln!(s, "{}\n", totals_text(r));
+    }
+    if reports.len() > 1 {
+        s.push_str(&compare_text(reports));
+    }
+    s
+}

@@ -1,0 +1,137 @@
+//! Search over the mapspace of each layer. The search only proposes candidates and
+//! receives their costs from the model; infeasible candidates are counted by the
+//! constraint they violate.
+
+use crate::mapping::LinearMapping;
+use crate::mapping::space::{SpaceOptions, candidates};
+use crate::model::linear::{ConvGeom, HeContext, Infeasible, LinearCost, evaluate_coeff};
+use crate::protocol::CostModel;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What a search minimises.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Objective {
+    /// Bytes in both directions.
+    Comm,
+    /// Predicted latency on the chosen link.
+    Latency,
+    /// Communication first; among candidates within `tolerance` (relative) of the best,
+    /// the lowest latency.
+    CommThenLatency { tolerance: f64 },
+}
+
+impl Objective {
+    pub fn parse(s: &str) -> Result<Objective, String> {
+        match s {
+            "comm" => Ok(Objective::Comm),
+            "latency" => Ok(Objective::Latency),
+            "comm,latency" => Ok(Objective::CommThenLatency { tolerance: 0.01 }),
+            other => Err(format!(
+                "unknown objective '{other}' (known: comm, latency, comm,latency)"
+            )),
+        }
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            Objective::Comm => "comm",
+            Objective::Latency => "latency",
+            Objective::CommThenLatency { .. } => "comm,latency",
+        }
+    }
+}
+
+/// The result of searching one layer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LayerSearch {
+    pub best: Option<(LinearMapping, LinearCost)>,
+    pub evaluated: u64,
+    pub infeasible: BTreeMap<&'static str, u64>,
+    /// One example of each violated constraint, for "why is nothing feasible?".
+    pub examples: BTreeMap<&'static str, String>,
+}
+
+/// Exhaustive search of one layer's candidates. `latency` prices a candidate's latency.
+/// Deterministic: ties are broken by candidate index.
+pub fn search_layer(
+    g: &ConvGeom,
+    ctx: &HeContext,
+    cm: &CostModel,
+    opts: &SpaceOptions,
+    objective: Objective,
+    latency: &(dyn Fn(&LinearMapping, &LinearCost) -> f64 + Sync),
+) -> LayerSearch {
+    let cands = candidates(g, opts);
+    let mut infeasible = BTreeMap::new();
+    let mut examples = BTreeMap::new();
+    let mut feasible: Vec<(usize, LinearMapping, LinearCost, f64)> = Vec::new();
+    for (i, m) in cands.iter().enumerate() {
+        match evaluate_coeff(g, m, ctx, cm) {
+            Ok(c) => {
+                let lat = latency(m, &c);
+                feasible.push((i, *m, c, lat));
+            }
+            Err(e) => {
+                let k = e.constraint();
+                *infeasible.entry(k).or_insert(0) += 1;
+                examples
+                    .entry(k)
+                    .or_insert_with(|| format!("{}: {}", describe(m), e));
+            }
+        }
+    }
+    let comm = |c: &LinearCost| c.bytes_in + c.bytes_out;
+    let best = match objective {
+        Objective::Comm => feasible
+            .iter()
+            .min_by(|a, b| (comm(&a.2), a.0).cmp(&(comm(&b.2), b.0))),
+        Objective::Latency => feasible
+            .iter()
+            .min_by(|a, b| a.3.total_cmp(&b.3).then(a.0.cmp(&b.0))),
+        Objective::CommThenLatency { tolerance } => {
+            let min = feasible.iter().map(|f| comm(&f.2)).min().unwrap_or(0);
+            let limit = (min as f64 * (1.0 + tolerance)).floor() as u64;
+            feasible
+                .iter()
+                .filter(|f| comm(&f.2) <= limit)
+                .min_by(|a, b| a.3.total_cmp(&b.3).then(a.0.cmp(&b.0)))
+        }
+    };
+    LayerSearch {
+        best: best.map(|f| (f.1, f.2)),
+        evaluated: cands.len() as u64,
+        infeasible,
+        examples,
+    }
+}
+
+/// A one-line description of a mapping.
+pub fn describe(m: &LinearMapping) -> String {
+    format!("N={} tile {} pack {}", m.n, m.tiling, m.packing)
+}
+
+/// Why nothing was feasible, as one sentence.
+pub fn explain_infeasible(s: &LayerSearch) -> String {
+    let parts: Vec<String> = s
+        .infeasible
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{v} by {k} (e.g. {})",
+                s.examples.get(k).map_or("", |x| x.as_str())
+            )
+        })
+        .collect();
+    format!(
+        "all {} candidates are infeasible: {}",
+        s.evaluated,
+        parts.join("; ")
+    )
+}
+
+impl From<&Infeasible> for String {
+    fn from(e: &Infeasible) -> String {
+        e.to_string()
+    }
+}

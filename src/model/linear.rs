@@ -1,0 +1,556 @@
+//! Linear layers under HE: the coefficient encoding shared by Cheetah and the HEQuant
+//! variants (protocol reference 2.1-2.3, 4), CrypTFlow2's SIMD encoding (section 3),
+//! and the noise bound that sets each mapping's moduli.
+
+use crate::mapping::{LinearMapping, PackDirection, Packing, Tiling};
+use crate::protocol::sizes::{
+    RESPONSE_C0_EXTRA_BITS, full_ct_bytes, query_ct_bytes, response_c1_extra_bits,
+    response_ct_bytes,
+};
+use crate::protocol::{CostModel, Insecure};
+use crate::units::{RingDegree, ceil_log2};
+use crate::workload::{Layer, LayerKind};
+use serde::Serialize;
+
+/// A linear layer as the HE encoding sees it, after Cheetah's preprocessing:
+/// SAME padding applied to the input, 1 x 1 strided convolutions subsampled first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ConvGeom {
+    pub c: u64,
+    pub h: u64,
+    pub w: u64,
+    pub m: u64,
+    pub kh: u64,
+    pub kw: u64,
+    /// Stride applied to the stride-1 output (1 after subsampling).
+    pub sh: u64,
+    pub sw: u64,
+    pub groups: u64,
+    /// Output rows and columns of the layer.
+    pub out_h: u64,
+    pub out_w: u64,
+    /// Terms summed into one output: (C / groups) * kh * kw.
+    pub fan_in: u64,
+}
+
+impl ConvGeom {
+    /// The geometry of a conv, a fully connected layer, or a batch norm (a depthwise 1 x 1 conv).
+    pub fn of(layer: &Layer) -> Option<ConvGeom> {
+        let x = layer.input;
+        match &layer.kind {
+            LayerKind::Conv2d {
+                out_channels,
+                window,
+                groups,
+                ..
+            } => {
+                let (mut h, mut w) = (
+                    x.h + window.pad.top + window.pad.bottom,
+                    x.w + window.pad.left + window.pad.right,
+                );
+                let (mut sh, mut sw) = (window.sh, window.sw);
+                if window.kh == 1 && window.kw == 1 && (sh > 1 || sw > 1) {
+                    h = h.div_ceil(sh);
+                    w = w.div_ceil(sw);
+                    sh = 1;
+                    sw = 1;
+                }
+                Some(ConvGeom {
+                    c: x.c,
+                    h,
+                    w,
+                    m: *out_channels,
+                    kh: window.kh,
+                    kw: window.kw,
+                    sh,
+                    sw,
+                    groups: *groups,
+                    out_h: layer.output.h,
+                    out_w: layer.output.w,
+                    fan_in: x.c / groups * window.kh * window.kw,
+                })
+            }
+            LayerKind::Linear { out_features } => Some(ConvGeom {
+                c: x.elems(),
+                h: 1,
+                w: 1,
+                m: *out_features,
+                kh: 1,
+                kw: 1,
+                sh: 1,
+                sw: 1,
+                groups: 1,
+                out_h: 1,
+                out_w: 1,
+                fan_in: x.elems(),
+            }),
+            LayerKind::BatchNorm => Some(ConvGeom {
+                c: x.c,
+                h: x.h,
+                w: x.w,
+                m: x.c,
+                kh: 1,
+                kw: 1,
+                sh: 1,
+                sw: 1,
+                groups: x.c,
+                out_h: x.h,
+                out_w: x.w,
+                fan_in: 1,
+            }),
+            _ => None,
+        }
+    }
+
+    pub fn out_elems(&self) -> u64 {
+        self.m * self.out_h * self.out_w
+    }
+}
+
+/// Why a mapping cannot run. Each names the constraint and both numbers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(tag = "constraint", rename_all = "snake_case")]
+pub enum Infeasible {
+    #[error("ring capacity: a tile needs {need} coefficients but N = {n}")]
+    Capacity { need: u64, n: u64 },
+    #[error("tiling: {what}")]
+    Tiling { what: String },
+    #[error("packing: {what}")]
+    Packing { what: String },
+    #[error(
+        "noise: the result needs a {need_log_q}-bit modulus but the parameter set has {log_q} bits"
+    )]
+    Noise { need_log_q: u32, log_q: u32 },
+    #[error("security: {0}")]
+    Security(Insecure),
+}
+
+impl Infeasible {
+    /// A short name of the violated constraint, for counting during a search.
+    pub fn constraint(&self) -> &'static str {
+        match self {
+            Infeasible::Capacity { .. } => "ring capacity",
+            Infeasible::Tiling { .. } => "tiling",
+            Infeasible::Packing { .. } => "slot packing",
+            Infeasible::Noise { .. } => "noise",
+            Infeasible::Security(_) => "security",
+        }
+    }
+}
+
+/// The HE parameters a linear mapping is evaluated under.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeContext {
+    /// Bits of the shares' ring l (the accumulator width for quantized layers).
+    pub ring_bits: u32,
+    pub weight_bits: u32,
+    /// Bits of the layer's input activations (quantized layers).
+    pub act_bits: u32,
+    /// Fixed ciphertext modulus (Cheetah's 109 bits), or `None` for the smallest secure one.
+    pub fixed_log_q: Option<u32>,
+    /// Cap on the response modulus after switching.
+    pub response_log_q: u32,
+    pub seeded: bool,
+    pub error_std: f64,
+    pub failure_log2: i32,
+    pub flood_bits: u32,
+    pub allow_insecure: bool,
+}
+
+/// What one linear mapping costs: counts, sizes, the moduli it needs and its noise headroom.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LinearCost {
+    pub ct_in: u64,
+    pub ct_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Ciphertext x plaintext multiply-accumulates on the server.
+    pub products: u64,
+    pub log_q: u32,
+    pub log_t: u32,
+    /// Slot width in bits when packed (0 when not).
+    pub slot_bits: u32,
+    pub c1_bits: u32,
+    pub c0_bits: u32,
+    /// Body coefficients kept in all responses.
+    pub kept: u64,
+    /// log2 of the bound the noise must stay under: z * sigma_out.
+    pub noise_log2: f64,
+    /// Bits between that bound and Delta / 2.
+    pub headroom_bits: f64,
+    pub tiles: u64,
+    pub insecure: bool,
+}
+
+/// Expected square of a uniform signed weight of `b` bits: about 4^(b-1) / 3.
+fn weight_second_moment(b: u32) -> f64 {
+    (4f64.powi(b as i32 - 1) / 3.0).max(1.0 / 3.0)
+}
+
+/// The Gaussian tail factor z with exp(-z^2 / 2) <= 2^failure_log2.
+pub fn tail_factor(failure_log2: i32) -> f64 {
+    (2.0 * (-failure_log2 as f64) * std::f64::consts::LN_2).sqrt()
+}
+
+/// Bits of one slot that can hold every value that lands in it, secret-share wrap
+/// included (protocol reference 4.2): the client's share and the server's share sum to
+/// x + 2^l * wrap < 2^(l+1), each of the fan_in products adds at most 2^(b_w - 1) times
+/// that, and the slot is signed: S = l + b_w + ceil(log2 fan_in) + 1.
+pub fn slot_bits(ring_bits: u32, weight_bits: u32, fan_in: u64) -> u32 {
+    ring_bits + weight_bits + ceil_log2(fan_in) + 1
+}
+
+/// Accumulator width of a layer: b_a + b_w + ceil(log2(fan_in)) (protocol reference 4).
+pub fn accumulator_bits(act_bits: u32, weight_bits: u32, fan_in: u64) -> u32 {
+    act_bits + weight_bits + ceil_log2(fan_in)
+}
+
+/// Tiles along one axis: (count, stride-1 output rows of a full tile).
+fn axis_tiles(len: u64, k: u64, tile: u64) -> Result<(u64, u64), Infeasible> {
+    if len <= tile {
+        return Ok((1, len + 1 - k));
+    }
+    if tile < k {
+        return Err(Infeasible::Tiling {
+            what: format!("a tile of {tile} is smaller than the kernel ({k})"),
+        });
+    }
+    let step = tile - k + 1;
+    Ok(((len - k + 1).div_ceil(step), step))
+}
+
+/// Outputs at stride `s` among stride-1 rows [r0, r0 + rows) when `out` outputs exist in all.
+fn strided_in(r0: u64, rows: u64, s: u64, out: u64) -> u64 {
+    let first = r0.div_ceil(s);
+    let last = ((r0 + rows).div_ceil(s)).min(out);
+    last.saturating_sub(first)
+}
+
+/// Cheetah's HomConv tiling rule (protocol reference 2.1), exactly: it looks at neither
+/// M nor the bit width.
+pub fn cheetah_conv_tiling(g: &ConvGeom, n: u64) -> Tiling {
+    let cap = n / (g.kh * g.kw);
+    if g.h * g.w <= n {
+        Tiling {
+            c_w: (n / (g.h * g.w)).min(g.c).min(cap).max(1),
+            h_w: g.h,
+            w_w: g.w,
+            m_w: 1,
+        }
+    } else {
+        let mut h_w = (((n * g.h) as f64 / g.w as f64).sqrt().floor() as u64).min(g.h);
+        let mut w_w = (n / h_w).min(g.w);
+        if h_w.abs_diff(w_w) < 2 {
+            let s = h_w.min(w_w);
+            h_w = s;
+            w_w = s;
+        }
+        Tiling {
+            c_w: 1,
+            h_w,
+            w_w,
+            m_w: 1,
+        }
+    }
+}
+
+/// Cheetah's HomFC split (protocol reference 2.3): d0 x d1 <= N minimising
+/// ceil(n_i / d1) + ceil(n_o / d0); the first minimum in increasing d1 is taken.
+pub fn cheetah_fc_tiling(n_i: u64, n_o: u64, n: u64) -> Tiling {
+    let mut best = (u64::MAX, 1, 1);
+    for d1 in 1..=n_i.min(n) {
+        let d0 = (n / d1).min(n_o).max(1);
+        let cost = n_i.div_ceil(d1) + n_o.div_ceil(d0);
+        if cost < best.0 {
+            best = (cost, d1, d0);
+        }
+    }
+    Tiling {
+        c_w: best.1,
+        h_w: 1,
+        w_w: 1,
+        m_w: best.2,
+    }
+}
+
+/// The tiling Cheetah would use for this layer.
+pub fn cheetah_tiling(g: &ConvGeom, n: u64) -> Tiling {
+    if g.h == 1 && g.w == 1 && g.kh == 1 && g.kw == 1 && g.groups == 1 {
+        cheetah_fc_tiling(g.c, g.m, n)
+    } else {
+        cheetah_conv_tiling(g, n)
+    }
+}
+
+/// Evaluates one coefficient-encoded mapping: counts, moduli, noise and bytes.
+///
+/// The formulas (protocol reference 2.1, 2.2, 4):
+/// - spatial packing by b splits the rows into b bands that share coefficients;
+/// - tiles per axis = ceil((len - k + 1) / (tile - k + 1)) (1 if the axis fits);
+/// - capacity: M_w * C_w * H_w * W_w <= N;
+/// - query ciphertexts = ceil(C' / C_w) * tiles (C' = ceil(C / b) when packing input channels);
+/// - response ciphertexts = ceil(M / (M_w * b_out)) * tiles;
+/// - log t = l unpacked; b * S (spatial, output channel) or (2b - 1) * S (input channel) packed;
+/// - noise: sigma_out = sigma * sqrt(M_w * fan_in * E[w^2]) * 2^((b-1) S) for weight-side packing;
+///   log q >= log t + 1 + log2(z * sigma_out) + flood bits, z = sqrt(2 * 40 * ln 2);
+/// - response: c1 at log t + floor(log2(12 N sqrt(1/18))) bits for all N coefficients, c0 at
+///   log t + 1 bits for the coefficients that hold outputs.
+pub fn evaluate_coeff(
+    g: &ConvGeom,
+    map: &LinearMapping,
+    ctx: &HeContext,
+    cm: &CostModel,
+) -> Result<LinearCost, Infeasible> {
+    let n = map.n.as_u64();
+    let Tiling { c_w, h_w, w_w, m_w } = map.tiling;
+    let Packing { direction, factor } = map.packing;
+    let b = if direction == PackDirection::None {
+        1
+    } else {
+        factor.max(1)
+    } as u64;
+    if c_w == 0 || h_w == 0 || w_w == 0 || m_w == 0 {
+        return Err(Infeasible::Tiling {
+            what: "tile sizes must be at least 1".into(),
+        });
+    }
+    if g.groups > 1 && m_w > 1 {
+        return Err(Infeasible::Tiling {
+            what: format!("grouped convolutions (groups = {}) take M_w = 1", g.groups),
+        });
+    }
+    if g.groups > 1
+        && matches!(
+            direction,
+            PackDirection::OutputChannel | PackDirection::InputChannel
+        )
+        && b > 1
+    {
+        return Err(Infeasible::Packing {
+            what: format!("channel packing needs groups = 1 (groups = {})", g.groups),
+        });
+    }
+    // Spatial packing: b bands of rows share the coefficients.
+    let out_rows_s1 = g.h + 1 - g.kh;
+    let h_eff = if direction == PackDirection::Spatial && b > 1 {
+        if out_rows_s1 < b {
+            return Err(Infeasible::Packing {
+                what: format!(
+                    "{b} bands need at least {b} output rows, the layer has {out_rows_s1}"
+                ),
+            });
+        }
+        out_rows_s1.div_ceil(b) + g.kh - 1
+    } else {
+        g.h
+    };
+    let c_eff = if direction == PackDirection::InputChannel {
+        g.c.div_ceil(b)
+    } else {
+        g.c
+    };
+    if c_w > c_eff {
+        return Err(Infeasible::Tiling {
+            what: format!("C_w = {c_w} exceeds the {c_eff} channels"),
+        });
+    }
+    let m_slots = if direction == PackDirection::OutputChannel {
+        b
+    } else {
+        1
+    };
+    if m_w > 1 && m_w * m_slots > g.m {
+        return Err(Infeasible::Tiling {
+            what: format!("M_w = {m_w} exceeds the {} output channels", g.m),
+        });
+    }
+    let th = h_w.min(h_eff);
+    let tw = w_w.min(g.w);
+    let need = m_w * c_w * th * tw;
+    if need > n {
+        return Err(Infeasible::Capacity { need, n });
+    }
+    let (tiles_h, step_h) = axis_tiles(h_eff, g.kh, h_w)?;
+    let (tiles_w, step_w) = axis_tiles(g.w, g.kw, w_w)?;
+    let tiles = tiles_h * tiles_w;
+
+    // Moduli.
+    let eff_w_bits = ctx.weight_bits;
+    let (log_t, slot, amp_bits) = if b > 1 {
+        let s = slot_bits(ctx.ring_bits, eff_w_bits, g.fan_in);
+        match direction {
+            PackDirection::Spatial => (b as u32 * s, s, 0),
+            PackDirection::OutputChannel => (b as u32 * s, s, (b as u32 - 1) * s),
+            PackDirection::InputChannel => ((2 * b as u32 - 1) * s, s, (b as u32 - 1) * s),
+            PackDirection::None => unreachable!("b > 1 only when packed"),
+        }
+    } else {
+        (ctx.ring_bits, 0, 0)
+    };
+    let terms = (m_w * g.fan_in) as f64;
+    let sigma_out = ctx.error_std * (terms * weight_second_moment(eff_w_bits)).sqrt();
+    let noise_log2 = (tail_factor(ctx.failure_log2) * sigma_out).log2() + amp_bits as f64;
+    let need_log_q = log_t + 1 + noise_log2.max(0.0).ceil() as u32 + ctx.flood_bits;
+    let log_q = match ctx.fixed_log_q {
+        Some(q) => {
+            if need_log_q > q {
+                return Err(Infeasible::Noise {
+                    need_log_q,
+                    log_q: q,
+                });
+            }
+            q
+        }
+        None => need_log_q,
+    };
+    let mut insecure = false;
+    if let Err(e) = cm.check_security(map.n, log_q) {
+        if ctx.allow_insecure {
+            insecure = true;
+        } else {
+            return Err(Infeasible::Security(e));
+        }
+    }
+    let headroom_bits = (log_q - log_t - 1 - ctx.flood_bits) as f64 - noise_log2;
+    let c1_bits = (log_t + response_c1_extra_bits(n))
+        .min(log_q)
+        .min(ctx.response_log_q.max(log_t + 1));
+    let c0_bits = (log_t + RESPONSE_C0_EXTRA_BITS).min(log_q);
+
+    // Counts.
+    let ct_in = c_eff.div_ceil(c_w) * tiles;
+    let per_ct_channels = m_w * m_slots;
+    let groups_full = g.m / per_ct_channels;
+    let rem = g.m % per_ct_channels;
+    let ct_out = g.m.div_ceil(per_ct_channels) * tiles;
+    let c_per_group = g.c / g.groups;
+    let in_per_out = if g.groups > 1 {
+        c_per_group.div_ceil(c_w).max(1)
+    } else {
+        c_eff.div_ceil(c_w)
+    };
+    let products = ct_out * in_per_out;
+
+    // Response bytes, tile by tile (the last tile of an axis may be shorter).
+    let out_h_band = if direction == PackDirection::Spatial && b > 1 {
+        g.out_h.div_ceil(b)
+    } else {
+        g.out_h
+    };
+    let mut bytes_out = 0u64;
+    let mut kept_total = 0u64;
+    let row_classes = tile_classes(tiles_h, step_h, h_eff + 1 - g.kh);
+    let col_classes = tile_classes(tiles_w, step_w, g.w + 1 - g.kw);
+    for &(rh, r0, rows) in &row_classes {
+        let oh = strided_in(r0, rows, g.sh, out_h_band);
+        for &(cw, c0, cols) in &col_classes {
+            let ow = strided_in(c0, cols, g.sw, g.out_w);
+            let positions = oh * ow;
+            let kept_full = m_w * positions;
+            let kept_rem = rem.div_ceil(m_slots) * positions;
+            let count = rh * cw;
+            bytes_out += count
+                * (groups_full * response_ct_bytes(n, c1_bits, kept_full, c0_bits)
+                    + if rem > 0 {
+                        response_ct_bytes(n, c1_bits, kept_rem, c0_bits)
+                    } else {
+                        0
+                    });
+            kept_total += count * (groups_full * kept_full + if rem > 0 { kept_rem } else { 0 });
+        }
+    }
+    let bytes_in = ct_in * query_ct_bytes(n, log_q, ctx.seeded);
+    Ok(LinearCost {
+        ct_in,
+        ct_out,
+        bytes_in,
+        bytes_out,
+        products,
+        log_q,
+        log_t,
+        slot_bits: slot,
+        c1_bits,
+        c0_bits,
+        kept: kept_total,
+        noise_log2,
+        headroom_bits,
+        tiles,
+        insecure,
+    })
+}
+
+/// Tiles of one axis grouped by size: (count, first stride-1 output row of one of them,
+/// its stride-1 output rows). Representative first rows matter only for strided layers,
+/// so full tiles are listed one by one when the axis is short and grouped otherwise.
+fn tile_classes(tiles: u64, step: u64, out_rows: u64) -> Vec<(u64, u64, u64)> {
+    (0..tiles)
+        .map(|i| {
+            let r0 = i * step;
+            (1, r0, step.min(out_rows - r0))
+        })
+        .collect()
+}
+
+/// CrypTFlow2's SIMD conv (protocol reference 3): the padded image rounded up to a power
+/// of two must fit N/2 slots (otherwise it is split into overlapping pieces that do);
+/// channels per half-ciphertext = (N/2) / image size; query and response ciphertexts =
+/// ceil(C or M / (2 * channels per half)) per piece; full ciphertexts both ways.
+pub fn cryptflow2_conv(g: &ConvGeom, n: u64, log_q: u32) -> (u64, u64, u64, u64, u64) {
+    let half = n / 2;
+    let fits = |h: u64, w: u64| (h * w).next_power_of_two() <= half;
+    let (mut ph, mut pw) = (g.h, g.w);
+    while !fits(ph, pw) {
+        if ph >= pw {
+            ph = (ph + g.kh).div_ceil(2).max(g.kh)
+        } else {
+            pw = (pw + g.kw).div_ceil(2).max(g.kw)
+        }
+        if ph == g.kh && pw == g.kw {
+            break;
+        }
+    }
+    let pieces = axis_tiles(g.h, g.kh, ph).map(|t| t.0).unwrap_or(1)
+        * axis_tiles(g.w, g.kw, pw).map(|t| t.0).unwrap_or(1);
+    let image = (ph * pw).next_power_of_two();
+    let cph = (half / image).max(1);
+    let per = 2 * cph;
+    let ct_in = g.c.div_ceil(per) * pieces;
+    let ct_out = g.m.div_ceil(per) * pieces;
+    let bytes = full_ct_bytes(n, log_q);
+    // Rotations: one per (input ciphertext, kernel position) on the server.
+    let products = ct_in * g.kh * g.kw * g.m.div_ceil(per).max(1);
+    (ct_in, ct_out, ct_in * bytes, ct_out * bytes, products)
+}
+
+/// An element-wise product (batch norm scale) with SIMD over CRT plaintext primes, as
+/// Cheetah's HomBN and CrypTFlow2's element-wise protocol run it (protocol reference 2.3):
+/// primes = ceil((2l + 1 + stat) / max_prime_bits), ceil(elements / N) ciphertexts per prime.
+#[allow(clippy::too_many_arguments)]
+pub fn simd_elementwise(
+    elems: u64,
+    n: RingDegree,
+    ring_bits: u32,
+    stat_bits: u32,
+    max_prime_bits: u32,
+    log_q: u32,
+    seeded: bool,
+    truncated_response: bool,
+) -> (u64, u64, u64, u64) {
+    let total = 2 * ring_bits + 1 + stat_bits;
+    let primes = total.div_ceil(max_prime_bits) as u64;
+    let prime_bits = total.div_ceil(primes as u32);
+    let nn = n.as_u64();
+    let cts = elems.div_ceil(nn) * primes;
+    let q_bytes = query_ct_bytes(nn, log_q, seeded);
+    let r_bytes = if truncated_response {
+        response_ct_bytes(
+            nn,
+            prime_bits + response_c1_extra_bits(nn),
+            nn,
+            prime_bits + RESPONSE_C0_EXTRA_BITS,
+        )
+    } else {
+        full_ct_bytes(nn, log_q)
+    };
+    (cts, cts, cts * q_bytes, cts * r_bytes)
+}

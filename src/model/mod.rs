@@ -1,0 +1,618 @@
+//! The pure evaluation: network + protocol + options -> per-layer report.
+//! No I/O, no clock, no threads of its own beyond rayon's data parallelism, which
+//! does not change any result.
+
+pub mod linear;
+pub mod nonlinear;
+pub mod report;
+
+use crate::mapper::{Objective, explain_infeasible, search_layer};
+use crate::mapping::space::SpaceOptions;
+use crate::mapping::{LayerChoice, LinearMapping, PackDirection};
+use crate::protocol::{ComputeProfile, CostModel, Link, Protocol, ReluVariant, WireFormat};
+use crate::units::Bits;
+use crate::workload::{BitWidths, CostClass, LayerKind, Network};
+use linear::{ConvGeom, HeContext, LinearCost, accumulator_bits, cheetah_tiling, evaluate_coeff};
+use nonlinear::OtModel;
+use rayon::prelude::*;
+use report::{LayerReport, LinkInfo, Report, SCHEMA_VERSION, Totals};
+use std::collections::HashMap;
+
+/// How batch norms are priced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BnPolicy {
+    /// Fold a batch norm that directly follows a convolution into it; price the rest with HE.
+    #[default]
+    Auto,
+    /// Price every batch norm as its own HE layer.
+    Separate,
+}
+
+/// Where per-layer bit widths come from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BitsPolicy {
+    /// Uniform widths for every weighted layer (`--bits w4a4`); `None`: the network file.
+    pub uniform: Option<BitWidths>,
+    /// Apply `uniform` to the first and last weighted layers too (otherwise they take 8 bits).
+    pub all_layers: bool,
+}
+
+impl BitsPolicy {
+    pub fn describe(&self) -> String {
+        match self.uniform {
+            None => "from the network file".into(),
+            Some(b) if self.all_layers => format!("{b} on every layer"),
+            Some(b) => format!("{b} (first and last layer w8a8)"),
+        }
+    }
+}
+
+/// Parses `w4a4`, `w8a4`, or a single number (`4` = w4a4).
+pub fn parse_bits(s: &str) -> Result<BitWidths, String> {
+    let err = || {
+        format!("bit widths '{s}': expected wXaY (for example w4a4) or one number, each in 1..=32")
+    };
+    let num = |t: &str| -> Result<Bits, String> {
+        let v: i64 = t.parse().map_err(|_| err())?;
+        Bits::try_new(v).map_err(|e| format!("bit widths '{s}': {e}"))
+    };
+    if let Some(rest) = s.strip_prefix('w') {
+        let (w, a) = rest.split_once('a').ok_or_else(err)?;
+        Ok(BitWidths {
+            w: num(w)?,
+            a: num(a)?,
+        })
+    } else {
+        let b = num(s)?;
+        Ok(BitWidths { w: b, a: b })
+    }
+}
+
+/// Everything besides the network and the cost model that a prediction depends on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalOptions {
+    pub protocol: Protocol,
+    pub wire: WireFormat,
+    pub link_name: String,
+    pub link: Link,
+    pub bits: BitsPolicy,
+    pub bn: BnPolicy,
+    pub relu: Option<ReluVariant>,
+    pub allow_insecure: bool,
+    pub objective: Objective,
+    /// Per-layer choices that replace the protocol's own (a saved mapping).
+    pub overrides: HashMap<String, LayerChoice>,
+}
+
+impl EvalOptions {
+    pub fn new(protocol: Protocol, cm: &CostModel) -> EvalOptions {
+        EvalOptions {
+            protocol,
+            wire: WireFormat::Native,
+            link_name: "lan".into(),
+            link: cm.link("lan").expect("the shipped links file defines lan"),
+            bits: BitsPolicy::default(),
+            bn: BnPolicy::Auto,
+            relu: None,
+            allow_insecure: false,
+            objective: Objective::Comm,
+            overrides: HashMap::new(),
+        }
+    }
+}
+
+/// Why a network cannot be evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    #[error("layer '{layer}': {message}")]
+    Layer { layer: String, message: String },
+    #[error("{0}; pass --allow-insecure to accept it (every output is then marked insecure)")]
+    Insecure(crate::protocol::Insecure),
+    #[error("{0}")]
+    Options(String),
+}
+
+/// Seconds of compute for a linear mapping on a profile (client encrypt/decrypt, server
+/// NTTs and multiply-accumulates), scaled linearly in N from the profile's N = 4096.
+pub fn linear_compute_s(p: &ComputeProfile, n: u64, c: &LinearCost, ntt: bool) -> f64 {
+    let scale = n as f64 / 4096.0;
+    let us = if ntt {
+        c.ct_in as f64 * (p.encrypt_us + 2.0 * p.ntt_forward_us)
+            + c.products as f64 * 2.0 * p.mul_acc_us
+            + c.ct_out as f64 * (2.0 * p.ntt_inverse_us + p.decrypt_us)
+    } else {
+        c.ct_in as f64 * p.encrypt_us
+            + c.products as f64 * 2.0 * p.mul_acc_us
+            + c.ct_out as f64 * p.decrypt_us
+    };
+    us * scale * 1e-6 / p.threads.max(1) as f64
+}
+
+/// Latency of a step: compute + transfer + round trips.
+pub fn step_latency(link: &Link, bytes: u64, rounds: u32, compute_s: f64) -> f64 {
+    compute_s + bytes as f64 * 8.0 / link.bandwidth_bps.get() + rounds as f64 * link.rtt_s
+}
+
+struct Planned {
+    bits: Option<BitWidths>,
+    folded_into: Option<String>,
+    ring_in: u32,
+    ring_out: u32,
+    /// The linear layer's own ring (accumulator), if linear.
+    acc: Option<u32>,
+}
+
+/// Resolves bit widths, batch-norm folding and the ring of every layer.
+fn plan(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Vec<Planned>, ModelError> {
+    let pf = cm.protocol_file(opts.protocol);
+    let quant = opts.protocol.is_quantized();
+    let weighted: Vec<usize> = (0..net.layers.len())
+        .filter(|&i| net.layers[i].kind.has_weights())
+        .collect();
+    let (first, last) = (weighted.first().copied(), weighted.last().copied());
+    let eight = BitWidths {
+        w: Bits::try_new(8).expect("8 is a bit width"),
+        a: Bits::try_new(8).expect("8"),
+    };
+    let mut plans: Vec<Planned> = Vec::with_capacity(net.layers.len());
+    let default_w = opts.bits.uniform.or(net.default_bits);
+    for (i, l) in net.layers.iter().enumerate() {
+        let bits = if let Some(o) = opts.overrides.get(&l.name).and_then(|o| o.bits) {
+            Some(o)
+        } else if l.kind.has_weights() {
+            match opts.bits.uniform {
+                Some(_) if !opts.bits.all_layers && (Some(i) == first || Some(i) == last) => {
+                    Some(eight)
+                }
+                Some(u) => Some(u),
+                None => l.bits.or(net.default_bits),
+            }
+        } else if matches!(l.kind, LayerKind::BatchNorm) {
+            default_w
+        } else {
+            None
+        };
+        if quant
+            && (l.kind.has_weights() || matches!(l.kind, LayerKind::BatchNorm))
+            && bits.is_none()
+        {
+            return Err(ModelError::Layer {
+                layer: l.name.clone(),
+                message: format!(
+                    "{} needs bit widths: the network file gives none, pass --bits (for example --bits w8a8)",
+                    opts.protocol
+                ),
+            });
+        }
+        let folded_into = match (&l.kind, opts.bn) {
+            (LayerKind::BatchNorm, BnPolicy::Auto) => {
+                let src = l.inputs[0];
+                (src != usize::MAX
+                    && matches!(net.layers[src].kind, LayerKind::Conv2d { .. })
+                    && net.consumers(src) == vec![i])
+                .then(|| net.layers[src].name.clone())
+            }
+            _ => None,
+        };
+        plans.push(Planned {
+            bits,
+            folded_into,
+            ring_in: 0,
+            ring_out: 0,
+            acc: None,
+        });
+    }
+    // Accumulator rings of the linear layers.
+    let base = pf.he.log_t.get();
+    for (i, l) in net.layers.iter().enumerate() {
+        let is_lin = l.kind.cost_class() == CostClass::Linear && plans[i].folded_into.is_none();
+        if is_lin {
+            plans[i].acc = Some(if quant {
+                let b = plans[i].bits.expect("checked above");
+                match l.kind {
+                    LayerKind::BatchNorm => b.a.get() + b.w.get(),
+                    _ => accumulator_bits(b.a.get(), b.w.get(), l.fan_in()),
+                }
+            } else {
+                base
+            });
+        }
+    }
+    // Ring each non-linear layer must deliver: the accumulator of the next linear layer
+    // reached through free layers; otherwise its input ring.
+    let need_of = |i: usize, plans: &Vec<Planned>| -> Option<u32> {
+        let mut j = i;
+        loop {
+            let cons = net.consumers(j);
+            let &c = cons.first()?;
+            if let Some(a) = plans[c].acc {
+                return Some(a);
+            }
+            match net.layers[c].kind.cost_class() {
+                CostClass::Free => j = c,
+                _ if plans[c].folded_into.is_some() => j = c,
+                _ => return None,
+            }
+        }
+    };
+    let first_acc = plans.iter().find_map(|p| p.acc).unwrap_or(base);
+    for i in 0..net.layers.len() {
+        let l = &net.layers[i];
+        let ring_in = l
+            .inputs
+            .iter()
+            .map(|&j| {
+                if j == usize::MAX {
+                    first_acc
+                } else {
+                    plans[j].ring_out
+                }
+            })
+            .max()
+            .unwrap_or(base);
+        let ring_out = if let Some(a) = plans[i].acc {
+            a
+        } else if l.kind.cost_class() == CostClass::NonLinear && quant {
+            need_of(i, &plans).unwrap_or(ring_in)
+        } else {
+            ring_in
+        };
+        plans[i].ring_in = ring_in;
+        plans[i].ring_out = ring_out;
+    }
+    Ok(plans)
+}
+
+/// The HE context of a linear layer under a protocol.
+pub fn he_context(
+    protocol: Protocol,
+    cm: &CostModel,
+    ring: u32,
+    bits: Option<BitWidths>,
+    allow_insecure: bool,
+) -> HeContext {
+    let pf = cm.protocol_file(protocol);
+    let quant = protocol.is_quantized();
+    HeContext {
+        ring_bits: ring,
+        weight_bits: if quant {
+            bits.map_or(pf.he.weight_bits, |b| b.w.get())
+        } else {
+            pf.he.weight_bits
+        },
+        act_bits: bits.map_or(ring, |b| b.a.get()),
+        fixed_log_q: if quant { None } else { Some(pf.he.log_q.get()) },
+        response_log_q: pf.he.response_log_q.get(),
+        seeded: pf.he.seeded_query,
+        error_std: pf.he.error_std,
+        failure_log2: pf.he.failure_log2,
+        flood_bits: pf.he.flood_bits,
+        allow_insecure,
+    }
+}
+
+/// The mapspace a protocol searches for one layer.
+pub fn space_options(protocol: Protocol, cm: &CostModel) -> SpaceOptions {
+    let pf = cm.protocol_file(protocol);
+    let packing = matches!(protocol, Protocol::HequantPacked | Protocol::Hequant);
+    SpaceOptions {
+        ring_degrees: if protocol == Protocol::Hequant && !pf.he.ring_degrees.is_empty() {
+            pf.he.ring_degrees.clone()
+        } else {
+            vec![pf.he.ring_degree]
+        },
+        max_pack_factor: if packing { pf.packing.max_factor } else { 1 },
+        max_m_w: if protocol == Protocol::Hequant {
+            pf.packing.max_output_channel_block as u64
+        } else {
+            1
+        },
+        free_tiling: protocol == Protocol::Hequant,
+        pack_directions: if packing {
+            PackDirection::ALL.to_vec()
+        } else {
+            vec![PackDirection::None]
+        },
+    }
+}
+
+/// Evaluates a network under the options: the per-layer report and its totals.
+pub fn evaluate(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Report, ModelError> {
+    let pf = cm.protocol_file(opts.protocol);
+    let plans = plan(net, opts, cm)?;
+    let mut insecure = false;
+    if !opts.protocol.is_quantized()
+        && let Err(e) = cm.check_security(pf.he.ring_degree, pf.he.log_q.get())
+    {
+        if !opts.allow_insecure {
+            return Err(ModelError::Insecure(e));
+        }
+        insecure = true;
+    }
+    let ot = OtModel {
+        ot: cm.ot_costs(pf.nonlinear.ot),
+        digit_bits: cm.primitives.digit_bits,
+        relu: opts.relu.unwrap_or(pf.nonlinear.relu),
+        approx_relu_bits: pf.nonlinear.approx_relu_bits,
+        truncation: pf.nonlinear.truncation,
+    };
+    let overhead = match opts.wire {
+        WireFormat::Native => pf.wire.native_overhead,
+        WireFormat::Packed => 1.0,
+    };
+    let wire_bytes = |b: u64| (b as f64 * overhead).round() as u64;
+    let profile = &cm.compute;
+    let link = opts.link;
+    let space = space_options(opts.protocol, cm);
+
+    let layers: Result<Vec<LayerReport>, ModelError> = net
+        .layers
+        .par_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let p = &plans[i];
+            let mut r = LayerReport {
+                name: l.name.clone(),
+                kind: l.kind.name().to_string(),
+                class: l.kind.cost_class(),
+                shape: l.shape_text(),
+                input: l.input,
+                output: l.output,
+                bits: p.bits.filter(|_| opts.protocol.is_quantized()),
+                ring_bits_in: p.ring_in,
+                ring_bits_out: p.ring_out,
+                mapping: None,
+                he: None,
+                ct_client_to_server: 0,
+                ct_server_to_client: 0,
+                bytes_client_to_server: 0,
+                bytes_server_to_client: 0,
+                bytes_linear: 0,
+                bytes_nonlinear: 0,
+                rounds: 0,
+                compute_s: 0.0,
+                latency_s: 0.0,
+                note: String::new(),
+            };
+            if let Some(into) = &p.folded_into {
+                r.class = CostClass::Free;
+                r.note = format!("folded into {into}");
+                return Ok(r);
+            }
+            match l.kind.cost_class() {
+                CostClass::Free => {}
+                CostClass::NonLinear => {
+                    let requant =
+                        opts.protocol.is_quantized() && matches!(l.kind, LayerKind::Relu { .. });
+                    let s = ot.layer(l, p.ring_in, p.ring_out, requant);
+                    let bytes = (s.bits / 8.0).ceil() as u64;
+                    r.bytes_client_to_server = bytes / 2;
+                    r.bytes_server_to_client = bytes - bytes / 2;
+                    r.bytes_nonlinear = bytes;
+                    r.rounds = s.rounds;
+                    r.compute_s = s.bits * profile.ot_ns_per_bit * 1e-9;
+                }
+                CostClass::Linear => {
+                    linear_layer(net, i, p, opts, cm, &space, &mut r, &ot)?;
+                    r.ct_client_to_server = r.he.map_or(r.ct_client_to_server, |c| c.ct_in);
+                    r.ct_server_to_client = r.he.map_or(r.ct_server_to_client, |c| c.ct_out);
+                }
+            }
+            // Wire overhead applies to the ciphertexts only.
+            let lin_in = wire_bytes(
+                r.bytes_client_to_server
+                    .saturating_sub(r.bytes_nonlinear / 2),
+            );
+            let lin_out = wire_bytes(
+                r.bytes_server_to_client
+                    .saturating_sub(r.bytes_nonlinear - r.bytes_nonlinear / 2),
+            );
+            if r.class == CostClass::Linear {
+                r.bytes_client_to_server = lin_in + r.bytes_nonlinear / 2;
+                r.bytes_server_to_client = lin_out + (r.bytes_nonlinear - r.bytes_nonlinear / 2);
+                r.bytes_linear = lin_in + lin_out;
+            }
+            r.latency_s = step_latency(&link, r.bytes(), r.rounds, r.compute_s);
+            Ok(r)
+        })
+        .collect();
+    let layers = layers?;
+    let mut warnings = Vec::new();
+    let mut total = Totals::default();
+    if opts.protocol == Protocol::Cryptflow2 && pf.he.galois_keys > 0 {
+        // Rotation keys, sent once by the client: each key has one component per
+        // special-prime decomposition level (primes - 1 = 3 at 218 bits) of two polynomials.
+        let n = pf.he.ring_degree.as_u64();
+        let levels = (pf.he.log_q.get() as u64)
+            .div_ceil(60)
+            .saturating_sub(1)
+            .max(1);
+        let key = levels * crate::protocol::sizes::full_ct_bytes(n, pf.he.log_q.get());
+        total.bytes_setup = wire_bytes(pf.he.galois_keys as u64 * key);
+        total.bytes_client_to_server += total.bytes_setup;
+        total.bytes_linear += total.bytes_setup;
+        total.latency_s += total.bytes_setup as f64 * 8.0 / link.bandwidth_bps.get();
+    }
+    for r in &layers {
+        insecure |= r.he.is_some_and(|h| h.insecure);
+        total.ct_client_to_server += r.ct_client_to_server;
+        total.ct_server_to_client += r.ct_server_to_client;
+        total.bytes_client_to_server += r.bytes_client_to_server;
+        total.bytes_server_to_client += r.bytes_server_to_client;
+        total.bytes_linear += r.bytes_linear;
+        total.bytes_nonlinear += r.bytes_nonlinear;
+        total.rounds += r.rounds;
+        total.compute_s += r.compute_s;
+        total.latency_s += r.latency_s;
+    }
+    if insecure {
+        warnings.push(
+            "INSECURE: a parameter set below 128-bit security was accepted (--allow-insecure)"
+                .into(),
+        );
+    }
+    Ok(Report {
+        schema_version: SCHEMA_VERSION,
+        network: net.name.clone(),
+        protocol: opts.protocol.name().into(),
+        wire: match opts.wire {
+            WireFormat::Native => pf.wire.native_name.clone(),
+            WireFormat::Packed => "bit-packed".into(),
+        },
+        relu: match ot.relu {
+            ReluVariant::Exact => "exact".into(),
+            ReluVariant::Approx => format!("approx (top {} bits)", ot.approx_relu_bits),
+        },
+        bits: if opts.protocol.is_quantized() {
+            opts.bits.describe()
+        } else {
+            format!("{}-bit fixed point", pf.he.log_t)
+        },
+        link: LinkInfo {
+            name: opts.link_name.clone(),
+            bandwidth_bps: link.bandwidth_bps.get(),
+            rtt_s: link.rtt_s,
+        },
+        insecure,
+        warnings,
+        layers,
+        total,
+    })
+}
+
+/// Prices one linear layer (conv, fully connected or batch norm) into `r`.
+#[allow(clippy::too_many_arguments)]
+fn linear_layer(
+    net: &Network,
+    i: usize,
+    p: &Planned,
+    opts: &EvalOptions,
+    cm: &CostModel,
+    space: &SpaceOptions,
+    r: &mut LayerReport,
+    ot: &OtModel,
+) -> Result<(), ModelError> {
+    let l = &net.layers[i];
+    let pf = cm.protocol_file(opts.protocol);
+    let acc = p.acc.expect("linear layers have an accumulator ring");
+    let err = |m: String| ModelError::Layer {
+        layer: l.name.clone(),
+        message: m,
+    };
+    let geom = ConvGeom::of(l).ok_or_else(|| err("not a linear layer".into()))?;
+    let profile = &cm.compute;
+    let link = opts.link;
+    // Shares arriving in another ring are requantized first (a truncation or extension).
+    if opts.protocol.is_quantized() && p.ring_in != acc {
+        let s = ot.truncate(p.ring_in, acc);
+        let bytes = (s.bits * l.input.elems() as f64 / 8.0).ceil() as u64;
+        r.bytes_nonlinear += bytes;
+        r.bytes_client_to_server += bytes / 2;
+        r.bytes_server_to_client += bytes - bytes / 2;
+        r.rounds += s.rounds;
+        r.compute_s += s.bits * l.input.elems() as f64 * profile.ot_ns_per_bit * 1e-9;
+        r.note = format!("requantize {} -> {} bits", p.ring_in, acc);
+    }
+    r.rounds += 1;
+    let n = pf.he.ring_degree;
+    let is_bn = matches!(l.kind, LayerKind::BatchNorm);
+    match opts.protocol {
+        Protocol::Cryptflow2 => {
+            let nn = n.as_u64();
+            let (ci, co, bi, bo, prods) = if is_bn {
+                let (a, b, c, d) = linear::simd_elementwise(
+                    l.input.elems(),
+                    n,
+                    acc,
+                    pf.bn.stat_bits,
+                    pf.bn.max_prime_bits,
+                    pf.he.log_q.get(),
+                    false,
+                    false,
+                );
+                (a, b, c, d, a)
+            } else {
+                linear::cryptflow2_conv(&geom, nn, pf.he.log_q.get())
+            };
+            set_counts(r, ci, co, bi, bo);
+            r.compute_s += (ci as f64 * profile.encrypt_us
+                + prods as f64 * 2.0 * profile.mul_acc_us * 4.0
+                + co as f64 * profile.decrypt_us)
+                * nn as f64
+                / 4096.0
+                * 1e-6
+                / profile.threads.max(1) as f64;
+            r.note = join(&r.note, "SIMD packing, full ciphertexts");
+            return Ok(());
+        }
+        Protocol::Cheetah if is_bn => {
+            let (ci, co, bi, bo) = linear::simd_elementwise(
+                l.input.elems(),
+                n,
+                acc,
+                pf.bn.stat_bits,
+                pf.bn.max_prime_bits,
+                pf.he.log_q.get(),
+                true,
+                true,
+            );
+            set_counts(r, ci, co, bi, bo);
+            r.compute_s += (ci as f64 * (profile.encrypt_us + 2.0 * profile.ntt_forward_us)
+                + co as f64 * (profile.decrypt_us + 2.0 * profile.ntt_inverse_us))
+                * 1e-6
+                / profile.threads.max(1) as f64;
+            r.note = join(&r.note, "HomBN (SIMD over CRT primes)");
+            return Ok(());
+        }
+        _ => {}
+    }
+    let ctx = he_context(opts.protocol, cm, acc, p.bits, opts.allow_insecure);
+    let lat = |m: &LinearMapping, c: &LinearCost| {
+        step_latency(
+            &link,
+            c.bytes_in + c.bytes_out,
+            1,
+            linear_compute_s(profile, m.n.as_u64(), c, true),
+        )
+    };
+    let (mapping, cost) = if let Some(m) = opts.overrides.get(&l.name).and_then(|o| o.linear) {
+        let c = evaluate_coeff(&geom, &m, &ctx, cm)
+            .map_err(|e| err(format!("the saved mapping is infeasible: {e}")))?;
+        (m, c)
+    } else if opts.protocol == Protocol::Cheetah || opts.protocol == Protocol::HequantNaive {
+        let m = LinearMapping {
+            n,
+            tiling: cheetah_tiling(&geom, n.as_u64()),
+            packing: crate::mapping::Packing::NONE,
+        };
+        let c = evaluate_coeff(&geom, &m, &ctx, cm)
+            .map_err(|e| err(format!("{} mapping is infeasible: {e}", opts.protocol)))?;
+        (m, c)
+    } else {
+        let s = search_layer(&geom, &ctx, cm, space, opts.objective, &lat);
+        match s.best {
+            Some(b) => b,
+            None => return Err(err(explain_infeasible(&s))),
+        }
+    };
+    set_counts(r, cost.ct_in, cost.ct_out, cost.bytes_in, cost.bytes_out);
+    r.compute_s += linear_compute_s(profile, mapping.n.as_u64(), &cost, true);
+    r.mapping = Some(mapping);
+    r.he = Some(cost);
+    Ok(())
+}
+
+fn set_counts(r: &mut LayerReport, ci: u64, co: u64, bi: u64, bo: u64) {
+    r.ct_client_to_server = ci;
+    r.ct_server_to_client = co;
+    r.bytes_client_to_server += bi;
+    r.bytes_server_to_client += bo;
+}
+
+fn join(a: &str, b: &str) -> String {
+    if a.is_empty() {
+        b.to_string()
+    } else {
+        format!("{a}; {b}")
+    }
+}

@@ -1,0 +1,390 @@
+//! Network files (`networks/*.toml`, format "hequant-network", version 1).
+
+use super::{SpecError, parse, read_text};
+use crate::workload::{BitWidths, BnFold, LayerDef, LayerKind, Network, Padding, Shape, Window};
+use serde::Deserialize;
+use std::path::Path;
+use toml::Spanned;
+
+pub const FORMAT: &str = "hequant-network";
+pub const VERSION: i64 = 1;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    #[allow(dead_code)]
+    format: String,
+    #[allow(dead_code)]
+    version: i64,
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    source: String,
+    input: Spanned<Vec<u64>>,
+    default_bits: Option<BitWidths>,
+    #[serde(default)]
+    layer: Vec<Spanned<RawLayer>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T: Clone> OneOrMany<T> {
+    fn to_vec(&self) -> Vec<T> {
+        match self {
+            OneOrMany::One(x) => vec![x.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLayer {
+    name: Spanned<String>,
+    kind: Spanned<String>,
+    from: Option<Spanned<OneOrMany<String>>>,
+    out_channels: Option<Spanned<u64>>,
+    out_features: Option<Spanned<u64>>,
+    kernel: Option<Spanned<OneOrMany<u64>>>,
+    stride: Option<Spanned<OneOrMany<u64>>>,
+    padding: Option<Spanned<OneOrMany<u64>>>,
+    groups: Option<Spanned<u64>>,
+    bn: Option<Spanned<BnFold>>,
+    truncate: Option<Spanned<bool>>,
+    relu6: Option<Spanned<bool>>,
+    out: Option<Spanned<Vec<u64>>>,
+    bits: Option<Spanned<BitWidths>>,
+}
+
+impl RawLayer {
+    /// (key, span) of every optional key that is present.
+    fn present(&self) -> Vec<(&'static str, std::ops::Range<usize>)> {
+        let mut v = Vec::new();
+        macro_rules! p {
+            ($($f:ident),*) => {$(if let Some(x) = &self.$f { v.push((stringify!($f), x.span())); })*};
+        }
+        p!(
+            out_channels,
+            out_features,
+            kernel,
+            stride,
+            padding,
+            groups,
+            bn,
+            truncate,
+            relu6
+        );
+        v
+    }
+}
+
+/// Reads and validates a network file.
+pub fn load(path: &Path) -> Result<Network, SpecError> {
+    let text = read_text(path)?;
+    from_str(&path.display().to_string(), &text)
+}
+
+/// Parses and validates network text; `file` names it in errors.
+pub fn from_str(file: &str, text: &str) -> Result<Network, SpecError> {
+    let raw: RawNetwork = parse(file, text, FORMAT, VERSION)?;
+    let input = shape3(file, text, &raw.input, "input")?;
+    let mut defs = Vec::with_capacity(raw.layer.len());
+    let mut spans = Vec::with_capacity(raw.layer.len());
+    for (i, sl) in raw.layer.iter().enumerate() {
+        let l = sl.get_ref();
+        let key = |k: &str| format!("layer[{i}].{k}");
+        let err = |k: &str, span: std::ops::Range<usize>, m: String| {
+            SpecError::at(file, text, Some(span), &key(k), m)
+        };
+        let kind_name = l.kind.get_ref().as_str();
+        let allowed: &[&str] = match kind_name {
+            "conv2d" => &[
+                "out_channels",
+                "kernel",
+                "stride",
+                "padding",
+                "groups",
+                "bn",
+            ],
+            "linear" => &["out_features"],
+            "relu" => &["truncate", "relu6"],
+            "max_pool" | "avg_pool" => &["kernel", "stride", "padding"],
+            "pad" => &["padding"],
+            "batch_norm" | "global_avg_pool" | "add" | "concat" | "truncate" | "extend"
+            | "bias_add" | "flatten" | "argmax" => &[],
+            other => {
+                return Err(err(
+                    "kind",
+                    l.kind.span(),
+                    format!(
+                        "unknown layer kind '{other}' (known: conv2d, linear, batch_norm, relu, max_pool, avg_pool, global_avg_pool, add, concat, truncate, extend, bias_add, pad, flatten, argmax)"
+                    ),
+                ));
+            }
+        };
+        for (k, span) in l.present() {
+            if !allowed.contains(&k) {
+                return Err(err(
+                    k,
+                    span,
+                    format!("a {kind_name} layer takes no '{k}' key"),
+                ));
+            }
+        }
+        let need = |x: &Option<Spanned<u64>>, k: &str| -> Result<u64, SpecError> {
+            x.as_ref().map(|v| *v.get_ref()).ok_or_else(|| {
+                err(
+                    k,
+                    sl.span(),
+                    format!("a {kind_name} layer needs the key '{k}'"),
+                )
+            })
+        };
+        let pair = |x: &Option<Spanned<OneOrMany<u64>>>, k: &str, default: Option<u64>| match x {
+            None => default.map(|d| (d, d)).ok_or_else(|| {
+                err(
+                    k,
+                    sl.span(),
+                    format!("a {kind_name} layer needs the key '{k}'"),
+                )
+            }),
+            Some(v) => match v.get_ref().to_vec().as_slice() {
+                [a] if *a > 0 => Ok((*a, *a)),
+                [a, b] if *a > 0 && *b > 0 => Ok((*a, *b)),
+                _ => Err(err(
+                    k,
+                    v.span(),
+                    format!("'{k}' must be a positive integer or [h, w]"),
+                )),
+            },
+        };
+        let padding = |x: &Option<Spanned<OneOrMany<u64>>>| match x {
+            None => Ok(Padding::default()),
+            Some(v) => match v.get_ref().to_vec().as_slice() {
+                [p] => Ok(Padding::uniform(*p)),
+                [h, w] => Ok(Padding {
+                    top: *h,
+                    bottom: *h,
+                    left: *w,
+                    right: *w,
+                }),
+                [t, b, le, r] => Ok(Padding {
+                    top: *t,
+                    bottom: *b,
+                    left: *le,
+                    right: *r,
+                }),
+                _ => Err(err(
+                    "padding",
+                    v.span(),
+                    "'padding' must be p, [ph, pw] or [top, bottom, left, right]".into(),
+                )),
+            },
+        };
+        let window = |kernel: (u64, u64), stride: (u64, u64), pad: Padding| Window {
+            kh: kernel.0,
+            kw: kernel.1,
+            sh: stride.0,
+            sw: stride.1,
+            pad,
+        };
+        let kind = match kind_name {
+            "conv2d" => {
+                let groups = l.groups.as_ref().map_or(1, |g| *g.get_ref());
+                if groups == 0 {
+                    return Err(err(
+                        "groups",
+                        l.groups.as_ref().unwrap().span(),
+                        "'groups' must be at least 1".into(),
+                    ));
+                }
+                LayerKind::Conv2d {
+                    out_channels: need(&l.out_channels, "out_channels")?,
+                    window: window(
+                        pair(&l.kernel, "kernel", None)?,
+                        pair(&l.stride, "stride", Some(1))?,
+                        padding(&l.padding)?,
+                    ),
+                    groups,
+                    bn: l.bn.as_ref().map_or(BnFold::None, |b| *b.get_ref()),
+                }
+            }
+            "linear" => LayerKind::Linear {
+                out_features: need(&l.out_features, "out_features")?,
+            },
+            "batch_norm" => LayerKind::BatchNorm,
+            "relu" => LayerKind::Relu {
+                truncate: l.truncate.as_ref().is_some_and(|t| *t.get_ref()),
+                relu6: l.relu6.as_ref().is_some_and(|t| *t.get_ref()),
+            },
+            "max_pool" | "avg_pool" => {
+                let k = pair(&l.kernel, "kernel", None)?;
+                let w = window(
+                    k,
+                    pair(&l.stride, "stride", Some(k.0))?,
+                    padding(&l.padding)?,
+                );
+                if kind_name == "max_pool" {
+                    LayerKind::MaxPool { window: w }
+                } else {
+                    LayerKind::AvgPool { window: w }
+                }
+            }
+            "global_avg_pool" => LayerKind::GlobalAvgPool,
+            "add" => LayerKind::Add,
+            "concat" => LayerKind::Concat,
+            "truncate" => LayerKind::Truncate,
+            "extend" => LayerKind::Extend,
+            "bias_add" => LayerKind::BiasAdd,
+            "pad" => LayerKind::Pad {
+                pad: padding(&l.padding)?,
+            },
+            "flatten" => LayerKind::Flatten,
+            _ => LayerKind::Argmax,
+        };
+        let declared_output = match &l.out {
+            Some(o) => Some(shape3(file, text, o, &key("out"))?),
+            None => None,
+        };
+        defs.push(LayerDef {
+            name: l.name.get_ref().clone(),
+            kind,
+            from: l
+                .from
+                .as_ref()
+                .map(|f| f.get_ref().to_vec())
+                .unwrap_or_default(),
+            declared_output,
+            bits: l.bits.as_ref().map(|b| *b.get_ref()),
+        });
+        spans.push(sl);
+    }
+    Network::build(
+        raw.name,
+        raw.description,
+        raw.source,
+        input,
+        raw.default_bits,
+        defs,
+    )
+    .map_err(|e| {
+        let layer = spans.get(e.layer);
+        let span = layer.map(|l| {
+            let l2 = l.get_ref();
+            match e.key {
+                "name" => l2.name.span(),
+                "from" => l2.from.as_ref().map_or(l.span(), |f| f.span()),
+                "out" => l2.out.as_ref().map_or(l.span(), |f| f.span()),
+                "bits" => l2.bits.as_ref().map_or(l.span(), |f| f.span()),
+                "kernel" => l2.kernel.as_ref().map_or(l.span(), |f| f.span()),
+                "groups" => l2.groups.as_ref().map_or(l.span(), |f| f.span()),
+                _ => l.span(),
+            }
+        });
+        let key = if layer.is_some() {
+            format!("layer[{}].{}", e.layer, e.key)
+        } else {
+            e.key.to_string()
+        };
+        SpecError::at(file, text, span, &key, e.to_string())
+    })
+}
+
+fn shape3(file: &str, text: &str, v: &Spanned<Vec<u64>>, key: &str) -> Result<Shape, SpecError> {
+    match v.get_ref().as_slice() {
+        [c, h, w] if *c > 0 && *h > 0 && *w > 0 => Ok(Shape::new(*c, *h, *w)),
+        _ => Err(SpecError::at(
+            file,
+            text,
+            Some(v.span()),
+            key,
+            "a shape is [channels, height, width] with each at least 1".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+format = "hequant-network"
+version = 1
+name = "tiny"
+input = [3, 8, 8]
+
+[[layer]]
+name = "c1"
+kind = "conv2d"
+out_channels = 4
+kernel = 3
+padding = 1
+
+[[layer]]
+name = "r1"
+kind = "relu"
+
+[[layer]]
+name = "c2"
+kind = "conv2d"
+out_channels = 4
+kernel = 3
+padding = 1
+
+[[layer]]
+name = "add"
+kind = "add"
+from = ["c2", "r1"]
+out = [4, 8, 8]
+"#;
+
+    #[test]
+    fn parses_a_residual_block() {
+        let n = from_str("tiny.toml", GOOD).unwrap();
+        assert_eq!(n.layers.len(), 4);
+        assert_eq!(n.layers[3].inputs, vec![2, 1]);
+    }
+
+    #[test]
+    fn unknown_kind_points_at_line() {
+        let bad = GOOD.replace("kind = \"relu\"", "kind = \"relux\"");
+        let e = from_str("tiny.toml", &bad).unwrap_err();
+        assert_eq!(e.key, "layer[1].kind");
+        assert_eq!(e.line, 16, "{e}");
+    }
+
+    #[test]
+    fn shapes_that_do_not_chain_point_at_from() {
+        let bad = GOOD.replace(
+            "padding = 1\n\n[[layer]]\nname = \"add\"",
+            "\n[[layer]]\nname = \"add\"",
+        );
+        let e = from_str("tiny.toml", &bad).unwrap_err();
+        assert!(e.message.contains("one shape"), "{e}");
+        assert_eq!(e.key, "layer[3].from");
+    }
+
+    #[test]
+    fn key_of_wrong_kind_is_refused() {
+        let bad = GOOD.replace("kind = \"relu\"", "kind = \"relu\"\nout_channels = 3");
+        let e = from_str("tiny.toml", &bad).unwrap_err();
+        assert_eq!(e.key, "layer[1].out_channels", "{e}");
+    }
+
+    #[test]
+    fn bad_bits_points_at_line() {
+        let bad = GOOD.replace(
+            "kernel = 3\npadding = 1\n\n[[layer]]\nname = \"r1\"",
+            "kernel = 3\npadding = 1\nbits = { w = 0, a = 4 }\n\n[[layer]]\nname = \"r1\"",
+        );
+        let e = from_str("tiny.toml", &bad).unwrap_err();
+        assert!(e.message.contains("1..=32"), "{e}");
+        assert_eq!(e.line, 13, "{e}");
+    }
+}

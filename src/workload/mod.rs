@@ -1,0 +1,625 @@
+//! The workload: a network's layers, their shapes, MACs and bit widths.
+//!
+//! A [`Network`] is built only through [`Network::build`] (from a spec file, an
+//! ONNX import or code), which infers every shape from the input and checks that
+//! the shapes chain. Downstream code can therefore trust every shape it sees.
+
+use crate::units::Bits;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fmt;
+
+/// A tensor shape, channels x height x width (batch 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Shape {
+    pub c: u64,
+    pub h: u64,
+    pub w: u64,
+}
+
+impl Shape {
+    pub fn new(c: u64, h: u64, w: u64) -> Self {
+        Shape { c, h, w }
+    }
+    pub fn elems(&self) -> u64 {
+        self.c * self.h * self.w
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{}x{}", self.c, self.h, self.w)
+    }
+}
+
+/// Weight and activation bit widths of one layer (activations: the layer's input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BitWidths {
+    pub w: Bits,
+    pub a: Bits,
+}
+
+impl fmt::Display for BitWidths {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "w{}a{}", self.w, self.a)
+    }
+}
+
+/// Padding on each side: top, bottom, left, right.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub struct Padding {
+    pub top: u64,
+    pub bottom: u64,
+    pub left: u64,
+    pub right: u64,
+}
+
+impl Padding {
+    pub fn uniform(p: u64) -> Self {
+        Padding {
+            top: p,
+            bottom: p,
+            left: p,
+            right: p,
+        }
+    }
+    pub fn is_zero(&self) -> bool {
+        self.top == 0 && self.bottom == 0 && self.left == 0 && self.right == 0
+    }
+}
+
+/// Whether a batch norm is folded into the convolution before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BnFold {
+    #[default]
+    None,
+    Folded,
+}
+
+/// A 2-D window (convolution kernel or pooling window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Window {
+    pub kh: u64,
+    pub kw: u64,
+    pub sh: u64,
+    pub sw: u64,
+    pub pad: Padding,
+}
+
+impl Window {
+    /// Output size along one axis, or `None` if the window does not fit.
+    fn out_dim(input: u64, pad_a: u64, pad_b: u64, k: u64, s: u64) -> Option<u64> {
+        let padded = input + pad_a + pad_b;
+        if k == 0 || s == 0 || padded < k {
+            return None;
+        }
+        Some((padded - k) / s + 1)
+    }
+    pub fn out_hw(&self, h: u64, w: u64) -> Option<(u64, u64)> {
+        Some((
+            Self::out_dim(h, self.pad.top, self.pad.bottom, self.kh, self.sh)?,
+            Self::out_dim(w, self.pad.left, self.pad.right, self.kw, self.sw)?,
+        ))
+    }
+}
+
+/// What a layer computes. Each kind is priced by the model as linear (HE),
+/// non-linear (OT) or free (local to each party).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LayerKind {
+    Conv2d {
+        out_channels: u64,
+        window: Window,
+        groups: u64,
+        bn: BnFold,
+    },
+    Linear {
+        out_features: u64,
+    },
+    BatchNorm,
+    Relu {
+        truncate: bool,
+        relu6: bool,
+    },
+    MaxPool {
+        window: Window,
+    },
+    AvgPool {
+        window: Window,
+    },
+    GlobalAvgPool,
+    Add,
+    Concat,
+    Truncate,
+    Extend,
+    BiasAdd,
+    Pad {
+        pad: Padding,
+    },
+    Flatten,
+    Argmax,
+}
+
+/// How the model prices a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CostClass {
+    /// Computed with homomorphic encryption (conv, fully connected, batch norm).
+    Linear,
+    /// Computed with OT-based protocols on secret shares.
+    NonLinear,
+    /// Local to each party: no communication.
+    Free,
+}
+
+impl LayerKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            LayerKind::Conv2d { .. } => "conv2d",
+            LayerKind::Linear { .. } => "linear",
+            LayerKind::BatchNorm => "batch_norm",
+            LayerKind::Relu { .. } => "relu",
+            LayerKind::MaxPool { .. } => "max_pool",
+            LayerKind::AvgPool { .. } => "avg_pool",
+            LayerKind::GlobalAvgPool => "global_avg_pool",
+            LayerKind::Add => "add",
+            LayerKind::Concat => "concat",
+            LayerKind::Truncate => "truncate",
+            LayerKind::Extend => "extend",
+            LayerKind::BiasAdd => "bias_add",
+            LayerKind::Pad { .. } => "pad",
+            LayerKind::Flatten => "flatten",
+            LayerKind::Argmax => "argmax",
+        }
+    }
+
+    pub fn cost_class(&self) -> CostClass {
+        match self {
+            LayerKind::Conv2d { .. } | LayerKind::Linear { .. } | LayerKind::BatchNorm => {
+                CostClass::Linear
+            }
+            LayerKind::Relu { .. }
+            | LayerKind::MaxPool { .. }
+            | LayerKind::AvgPool { .. }
+            | LayerKind::GlobalAvgPool
+            | LayerKind::Truncate
+            | LayerKind::Extend
+            | LayerKind::Argmax => CostClass::NonLinear,
+            LayerKind::Add
+            | LayerKind::Concat
+            | LayerKind::BiasAdd
+            | LayerKind::Pad { .. }
+            | LayerKind::Flatten => CostClass::Free,
+        }
+    }
+
+    /// Whether the layer has weights (and so a weight bit width).
+    pub fn has_weights(&self) -> bool {
+        matches!(self, LayerKind::Conv2d { .. } | LayerKind::Linear { .. })
+    }
+}
+
+/// One layer with its inferred shapes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layer {
+    pub name: String,
+    pub kind: LayerKind,
+    /// Indices of the layers whose outputs feed this one (`usize::MAX` = network input).
+    pub inputs: Vec<usize>,
+    pub input: Shape,
+    pub output: Shape,
+    /// Bit widths declared for this layer in the file (conv / linear only).
+    pub bits: Option<BitWidths>,
+}
+
+impl Layer {
+    /// Multiply-accumulates of the layer (conv and linear only).
+    pub fn macs(&self) -> u64 {
+        match &self.kind {
+            LayerKind::Conv2d { window, groups, .. } => {
+                self.output.elems() * (self.input.c / groups) * window.kh * window.kw
+            }
+            LayerKind::Linear { out_features } => self.input.elems() * out_features,
+            _ => 0,
+        }
+    }
+
+    /// Number of terms summed into one output (the accumulation depth).
+    pub fn fan_in(&self) -> u64 {
+        match &self.kind {
+            LayerKind::Conv2d { window, groups, .. } => {
+                (self.input.c / groups) * window.kh * window.kw
+            }
+            LayerKind::Linear { .. } => self.input.elems(),
+            LayerKind::BatchNorm => 1,
+            _ => 0,
+        }
+    }
+
+    pub fn shape_text(&self) -> String {
+        match &self.kind {
+            LayerKind::Conv2d {
+                out_channels,
+                window,
+                groups,
+                ..
+            } => {
+                let g = if *groups > 1 {
+                    format!(" g{groups}")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{} -> {} k{}x{} s{}{}",
+                    self.input, out_channels, window.kh, window.kw, window.sh, g
+                )
+            }
+            LayerKind::Linear { out_features } => {
+                format!("{} -> {}", self.input.elems(), out_features)
+            }
+            _ => format!("{}", self.input),
+        }
+    }
+}
+
+/// A layer as described before shape inference.
+#[derive(Debug, Clone)]
+pub struct LayerDef {
+    pub name: String,
+    pub kind: LayerKind,
+    /// Names of the source layers; empty = the previous layer (or the input).
+    pub from: Vec<String>,
+    pub declared_output: Option<Shape>,
+    pub bits: Option<BitWidths>,
+}
+
+/// Why a network description is inconsistent. `layer` is the index in the definition list.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("layer {layer} ('{name}'): {message}")]
+pub struct WorkloadError {
+    pub layer: usize,
+    pub name: String,
+    /// Which key of the layer is at fault (for pointing at it in a file).
+    pub key: &'static str,
+    pub message: String,
+}
+
+/// A validated network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    pub name: String,
+    pub description: String,
+    pub source: String,
+    pub input: Shape,
+    pub default_bits: Option<BitWidths>,
+    pub layers: Vec<Layer>,
+}
+
+/// Summary counts of a network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct NetworkStats {
+    pub layers: usize,
+    pub linear_layers: usize,
+    pub macs: u64,
+    pub relu_elements: u64,
+}
+
+impl Network {
+    /// Infers all shapes, checks that they chain, and builds the network.
+    pub fn build(
+        name: String,
+        description: String,
+        source: String,
+        input: Shape,
+        default_bits: Option<BitWidths>,
+        defs: Vec<LayerDef>,
+    ) -> Result<Network, WorkloadError> {
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut layers: Vec<Layer> = Vec::with_capacity(defs.len());
+        if input.elems() == 0 {
+            return Err(WorkloadError {
+                layer: 0,
+                name: "input".into(),
+                key: "input",
+                message: format!("the input shape {input} has a zero dimension"),
+            });
+        }
+        for (i, def) in defs.into_iter().enumerate() {
+            let err = |key: &'static str, message: String| WorkloadError {
+                layer: i,
+                name: def.name.clone(),
+                key,
+                message,
+            };
+            if def.name.is_empty() {
+                return Err(err("name", "a layer needs a non-empty name".into()));
+            }
+            if index.contains_key(&def.name) || def.name == "input" {
+                return Err(err(
+                    "name",
+                    format!("the name '{}' is used twice", def.name),
+                ));
+            }
+            let mut inputs = Vec::new();
+            if def.from.is_empty() {
+                inputs.push(if i == 0 { usize::MAX } else { i - 1 });
+            } else {
+                for f in &def.from {
+                    if f == "input" {
+                        inputs.push(usize::MAX);
+                    } else {
+                        match index.get(f) {
+                            Some(&j) => inputs.push(j),
+                            None => {
+                                return Err(err(
+                                    "from",
+                                    format!("'{f}' is not the name of an earlier layer"),
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            let shape_of = |j: usize| {
+                if j == usize::MAX {
+                    input
+                } else {
+                    layers[j].output
+                }
+            };
+            let in_shapes: Vec<Shape> = inputs.iter().map(|&j| shape_of(j)).collect();
+            let x = in_shapes[0];
+            let multi = matches!(def.kind, LayerKind::Add | LayerKind::Concat);
+            if !multi && inputs.len() != 1 {
+                return Err(err(
+                    "from",
+                    format!(
+                        "a {} layer takes one input, got {}",
+                        def.kind.name(),
+                        inputs.len()
+                    ),
+                ));
+            }
+            let output = match &def.kind {
+                LayerKind::Conv2d {
+                    out_channels,
+                    window,
+                    groups,
+                    ..
+                } => {
+                    if *out_channels == 0 {
+                        return Err(err("out_channels", "must be at least 1".into()));
+                    }
+                    if *groups == 0
+                        || !x.c.is_multiple_of(*groups)
+                        || !out_channels.is_multiple_of(*groups)
+                    {
+                        return Err(err(
+                            "groups",
+                            format!(
+                                "groups = {groups} must divide the input channels ({}) and out_channels ({out_channels})",
+                                x.c
+                            ),
+                        ));
+                    }
+                    let (oh, ow) = window.out_hw(x.h, x.w).ok_or_else(|| {
+                        err(
+                            "kernel",
+                            format!(
+                                "a {}x{} kernel with stride {}x{} does not fit the {}x{} input (with padding)",
+                                window.kh, window.kw, window.sh, window.sw, x.h, x.w
+                            ),
+                        )
+                    })?;
+                    Shape::new(*out_channels, oh, ow)
+                }
+                LayerKind::Linear { out_features } => {
+                    if *out_features == 0 {
+                        return Err(err("out_features", "must be at least 1".into()));
+                    }
+                    Shape::new(*out_features, 1, 1)
+                }
+                LayerKind::MaxPool { window } | LayerKind::AvgPool { window } => {
+                    let (oh, ow) = window.out_hw(x.h, x.w).ok_or_else(|| {
+                        err(
+                            "kernel",
+                            format!(
+                                "a {}x{} window does not fit the {}x{} input",
+                                window.kh, window.kw, x.h, x.w
+                            ),
+                        )
+                    })?;
+                    Shape::new(x.c, oh, ow)
+                }
+                LayerKind::GlobalAvgPool => Shape::new(x.c, 1, 1),
+                LayerKind::Add => {
+                    if inputs.len() < 2 {
+                        return Err(err("from", "an add needs at least two inputs".into()));
+                    }
+                    if let Some(s) = in_shapes.iter().find(|s| **s != x) {
+                        return Err(err(
+                            "from",
+                            format!("the inputs of an add must have one shape, got {x} and {s}"),
+                        ));
+                    }
+                    x
+                }
+                LayerKind::Concat => {
+                    if inputs.len() < 2 {
+                        return Err(err("from", "a concat needs at least two inputs".into()));
+                    }
+                    if let Some(s) = in_shapes.iter().find(|s| s.h != x.h || s.w != x.w) {
+                        return Err(err(
+                            "from",
+                            format!(
+                                "the inputs of a concat must agree in height and width, got {x} and {s}"
+                            ),
+                        ));
+                    }
+                    Shape::new(in_shapes.iter().map(|s| s.c).sum(), x.h, x.w)
+                }
+                LayerKind::Pad { pad } => {
+                    Shape::new(x.c, x.h + pad.top + pad.bottom, x.w + pad.left + pad.right)
+                }
+                LayerKind::Flatten => Shape::new(x.elems(), 1, 1),
+                LayerKind::Argmax => Shape::new(1, 1, 1),
+                LayerKind::BatchNorm
+                | LayerKind::Relu { .. }
+                | LayerKind::Truncate
+                | LayerKind::Extend
+                | LayerKind::BiasAdd => x,
+            };
+            if let Some(d) = def.declared_output
+                && d != output
+            {
+                return Err(err(
+                    "out",
+                    format!(
+                        "declared output shape {d} does not match the shape inferred from its input ({output})"
+                    ),
+                ));
+            }
+            if def.bits.is_some() && !def.kind.has_weights() {
+                return Err(err(
+                    "bits",
+                    format!(
+                        "a {} layer has no weights to give bit widths to",
+                        def.kind.name()
+                    ),
+                ));
+            }
+            index.insert(def.name.clone(), i);
+            let input_shape = if matches!(def.kind, LayerKind::Concat) {
+                Shape::new(output.c, x.h, x.w)
+            } else {
+                x
+            };
+            layers.push(Layer {
+                name: def.name,
+                kind: def.kind,
+                inputs,
+                input: input_shape,
+                output,
+                bits: def.bits,
+            });
+        }
+        if layers.is_empty() {
+            return Err(WorkloadError {
+                layer: 0,
+                name: name.clone(),
+                key: "layer",
+                message: "the network has no layers".into(),
+            });
+        }
+        Ok(Network {
+            name,
+            description,
+            source,
+            input,
+            default_bits,
+            layers,
+        })
+    }
+
+    pub fn stats(&self) -> NetworkStats {
+        NetworkStats {
+            layers: self.layers.len(),
+            linear_layers: self.layers.iter().filter(|l| l.kind.has_weights()).count(),
+            macs: self.layers.iter().map(Layer::macs).sum(),
+            relu_elements: self
+                .layers
+                .iter()
+                .filter(|l| matches!(l.kind, LayerKind::Relu { .. }))
+                .map(|l| l.output.elems())
+                .sum(),
+        }
+    }
+
+    pub fn layer_index(&self, name: &str) -> Option<usize> {
+        self.layers.iter().position(|l| l.name == name)
+    }
+
+    /// Indices of the layers that read the output of layer `i`.
+    pub fn consumers(&self, i: usize) -> Vec<usize> {
+        self.layers
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.inputs.contains(&i))
+            .map(|(j, _)| j)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conv(name: &str, m: u64, k: u64, s: u64, p: u64) -> LayerDef {
+        LayerDef {
+            name: name.into(),
+            kind: LayerKind::Conv2d {
+                out_channels: m,
+                window: Window {
+                    kh: k,
+                    kw: k,
+                    sh: s,
+                    sw: s,
+                    pad: Padding::uniform(p),
+                },
+                groups: 1,
+                bn: BnFold::None,
+            },
+            from: vec![],
+            declared_output: None,
+            bits: None,
+        }
+    }
+
+    #[test]
+    fn shapes_chain_and_macs() {
+        let net = Network::build(
+            "t".into(),
+            String::new(),
+            String::new(),
+            Shape::new(3, 32, 32),
+            None,
+            vec![conv("c1", 16, 3, 1, 1), conv("c2", 32, 3, 2, 1)],
+        )
+        .unwrap();
+        assert_eq!(net.layers[1].output, Shape::new(32, 16, 16));
+        assert_eq!(net.layers[0].macs(), 16 * 32 * 32 * 3 * 9);
+    }
+
+    #[test]
+    fn declared_shape_mismatch_names_layer_and_key() {
+        let mut c = conv("c1", 16, 3, 1, 0);
+        c.declared_output = Some(Shape::new(16, 32, 32));
+        let e = Network::build(
+            "t".into(),
+            String::new(),
+            String::new(),
+            Shape::new(3, 32, 32),
+            None,
+            vec![c],
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "out");
+        assert!(e.message.contains("16x30x30"), "{}", e.message);
+    }
+
+    #[test]
+    fn kernel_too_large_is_an_error() {
+        let e = Network::build(
+            "t".into(),
+            String::new(),
+            String::new(),
+            Shape::new(3, 4, 4),
+            None,
+            vec![conv("c1", 16, 7, 1, 0)],
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "kernel");
+    }
+}
