@@ -24,7 +24,7 @@ pub fn json(reports: &[Report]) -> String {
     s.expect("reports serialise") + "\n"
 }
 
-const CSV_HEADER: [&str; 25] = [
+const CSV_HEADER: [&str; 26] = [
     "network",
     "protocol",
     "wire",
@@ -50,6 +50,7 @@ const CSV_HEADER: [&str; 25] = [
     "bytes_nonlinear",
     "rounds",
     "latency_s",
+    "insecure",
 ];
 
 /// CSV: one row per layer and one `TOTAL` row per report, exact integers.
@@ -86,6 +87,7 @@ pub fn csv(reports: &[Report]) -> String {
                 l.bytes_nonlinear.to_string(),
                 l.rounds.to_string(),
                 format!("{:.6}", l.latency_s),
+                r.insecure.to_string(),
             ])
             .expect("in-memory write");
         }
@@ -105,6 +107,7 @@ pub fn csv(reports: &[Report]) -> String {
             t.bytes_nonlinear.to_string(),
             t.rounds.to_string(),
             format!("{:.6}", t.latency_s),
+            r.insecure.to_string(),
         ]);
         w.write_record(row).expect("in-memory write");
     }

@@ -1,0 +1,310 @@
+//! The command line end to end: outputs, the JSON contract, and bad input. Every bad
+//! input must exit non-zero with a message naming the problem, never panic.
+
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hequant"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
+}
+
+fn fails_with(args: &[&str], needles: &[&str]) {
+    let o = run(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{args:?} succeeded");
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: expected '{n}' in: {err}");
+    }
+}
+
+fn tmp(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("hequant-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+const NET: &str = "format = \"hequant-network\"\nversion = 1\nname = \"t\"\ninput = [3, 8, 8]\ndefault_bits = { w = 4, a = 4 }\n\n[[layer]]\nname = \"c1\"\nkind = \"conv2d\"\nout_channels = 4\nkernel = 3\npadding = 1\n\n[[layer]]\nname = \"r1\"\nkind = \"relu\"\n";
+
+#[test]
+fn json_contract() {
+    let o = run(&[
+        "estimate",
+        "-n",
+        "resnet18-cifar100",
+        "-p",
+        "hequant",
+        "--bits",
+        "w4a4",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["protocol"], "hequant");
+    let l = &v["layers"][0];
+    for k in [
+        "name",
+        "kind",
+        "ct_client_to_server",
+        "ct_server_to_client",
+        "bytes_client_to_server",
+        "bytes_server_to_client",
+        "rounds",
+        "latency_s",
+    ] {
+        assert!(!l[k].is_null(), "layer field {k}");
+    }
+    for k in [
+        "bytes_client_to_server",
+        "bytes_server_to_client",
+        "bytes_linear",
+        "bytes_nonlinear",
+        "rounds",
+        "latency_s",
+    ] {
+        assert!(!v["total"][k].is_null(), "total field {k}");
+    }
+    let sum: u64 = v["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["bytes_client_to_server"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sum, v["total"]["bytes_client_to_server"].as_u64().unwrap());
+}
+
+#[test]
+fn compare_gives_an_array_and_factors() {
+    let o = run(&[
+        "estimate",
+        "--compare",
+        "cheetah,hequant",
+        "--bits",
+        "w4a4",
+        "--format",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    let t = run(&["estimate", "--compare", "cheetah,hequant", "--bits", "w4a4"]);
+    assert!(String::from_utf8_lossy(&t.stdout).contains("reduction factor"));
+}
+
+#[test]
+fn csv_and_markdown_and_output_file() {
+    let p = std::env::temp_dir().join(format!("hequant-out-{}.csv", std::process::id()));
+    let o = run(&[
+        "estimate",
+        "-p",
+        "cheetah",
+        "--format",
+        "csv",
+        "-o",
+        p.to_str().unwrap(),
+    ]);
+    assert!(o.status.success() && o.stdout.is_empty());
+    let text = std::fs::read_to_string(&p).unwrap();
+    assert!(text.starts_with("network,protocol,wire,layer"));
+    assert!(text.lines().last().unwrap().contains("TOTAL"));
+    let md = run(&["estimate", "-p", "cheetah", "--format", "markdown"]);
+    assert!(String::from_utf8_lossy(&md.stdout).contains("| layer | kind |"));
+}
+
+#[test]
+fn wire_format_is_reported_and_changes_bytes() {
+    let a = run(&["estimate", "-p", "cheetah", "--format", "json"]);
+    let b = run(&[
+        "estimate", "-p", "cheetah", "--format", "json", "--wire", "packed",
+    ]);
+    let (a, b): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_slice(&a.stdout).unwrap(),
+        serde_json::from_slice(&b.stdout).unwrap(),
+    );
+    assert_eq!(a["wire"], "SEAL serialisation + zstd");
+    assert_eq!(b["wire"], "bit-packed");
+    assert!(a["total"]["bytes_linear"].as_u64() > b["total"]["bytes_linear"].as_u64());
+}
+
+#[test]
+fn malformed_toml_names_file_and_line() {
+    let p = tmp(
+        "bad.toml",
+        "format = \"hequant-network\"\nversion = 1\nname = [\n",
+    );
+    fails_with(&["estimate", "-n", p.to_str().unwrap()], &["bad.toml:"]);
+}
+
+#[test]
+fn unknown_version_is_refused() {
+    let p = tmp("v9.toml", &NET.replace("version = 1", "version = 9"));
+    fails_with(
+        &["estimate", "-n", p.to_str().unwrap()],
+        &["v9.toml:2:", "version", "unsupported version 9"],
+    );
+}
+
+#[test]
+fn unknown_layer_kind_is_refused() {
+    let p = tmp("kind.toml", &NET.replace("\"relu\"", "\"gelu\""));
+    fails_with(
+        &["estimate", "-n", p.to_str().unwrap()],
+        &[
+            "kind.toml:16:",
+            "layer[1].kind",
+            "unknown layer kind 'gelu'",
+        ],
+    );
+}
+
+#[test]
+fn unknown_protocol_is_refused() {
+    fails_with(&["estimate", "-p", "iron"], &["unknown protocol 'iron'"]);
+}
+
+#[test]
+fn shapes_that_do_not_chain_are_refused() {
+    let p = tmp(
+        "chain.toml",
+        &(NET.to_string()
+            + "\n[[layer]]\nname = \"a\"\nkind = \"add\"\nfrom = [\"r1\", \"input\"]\n"),
+    );
+    fails_with(
+        &["estimate", "-n", p.to_str().unwrap()],
+        &["chain.toml:21:", "layer[2].from", "4x8x8 and 3x8x8"],
+    );
+}
+
+#[test]
+fn bit_width_out_of_range_is_refused() {
+    fails_with(&["estimate", "--bits", "w40a4"], &["1..=32"]);
+    let p = tmp("bits.toml", &NET.replace("w = 4, a = 4", "w = 0, a = 4"));
+    fails_with(
+        &["estimate", "-n", p.to_str().unwrap()],
+        &["bits.toml:5:", "1..=32"],
+    );
+}
+
+#[test]
+fn tile_larger_than_the_ring_is_refused() {
+    let net = tmp("tile-net.toml", NET);
+    let map = tmp(
+        "tile.toml",
+        "format = \"hequant-mapping\"\nversion = 1\nnetwork = \"t\"\nprotocol = \"hequant\"\n\n[[layer]]\nlayer = \"c1\"\n\n[layer.linear]\nn = 256\ntiling = { c_w = 3, h_w = 10, w_w = 10, m_w = 1 }\npacking = { direction = \"none\", factor = 1 }\n",
+    );
+    fails_with(
+        &[
+            "estimate",
+            "-n",
+            net.to_str().unwrap(),
+            "--mapping",
+            map.to_str().unwrap(),
+        ],
+        &["layer 'c1'", "ring capacity", "300 coefficients", "N = 256"],
+    );
+}
+
+#[test]
+fn modulus_that_cannot_hold_the_plaintext_is_refused() {
+    let dir = std::env::temp_dir().join(format!("hequant-cm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/cost-models/cheetah.toml"
+    ))
+    .unwrap();
+    std::fs::write(
+        dir.join("cheetah.toml"),
+        text.replace("log_q = 109", "log_q = 30"),
+    )
+    .unwrap();
+    fails_with(
+        &["--cost-models", dir.to_str().unwrap(), "estimate"],
+        &["cheetah.toml:", "he.log_q", "cannot hold"],
+    );
+}
+
+#[test]
+fn insecure_parameters_need_the_flag_and_are_marked() {
+    let dir = std::env::temp_dir().join(format!("hequant-insecure-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/cost-models/cheetah.toml"
+    ))
+    .unwrap();
+    std::fs::write(
+        dir.join("cheetah.toml"),
+        text.replace("log_q = 109", "log_q = 120"),
+    )
+    .unwrap();
+    let d = dir.to_str().unwrap();
+    fails_with(
+        &["--cost-models", d, "estimate", "-p", "cheetah"],
+        &["below 128-bit security", "--allow-insecure"],
+    );
+    for fmt in ["table", "json", "csv", "markdown"] {
+        let o = run(&[
+            "--cost-models",
+            d,
+            "estimate",
+            "-p",
+            "cheetah",
+            "--allow-insecure",
+            "--format",
+            fmt,
+        ]);
+        assert!(o.status.success());
+        assert!(
+            String::from_utf8_lossy(&o.stdout)
+                .to_lowercase()
+                .contains("insecure"),
+            "{fmt} output does not say insecure"
+        );
+    }
+}
+
+#[test]
+fn missing_bits_for_a_quantized_protocol_is_explained() {
+    let p = tmp(
+        "nobits.toml",
+        &NET.replace("default_bits = { w = 4, a = 4 }\n", ""),
+    );
+    fails_with(
+        &["estimate", "-n", p.to_str().unwrap(), "-p", "hequant"],
+        &["layer 'c1'", "--bits"],
+    );
+}
+
+#[test]
+fn unwritable_output_path_is_an_error() {
+    fails_with(
+        &["estimate", "-o", "/nonexistent-dir/x.json"],
+        &["cannot write", "/nonexistent-dir"],
+    );
+}
+
+#[test]
+fn networks_and_protocols_list() {
+    let o = run(&["networks"]);
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(s.contains("resnet50-cheetah") && s.contains("4.089"));
+    let o = run(&["protocols"]);
+    let s = String::from_utf8_lossy(&o.stdout);
+    for p in [
+        "cheetah",
+        "cryptflow2",
+        "hequant-naive",
+        "hequant-packed",
+        "hequant",
+    ] {
+        assert!(s.contains(p));
+    }
+}

@@ -1,0 +1,153 @@
+//! Property tests of the model's invariants (issue 2, check 6).
+
+use hequant::mapping::space::{SpaceOptions, candidates};
+use hequant::mapping::{LinearMapping, PackDirection, Packing, Tiling};
+use hequant::model::linear::{ConvGeom, HeContext, evaluate_coeff};
+use hequant::model::{EvalOptions, evaluate, parse_bits};
+use hequant::protocol::{CostModel, Protocol};
+use hequant::units::RingDegree;
+use proptest::prelude::*;
+
+fn geom(c: u64, hw: u64, m: u64, k: u64) -> ConvGeom {
+    let h = hw + k - 1;
+    ConvGeom {
+        c,
+        h,
+        w: h,
+        m,
+        kh: k,
+        kw: k,
+        sh: 1,
+        sw: 1,
+        groups: 1,
+        out_h: hw,
+        out_w: hw,
+        fan_in: c * k * k,
+    }
+}
+
+fn ctx(ring: u32, wb: u32) -> HeContext {
+    HeContext {
+        ring_bits: ring,
+        weight_bits: wb,
+        act_bits: 4,
+        fixed_log_q: None,
+        response_log_q: 60,
+        seeded: true,
+        error_std: 3.2,
+        failure_log2: -40,
+        flood_bits: 0,
+        allow_insecure: false,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// No mapping the model accepts can exceed the ring, overflow a slot, or break the
+    /// security table; every output coefficient is accounted for.
+    #[test]
+    fn accepted_mappings_fit_ring_slots_and_security(
+        c in 1u64..300, hw in 1u64..40, m in 1u64..300, k in prop::sample::select(vec![1u64, 3, 5]),
+        logn in 11u32..14, c_w in 1u64..64, h_w in 1u64..80, w_w in 1u64..80, m_w in 1u64..16,
+        dir in prop::sample::select(PackDirection::ALL.to_vec()), factor in 1u32..6,
+        ring in 8u32..40, wb in 1u32..9,
+    ) {
+        let cm = CostModel::builtin().unwrap();
+        let g = geom(c, hw, m, k);
+        let n = RingDegree::try_new(1 << logn).unwrap();
+        let map = LinearMapping { n, tiling: Tiling { c_w, h_w, w_w, m_w }, packing: Packing { direction: dir, factor } };
+        if let Ok(cost) = evaluate_coeff(&g, &map, &ctx(ring, wb), &cm) {
+            let b = if dir == PackDirection::None { 1 } else { factor as u64 };
+            let h_eff = if dir == PackDirection::Spatial && b > 1 { hw.div_ceil(b) + k - 1 } else { g.h };
+            // Ring capacity.
+            prop_assert!(m_w * c_w * h_w.min(h_eff) * w_w.min(g.w) <= n.as_u64());
+            // Slots: the worst case fan_in * 2^(b_w-1) * (2^(l+1) - 2) is below 2^(S-1).
+            if b > 1 {
+                let s = cost.slot_bits;
+                let worst = (g.fan_in as f64) * 2f64.powi(wb as i32 - 1) * (2f64.powi(ring as i32 + 1) - 2.0);
+                prop_assert!(worst < 2f64.powi(s as i32 - 1), "slot {s} worst {worst}");
+                prop_assert!(cost.log_t >= b as u32 * s);
+            } else {
+                prop_assert_eq!(cost.log_t, ring);
+            }
+            // Noise headroom and security.
+            prop_assert!(cost.headroom_bits >= 0.0);
+            prop_assert!(cost.log_q <= cm.max_log_q(n).unwrap());
+            // Every output lands in exactly one kept coefficient (packed: b per coefficient).
+            prop_assert!(cost.kept * b >= g.out_elems());
+            prop_assert!(cost.kept <= g.out_elems());
+        }
+    }
+
+    /// The search space only proposes mappings that fit the ring.
+    #[test]
+    fn candidates_respect_capacity(c in 1u64..200, hw in 1u64..70, m in 1u64..200, k in prop::sample::select(vec![1u64, 3])) {
+        let g = geom(c, hw, m, k);
+        let opts = SpaceOptions {
+            ring_degrees: vec![RingDegree::try_new(2048).unwrap(), RingDegree::try_new(4096).unwrap()],
+            max_pack_factor: 3,
+            max_m_w: 16,
+            free_tiling: true,
+            pack_directions: PackDirection::ALL.to_vec(),
+        };
+        for map in candidates(&g, &opts) {
+            prop_assert!(map.tiling.m_w * map.tiling.c_w * map.tiling.h_w * map.tiling.w_w <= map.n.as_u64() || map.tiling.h_w > g.h);
+        }
+    }
+}
+
+/// The model is deterministic: the same inputs give bit-identical reports, on one thread
+/// or many.
+#[test]
+fn evaluation_is_deterministic_across_threads() {
+    let cm = CostModel::builtin().unwrap();
+    let net = hequant::spec::network::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/networks/resnet18-cifar100.toml"
+    )))
+    .unwrap();
+    let mut o = EvalOptions::new(Protocol::Hequant, &cm);
+    o.bits.uniform = Some(parse_bits("w4a4").unwrap());
+    let a = evaluate(&net, &o, &cm).unwrap();
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let b = one.install(|| evaluate(&net, &o, &cm).unwrap());
+    assert_eq!(
+        serde_json::to_string(&a).unwrap(),
+        serde_json::to_string(&b).unwrap()
+    );
+}
+
+/// The property above is not vacuous: packed mappings in each direction are accepted for a
+/// small layer at N = 8192.
+#[test]
+fn packed_mappings_are_accepted_somewhere() {
+    let cm = CostModel::builtin().unwrap();
+    let g = geom(16, 8, 16, 3);
+    let n = RingDegree::try_new(8192).unwrap();
+    for dir in [
+        PackDirection::Spatial,
+        PackDirection::OutputChannel,
+        PackDirection::InputChannel,
+    ] {
+        let map = LinearMapping {
+            n,
+            tiling: Tiling {
+                c_w: 1,
+                h_w: g.h,
+                w_w: g.w,
+                m_w: 1,
+            },
+            packing: Packing {
+                direction: dir,
+                factor: 2,
+            },
+        };
+        let c =
+            evaluate_coeff(&g, &map, &ctx(12, 2), &cm).unwrap_or_else(|e| panic!("{dir:?}: {e}"));
+        assert!(c.slot_bits > 0);
+    }
+}
