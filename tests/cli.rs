@@ -22,6 +22,23 @@ fn fails_with(args: &[&str], needles: &[&str]) {
     }
 }
 
+/// A cost-model directory whose cheetah.toml has `log_q = 109` replaced by `log_q = {q}`.
+fn cheetah_with_log_q(q: u32) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("hequant-cm-{q}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/cost-models/cheetah.toml"
+    ))
+    .unwrap();
+    std::fs::write(
+        dir.join("cheetah.toml"),
+        text.replace("log_q = 109", &format!("log_q = {q}")),
+    )
+    .unwrap();
+    dir
+}
+
 fn tmp(name: &str, text: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("hequant-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -213,18 +230,7 @@ fn tile_larger_than_the_ring_is_refused() {
 
 #[test]
 fn modulus_that_cannot_hold_the_plaintext_is_refused() {
-    let dir = std::env::temp_dir().join(format!("hequant-cm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/cost-models/cheetah.toml"
-    ))
-    .unwrap();
-    std::fs::write(
-        dir.join("cheetah.toml"),
-        text.replace("log_q = 109", "log_q = 30"),
-    )
-    .unwrap();
+    let dir = cheetah_with_log_q(30);
     fails_with(
         &["--cost-models", dir.to_str().unwrap(), "estimate"],
         &["cheetah.toml:", "he.log_q", "cannot hold"],
@@ -233,18 +239,7 @@ fn modulus_that_cannot_hold_the_plaintext_is_refused() {
 
 #[test]
 fn insecure_parameters_need_the_flag_and_are_marked() {
-    let dir = std::env::temp_dir().join(format!("hequant-insecure-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/cost-models/cheetah.toml"
-    ))
-    .unwrap();
-    std::fs::write(
-        dir.join("cheetah.toml"),
-        text.replace("log_q = 109", "log_q = 120"),
-    )
-    .unwrap();
+    let dir = cheetah_with_log_q(120);
     let d = dir.to_str().unwrap();
     fails_with(
         &["--cost-models", d, "estimate", "-p", "cheetah"],

@@ -100,16 +100,29 @@ pub fn totals_text(r: &Report) -> String {
     s
 }
 
-/// Reduction factors of every report against every other.
+/// Reduction factors of every report against every other, for communication and latency.
 pub fn compare_text(reports: &[Report]) -> String {
-    let mut s = String::from("reduction factor (row / column, total communication):\n");
+    let mut s = factor_matrix(
+        reports,
+        "reduction factor (row / column, total communication)",
+        |r| r.total.bytes() as f64,
+    );
+    s.push_str(&factor_matrix(
+        reports,
+        "latency factor (row / column)",
+        |r| r.total.latency_s,
+    ));
+    s
+}
+
+fn factor_matrix(reports: &[Report], title: &str, value: impl Fn(&Report) -> f64) -> String {
     let w = reports
         .iter()
         .map(|r| r.protocol.len())
         .max()
         .unwrap_or(8)
         .max(8);
-    let _ = write!(s, "{:w$}", "");
+    let mut s = format!("{title}:\n{:w$}", "");
     for r in reports {
         let _ = write!(s, "  {:>w$}", r.protocol);
     }
@@ -117,27 +130,7 @@ pub fn compare_text(reports: &[Report]) -> String {
     for a in reports {
         let _ = write!(s, "{:w$}", a.protocol);
         for b in reports {
-            let _ = write!(
-                s,
-                "  {:>w$.2}",
-                a.total.bytes() as f64 / b.total.bytes().max(1) as f64
-            );
-        }
-        s.push('\n');
-    }
-    let _ = write!(s, "latency factor (row / column):\n{:w$}", "");
-    for r in reports {
-        let _ = write!(s, "  {:>w$}", r.protocol);
-    }
-    s.push('\n');
-    for a in reports {
-        let _ = write!(s, "{:w$}", a.protocol);
-        for b in reports {
-            let _ = write!(
-                s,
-                "  {:>w$.2}",
-                a.total.latency_s / b.total.latency_s.max(1e-12)
-            );
+            let _ = write!(s, "  {:>w$.2}", value(a) / value(b).max(1e-12));
         }
         s.push('\n');
     }
