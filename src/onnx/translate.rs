@@ -528,6 +528,9 @@ impl<'a> Ctx<'a> {
                 "the weight [{r}, {c}] does not fit an input of {k} features"
             ));
         }
+        if k.checked_mul(nout).is_none_or(|m| m > MAX_MACS) {
+            return hard("the layer is too large (multiply-accumulates overflow)");
+        }
         let (wbits, abits, ybits) = if op == "QLinearMatMul" {
             (
                 self.zp_bits(n, 5, Some(&b)),
