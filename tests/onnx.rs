@@ -149,6 +149,37 @@ fn batch_norms_of_a_real_export_are_folded() {
     assert_eq!(imp.network.layers.len(), plain.network.layers.len());
 }
 
+#[test]
+fn a_real_qdq_model_gives_its_bit_widths() {
+    // onnxruntime static quantization (QDQ, uint8 activations, int8 weights): every conv and
+    // the fc are w8a8, so the network evaluates without --bits.
+    let imp = import("resnet18_qdq.onnx");
+    let weighted: Vec<_> = imp
+        .network
+        .layers
+        .iter()
+        .filter(|l| l.kind.has_weights())
+        .collect();
+    assert_eq!(weighted.len(), 21);
+    assert!(
+        weighted
+            .iter()
+            .all(|l| l.bits.map(|b| b.to_string()).as_deref() == Some("w8a8"))
+    );
+    assert_eq!(imp.summary.quantized_layers, 21);
+    let cm = CostModel::builtin().unwrap();
+    let o = EvalOptions::new(Protocol::HequantPacked, &cm);
+    let r = model::evaluate(&imp.network, &o, &cm).unwrap();
+    assert!(r.total.bytes() > 0);
+    assert!(
+        import("resnet18.onnx")
+            .network
+            .layers
+            .iter()
+            .all(|l| l.bits.is_none())
+    );
+}
+
 fn opts(cm: &CostModel, p: Protocol) -> EvalOptions {
     let mut o = EvalOptions::new(p, cm);
     o.bits = BitsPolicy {
@@ -174,6 +205,23 @@ fn onnx_and_imported_toml_give_identical_reports() {
             let b = model::evaluate(&back, &opts(&cm, p), &cm).unwrap();
             assert_eq!(a, b, "{file} {p:?}");
             assert!(a.total.bytes() > 0);
+        }
+    }
+}
+
+#[test]
+fn imported_exports_cost_what_the_shipped_networks_cost() {
+    // The shipped files keep each batch norm as a layer (folded by the model's BnPolicy::Auto);
+    // the imports fold them at import time or get them folded by the exporter: the totals
+    // must agree exactly.
+    let cm = CostModel::builtin().unwrap();
+    for &(file, net, ..) in &KNOWN[..4] {
+        let imp = import(file);
+        let want = shipped(net);
+        for p in [Protocol::Cheetah, Protocol::HequantPacked] {
+            let a = model::evaluate(&imp.network, &opts(&cm, p), &cm).unwrap();
+            let b = model::evaluate(&want, &opts(&cm, p), &cm).unwrap();
+            assert_eq!(a.total, b.total, "{file} vs {net}, {p:?}");
         }
     }
 }

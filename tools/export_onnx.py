@@ -6,13 +6,18 @@ exporter, opset 17, input 1x3x224x224, batch axis left dynamic as in most real e
 The initializers are then stripped of their data (dims and data type kept) with the `onnx`
 package, so that each file is a few tens of kilobytes: the importer reads shapes only.
 
-    python3 -m venv venv && venv/bin/pip install torch torchvision onnx
+A quantized ResNet-18 (`resnet18_qdq.onnx`) comes from onnxruntime's static quantization
+of the float export (QDQ format, uint8 activations, int8 weights, the ReLUs kept), calibrated
+on two random inputs (the scales do not matter here), then stripped the same way.
+
+    python3 -m venv venv && venv/bin/pip install torch torchvision onnx onnxruntime
     venv/bin/python tools/export_onnx.py tests/data
 """
 
 import os
 import sys
 
+import numpy as np
 import onnx
 import torch
 import torchvision
@@ -27,6 +32,36 @@ def strip(path):
         t.ClearField("int32_data")
     onnx.save(m, path)
     return os.path.getsize(path)
+
+
+def quantize(src, dst):
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Random(CalibrationDataReader):
+        def __init__(self):
+            self.left = 2
+            self.rng = np.random.default_rng(0)
+
+        def get_next(self):
+            if self.left == 0:
+                return None
+            self.left -= 1
+            return {"input": self.rng.random((1, 3, 224, 224), dtype=np.float32)}
+
+    quantize_static(
+        src,
+        dst,
+        Random(),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        extra_options={"QDQKeepRemovableActivations": True},
+    )
 
 
 def main():
@@ -58,6 +93,16 @@ def main():
             training=training,
             dynamo=False,
         )
+        if name == "resnet18":
+            full = os.path.join(out, "resnet18_full.onnx")
+            qdq = os.path.join(out, "resnet18_qdq.onnx")
+            torch.onnx.export(
+                model, (x,), full, input_names=["input"], output_names=["logits"],
+                opset_version=17, dynamo=False,
+            )
+            quantize(full, qdq)
+            os.remove(full)
+            print(f"{qdq}: {strip(qdq)} bytes")
         size = strip(path)
         print(f"{path}: {size} bytes, torch {torch.__version__}, torchvision {torchvision.__version__}")
 
