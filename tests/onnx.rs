@@ -602,6 +602,38 @@ fn skipping_unsupported_marks_network_and_report_partial() {
 }
 
 #[test]
+fn a_shape_error_after_a_skipped_node_names_it() {
+    // GlobalMaxPool skipped as identity leaves 4x4x4 where the fc expects 4 features.
+    let b = model(
+        input(3, 4),
+        vec![
+            conv("c", "x", "w", "y", 1, 1),
+            node("GlobalMaxPool", "gmp", &["y"], &["g"]),
+            node("Flatten", "fl", &["g"], &["f"]),
+            with(
+                node("Gemm", "fc", &["f", "fw"], &["z"]),
+                vec![int("transB", 1)],
+            ),
+        ],
+        vec![
+            tensor("w", data_type::FLOAT, &[4, 3, 3, 3]),
+            tensor("fw", data_type::FLOAT, &[10, 4]),
+        ],
+    );
+    let o = ImportOptions {
+        skip_unsupported: true,
+        ..Default::default()
+    };
+    let e = onnx::import_bytes(&b, &o).unwrap_err().to_string();
+    assert!(e.contains("'fc' (op Gemm)"), "{e}");
+    assert!(e.contains("does not fit an input of 64 features"), "{e}");
+    assert!(
+        e.contains("after treating the unsupported node(s) gmp as identity"),
+        "{e}"
+    );
+}
+
+#[test]
 fn a_cycle_is_an_error_naming_its_nodes() {
     let b = model(
         input(3, 4),

@@ -1166,6 +1166,16 @@ pub(super) fn translate(model: &ModelProto, opts: &ImportOptions) -> Result<Impo
                 if !unsupported.is_empty() && !opts.skip_unsupported {
                     return Err(OnnxError::Unsupported(unsupported));
                 }
+                let message = if unsupported.is_empty() {
+                    message
+                } else {
+                    let names: Vec<&str> =
+                        unsupported.iter().map(|u| u.node.name.as_str()).collect();
+                    format!(
+                        "{message} (after treating the unsupported node(s) {} as identity)",
+                        names.join(", ")
+                    )
+                };
                 return Err(OnnxError::Node {
                     node: Box::new(node_ref(i, n)),
                     message,
