@@ -8,6 +8,7 @@ use crate::workload::Network;
 use clap::{Args, Parser, Subcommand};
 
 mod estimate;
+mod import;
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
@@ -28,6 +29,8 @@ pub struct Cli {
 pub enum Command {
     /// Predict per-layer and total communication, rounds and latency.
     Estimate(Box<estimate::EstimateArgs>),
+    /// Import an ONNX model as a network file, with a summary of what was imported.
+    Import(import::ImportArgs),
     /// List the shipped networks with layers, MACs and ReLU count.
     Networks,
     /// List the protocol models and their parameter files.
@@ -37,7 +40,7 @@ pub enum Command {
 /// Options shared by every command that evaluates a network.
 #[derive(Args, Clone)]
 pub struct ModelArgs {
-    /// Network file (TOML), or the name of a shipped network.
+    /// Network file (TOML or ONNX), or the name of a shipped network.
     #[arg(long, short = 'n', default_value = "resnet18-cifar100")]
     pub network: String,
     /// Protocol model.
@@ -102,6 +105,7 @@ pub fn run() -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     match cli.command {
         Command::Estimate(a) => estimate::run(&a, &cm),
+        Command::Import(a) => import::run(&a),
         Command::Networks => networks(),
         Command::Protocols => protocols(&cm),
     }
@@ -133,6 +137,15 @@ pub fn load_network(spec: &str) -> Result<Network, String> {
     } else {
         return Err(format!("cannot read network {spec}: no such file"));
     };
+    if path
+        .extension()
+        .is_some_and(|x| x.eq_ignore_ascii_case("onnx"))
+    {
+        let opts = crate::onnx::ImportOptions::default();
+        return crate::onnx::load(&path, &opts)
+            .map(|i| i.network)
+            .map_err(|e| format!("{}: {e}", path.display()));
+    }
     crate::spec::network::load(&path).map_err(|e| e.to_string())
 }
 

@@ -445,6 +445,13 @@ pub fn evaluate(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Rep
         total.compute_s += r.compute_s;
         total.latency_s += r.latency_s;
     }
+    if !net.skipped.is_empty() {
+        warnings.push(format!(
+            "PARTIAL: {} operator(s) of the imported model were left out as free: {}",
+            net.skipped.len(),
+            net.skipped.join(", ")
+        ));
+    }
     if insecure {
         warnings.push(
             "INSECURE: a parameter set below 128-bit security was accepted (--allow-insecure)"

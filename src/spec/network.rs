@@ -25,6 +25,9 @@ struct RawNetwork {
     default_bits: Option<BitWidths>,
     #[serde(default)]
     layer: Vec<Spanned<RawLayer>>,
+    /// Operators an import left out (see [`Network::skipped`]).
+    #[serde(default)]
+    skipped: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -265,7 +268,8 @@ pub fn from_str(file: &str, text: &str) -> Result<Network, SpecError> {
         });
         spans.push(sl);
     }
-    Network::build(
+    let skipped = raw.skipped;
+    let mut net = Network::build(
         raw.name,
         raw.description,
         raw.source,
@@ -293,7 +297,143 @@ pub fn from_str(file: &str, text: &str) -> Result<Network, SpecError> {
             e.key.to_string()
         };
         SpecError::at(file, text, span, &key, e.to_string())
-    })
+    })?;
+    net.skipped = skipped;
+    Ok(net)
+}
+
+/// A TOML basic string.
+fn quote(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if c.is_control() => o.push_str(&format!("\\u{:04X}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn pair_text(a: u64, b: u64) -> String {
+    if a == b {
+        a.to_string()
+    } else {
+        format!("[{a}, {b}]")
+    }
+}
+
+fn padding_text(p: &Padding) -> String {
+    if p.top == p.bottom && p.left == p.right {
+        pair_text(p.top, p.left)
+    } else {
+        format!("[{}, {}, {}, {}]", p.top, p.bottom, p.left, p.right)
+    }
+}
+
+fn bits_text(b: &BitWidths) -> String {
+    format!("{{ w = {}, a = {} }}", b.w.get(), b.a.get())
+}
+
+/// Writes a network in this format, the inverse of [`from_str`]: reading the text back
+/// gives the same network. `comment` goes first, each line prefixed with `# `. A layer's
+/// `from` is written only where it is not the previous layer; every layer declares its
+/// output shape (`out`), which the reader checks.
+pub fn to_toml(net: &Network, comment: &str) -> String {
+    let mut t = String::new();
+    for line in comment.lines() {
+        t.push_str(format!("# {line}").trim_end());
+        t.push('\n');
+    }
+    if !comment.is_empty() {
+        t.push('\n');
+    }
+    t.push_str(&format!(
+        "format = {}\nversion = {VERSION}\n",
+        quote(FORMAT)
+    ));
+    t.push_str(&format!("name = {}\n", quote(&net.name)));
+    t.push_str(&format!("description = {}\n", quote(&net.description)));
+    t.push_str(&format!("source = {}\n", quote(&net.source)));
+    let i = net.input;
+    t.push_str(&format!("input = [{}, {}, {}]\n", i.c, i.h, i.w));
+    if let Some(b) = &net.default_bits {
+        t.push_str(&format!("default_bits = {}\n", bits_text(b)));
+    }
+    if !net.skipped.is_empty() {
+        let v: Vec<String> = net.skipped.iter().map(|s| quote(s)).collect();
+        t.push_str(&format!("skipped = [{}]\n", v.join(", ")));
+    }
+    for (k, l) in net.layers.iter().enumerate() {
+        t.push_str("\n[[layer]]\n");
+        t.push_str(&format!("name = {}\n", quote(&l.name)));
+        t.push_str(&format!("kind = {}\n", quote(l.kind.name())));
+        let previous = if k == 0 { usize::MAX } else { k - 1 };
+        if l.inputs != [previous] {
+            let names: Vec<String> = l
+                .inputs
+                .iter()
+                .map(|&j| {
+                    quote(if j == usize::MAX {
+                        "input"
+                    } else {
+                        net.layers.get(j).map_or("input", |x| x.name.as_str())
+                    })
+                })
+                .collect();
+            match names.as_slice() {
+                [one] => t.push_str(&format!("from = {one}\n")),
+                _ => t.push_str(&format!("from = [{}]\n", names.join(", "))),
+            }
+        }
+        let win = |t: &mut String, w: &Window| {
+            t.push_str(&format!("kernel = {}\n", pair_text(w.kh, w.kw)));
+            t.push_str(&format!("stride = {}\n", pair_text(w.sh, w.sw)));
+            t.push_str(&format!("padding = {}\n", padding_text(&w.pad)));
+        };
+        match &l.kind {
+            LayerKind::Conv2d {
+                out_channels,
+                window,
+                groups,
+                bn,
+            } => {
+                t.push_str(&format!("out_channels = {out_channels}\n"));
+                win(&mut t, window);
+                if *groups != 1 {
+                    t.push_str(&format!("groups = {groups}\n"));
+                }
+                if *bn == BnFold::Folded {
+                    t.push_str("bn = \"folded\"\n");
+                }
+            }
+            LayerKind::Linear { out_features } => {
+                t.push_str(&format!("out_features = {out_features}\n"));
+            }
+            LayerKind::Relu { truncate, relu6 } => {
+                if *truncate {
+                    t.push_str("truncate = true\n");
+                }
+                if *relu6 {
+                    t.push_str("relu6 = true\n");
+                }
+            }
+            LayerKind::MaxPool { window } | LayerKind::AvgPool { window } => win(&mut t, window),
+            LayerKind::Pad { pad } => {
+                t.push_str(&format!("padding = {}\n", padding_text(pad)));
+            }
+            _ => {}
+        }
+        let o = l.output;
+        t.push_str(&format!("out = [{}, {}, {}]\n", o.c, o.h, o.w));
+        if let Some(b) = &l.bits {
+            t.push_str(&format!("bits = {}\n", bits_text(b)));
+        }
+    }
+    t
 }
 
 fn shape3(file: &str, text: &str, v: &Spanned<Vec<u64>>, key: &str) -> Result<Shape, SpecError> {
@@ -343,6 +483,15 @@ kind = "add"
 from = ["c2", "r1"]
 out = [4, 8, 8]
 "#;
+
+    #[test]
+    fn writes_what_it_reads() {
+        let n = from_str("tiny.toml", GOOD).unwrap();
+        let text = to_toml(&n, "a comment\nover two lines");
+        let back = from_str("back.toml", &text).unwrap();
+        assert_eq!(back, n, "{text}");
+        assert!(text.starts_with("# a comment\n# over two lines\n"));
+    }
 
     #[test]
     fn parses_a_residual_block() {

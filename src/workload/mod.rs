@@ -295,6 +295,10 @@ pub struct Network {
     pub input: Shape,
     pub default_bits: Option<BitWidths>,
     pub layers: Vec<Layer>,
+    /// Operators of an imported model left out as free (unsupported, skipped on request):
+    /// when not empty, every cost of the network is partial.
+    #[serde(default)]
+    pub skipped: Vec<String>,
 }
 
 /// Summary counts of a network.
@@ -520,6 +524,7 @@ impl Network {
             input,
             default_bits,
             layers,
+            skipped: Vec::new(),
         })
     }
 
