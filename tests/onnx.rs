@@ -883,6 +883,11 @@ proptest! {
         for skip in [false, true] {
             let o = ImportOptions { skip_unsupported: skip, ..Default::default() };
             if let Ok(i) = onnx::import_bytes(&b, &o) {
+                // What imports must also evaluate without a panic (errors are fine).
+                let cm = CostModel::builtin().unwrap();
+                for p in [Protocol::Cheetah, Protocol::Cryptflow2, Protocol::HequantPacked] {
+                    let _ = model::evaluate(&i.network, &opts(&cm, p), &cm);
+                }
                 let text = network::to_toml(&i.network, "");
                 prop_assert_eq!(network::from_str("m.toml", &text).ok(), Some(i.network));
             }
