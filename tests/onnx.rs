@@ -801,6 +801,13 @@ fn truncated_and_corrupt_files_are_errors() {
 
 // Fuzz: random byte mutations and truncations of a real export never panic. The case count
 // is fixed so that the suite stays fast; README gives the longer run.
+const FUZZ_FILES: [&str; 4] = [
+    "resnet18.onnx",
+    "mobilenet_v2.onnx",
+    "resnet18_bn.onnx",
+    "mobilenet_v2_dynamo.onnx",
+];
+
 fn fuzz_cases() -> u32 {
     std::env::var("HEQUANT_ONNX_FUZZ_CASES")
         .ok()
@@ -815,9 +822,9 @@ proptest! {
         edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
         cut in any::<prop::sample::Index>(),
         truncate in any::<bool>(),
-        which in 0usize..3,
+        which in 0usize..4,
     ) {
-        let file = ["resnet18.onnx", "mobilenet_v2.onnx", "resnet18_bn.onnx"][which];
+        let file = FUZZ_FILES[which];
         let mut bytes = std::fs::read(data(file)).unwrap();
         for (at, v) in &edits {
             let i = at.index(bytes.len());
@@ -917,9 +924,9 @@ proptest! {
     #[test]
     fn structurally_mutated_models_never_panic(
         edits in prop::collection::vec(edit(), 1..6),
-        which in 0usize..3,
+        which in 0usize..4,
     ) {
-        let file = ["resnet18.onnx", "mobilenet_v2.onnx", "resnet18_bn.onnx"][which];
+        let file = FUZZ_FILES[which];
         let bytes = std::fs::read(data(file)).unwrap();
         let mut m = ModelProto::decode(bytes.as_slice()).unwrap();
         for e in &edits {
