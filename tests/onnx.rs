@@ -90,6 +90,25 @@ const KNOWN: &[(&str, &str, u64, u64)] = &[
         1_814_073_344,
         2_308_096,
     ),
+    (
+        "resnet18_qdq.onnx",
+        "resnet18-imagenet",
+        1_814_073_344,
+        2_308_096,
+    ),
+    // The torch.export-based exporter (ReduceMean, Reshape, opset 20).
+    (
+        "resnet18_dynamo.onnx",
+        "resnet18-imagenet",
+        1_814_073_344,
+        2_308_096,
+    ),
+    (
+        "mobilenet_v2_dynamo.onnx",
+        "mobilenetv2-imagenet",
+        300_774_272,
+        6_105_792,
+    ),
 ];
 
 #[test]
@@ -215,7 +234,7 @@ fn imported_exports_cost_what_the_shipped_networks_cost() {
     // the imports fold them at import time or get them folded by the exporter: the totals
     // must agree exactly.
     let cm = CostModel::builtin().unwrap();
-    for &(file, net, ..) in &KNOWN[..4] {
+    for &(file, net, ..) in KNOWN.iter().filter(|k| !k.0.contains("qdq")) {
         let imp = import(file);
         let want = shipped(net);
         for p in [Protocol::Cheetah, Protocol::HequantPacked] {
@@ -459,6 +478,33 @@ fn clip_reshape_gemm_and_unfoldable_bn() {
     assert_eq!(i.summary.macs, 4 * 64 * 27 + 40);
     assert_eq!(i.summary.relu_elements, 4 * 64);
     assert_eq!(i.network.layers[6].output.c, 10);
+}
+
+#[test]
+fn reduce_mean_over_space_is_a_global_average_pool() {
+    // Opset 17: axes as an attribute; keepdims = 0 gives [1, C] straight into the Gemm.
+    let mean = |axes: &[i64]| {
+        model(
+            input(3, 4),
+            vec![
+                with(
+                    node("ReduceMean", "m", &["x"], &["g"]),
+                    vec![ints("axes", axes), int("keepdims", 0)],
+                ),
+                with(
+                    node("Gemm", "fc", &["g", "fw"], &["z"]),
+                    vec![int("transB", 1)],
+                ),
+            ],
+            vec![tensor("fw", data_type::FLOAT, &[10, 3])],
+        )
+    };
+    let i = imp(&mean(&[-1, -2])).unwrap();
+    let kinds: Vec<&str> = i.network.layers.iter().map(|l| l.kind.name()).collect();
+    assert_eq!(kinds, ["global_avg_pool", "linear"]);
+    assert_eq!(i.summary.macs, 30);
+    let e = imp(&mean(&[1])).unwrap_err().to_string();
+    assert!(e.contains("ReduceMean over axes [1]"), "{e}");
 }
 
 #[test]
@@ -755,6 +801,13 @@ fn truncated_and_corrupt_files_are_errors() {
 
 // Fuzz: random byte mutations and truncations of a real export never panic. The case count
 // is fixed so that the suite stays fast; README gives the longer run.
+const FUZZ_FILES: [&str; 4] = [
+    "resnet18.onnx",
+    "mobilenet_v2.onnx",
+    "resnet18_bn.onnx",
+    "mobilenet_v2_dynamo.onnx",
+];
+
 fn fuzz_cases() -> u32 {
     std::env::var("HEQUANT_ONNX_FUZZ_CASES")
         .ok()
@@ -769,9 +822,9 @@ proptest! {
         edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
         cut in any::<prop::sample::Index>(),
         truncate in any::<bool>(),
-        which in 0usize..3,
+        which in 0usize..4,
     ) {
-        let file = ["resnet18.onnx", "mobilenet_v2.onnx", "resnet18_bn.onnx"][which];
+        let file = FUZZ_FILES[which];
         let mut bytes = std::fs::read(data(file)).unwrap();
         for (at, v) in &edits {
             let i = at.index(bytes.len());
@@ -871,9 +924,9 @@ proptest! {
     #[test]
     fn structurally_mutated_models_never_panic(
         edits in prop::collection::vec(edit(), 1..6),
-        which in 0usize..3,
+        which in 0usize..4,
     ) {
-        let file = ["resnet18.onnx", "mobilenet_v2.onnx", "resnet18_bn.onnx"][which];
+        let file = FUZZ_FILES[which];
         let bytes = std::fs::read(data(file)).unwrap();
         let mut m = ModelProto::decode(bytes.as_slice()).unwrap();
         for e in &edits {
@@ -883,6 +936,11 @@ proptest! {
         for skip in [false, true] {
             let o = ImportOptions { skip_unsupported: skip, ..Default::default() };
             if let Ok(i) = onnx::import_bytes(&b, &o) {
+                // What imports must also evaluate without a panic (errors are fine).
+                let cm = CostModel::builtin().unwrap();
+                for p in [Protocol::Cheetah, Protocol::Cryptflow2, Protocol::HequantPacked] {
+                    let _ = model::evaluate(&i.network, &opts(&cm, p), &cm);
+                }
                 let text = network::to_toml(&i.network, "");
                 prop_assert_eq!(network::from_str("m.toml", &text).ok(), Some(i.network));
             }

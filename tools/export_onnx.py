@@ -3,14 +3,19 @@
 
 The models are built without pretrained weights and exported with torch.onnx (TorchScript
 exporter, opset 17, input 1x3x224x224, batch axis left dynamic as in most real exports).
-The initializers are then stripped of their data (dims and data type kept) with the `onnx`
-package, so that each file is a few tens of kilobytes: the importer reads shapes only.
+The initializers are then stripped of their data (dims and data type kept; tensors of at most 8
+elements, which hold Clip bounds, shapes and axes, are kept whole) with the `onnx` package, so
+that each file is a few tens of kilobytes: the importer reads shapes only.
 
 A quantized ResNet-18 (`resnet18_qdq.onnx`) comes from onnxruntime's static quantization
 of the float export (QDQ format, uint8 activations, int8 weights, the ReLUs kept), calibrated
 on two random inputs (the scales do not matter here), then stripped the same way.
 
-    python3 -m venv venv && venv/bin/pip install torch torchvision onnx onnxruntime
+The `*_dynamo.onnx` files come from the torch.export-based exporter (`dynamo=True`, the
+default since torch 2.9; it needs the `onnxscript` package), which writes a different graph
+(ReduceMean for the average pool, Reshape for the flatten, opset 20, fixed batch 1).
+
+    python3 -m venv venv && venv/bin/pip install torch torchvision onnx onnxruntime onnxscript
     venv/bin/python tools/export_onnx.py tests/data
 """
 
@@ -26,10 +31,18 @@ import torchvision
 def strip(path):
     m = onnx.load(path)
     for t in m.graph.initializer:
+        if np.prod(t.dims, dtype=np.int64) <= 8:
+            continue  # scalars, shapes and axes (Clip, Reshape, ReduceMean): read by the importer
         t.ClearField("raw_data")
         t.ClearField("float_data")
         t.ClearField("int64_data")
         t.ClearField("int32_data")
+    # The torch.export-based exporter annotates every node and value with stack traces.
+    for n in m.graph.node:
+        n.ClearField("metadata_props")
+    for v in list(m.graph.value_info) + list(m.graph.input) + list(m.graph.output):
+        v.ClearField("metadata_props")
+    m.graph.ClearField("value_info")
     onnx.save(m, path)
     return os.path.getsize(path)
 
@@ -103,6 +116,10 @@ def main():
             quantize(full, qdq)
             os.remove(full)
             print(f"{qdq}: {strip(qdq)} bytes")
+        if name in ("resnet18", "mobilenet_v2"):
+            dyn = os.path.join(out, f"{name}_dynamo.onnx")
+            torch.onnx.export(model, (x,), dynamo=True).save(dyn)
+            print(f"{dyn}: {strip(dyn)} bytes")
         size = strip(path)
         print(f"{path}: {size} bytes, torch {torch.__version__}, torchvision {torchvision.__version__}")
 

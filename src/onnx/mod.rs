@@ -10,7 +10,7 @@
 //! | Gemm, MatMul, QLinearMatMul | `linear` |
 //! | BatchNormalization (not foldable) | `batch_norm` |
 //! | Relu; Clip(0, 6) | `relu`; `relu` with `relu6` |
-//! | MaxPool, AveragePool, GlobalAveragePool | `max_pool`, `avg_pool`, `global_avg_pool` |
+//! | MaxPool, AveragePool, GlobalAveragePool, ReduceMean over H and W | `max_pool`, `avg_pool`, `global_avg_pool` |
 //! | Add (two activations), Concat (channels) | `add`, `concat` |
 //! | Flatten, Reshape to `[1, n]` | `flatten` |
 //! | QuantizeLinear, DequantizeLinear, Identity, Dropout, Add of a constant (bias) | nothing (free) |

@@ -308,6 +308,7 @@ const SUPPORTED: &[&str] = &[
     "MaxPool",
     "AveragePool",
     "GlobalAveragePool",
+    "ReduceMean",
     "Add",
     "Concat",
     "Flatten",
@@ -668,6 +669,35 @@ impl<'a> Ctx<'a> {
                     return unsup(format!("{op} over a rank-{} tensor", x.shape.len()));
                 }
                 let out = vec![1, x.shape[1], 1, 1];
+                self.emit(idx, n, LayerKind::GlobalAvgPool, vec![x.src], out, None)?;
+                Ok(())
+            }
+            "ReduceMean" => {
+                // The mean over both spatial axes (torch.mean(x, (2, 3)), the newer
+                // exporter's adaptive average pool to 1x1) is a global average pool.
+                let x = self.act(n, 0)?;
+                let axes = if self.opset >= 18 {
+                    self.konst(n, 1)?.and_then(|c| c.ints)
+                } else {
+                    attr_ints(n, "axes")
+                };
+                let mut axes: Vec<i64> = axes
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|&a| if a < 0 { a + x.shape.len() as i64 } else { a })
+                    .collect();
+                axes.sort_unstable();
+                if x.shape.len() != 4 || axes != [2, 3] {
+                    return unsup(format!(
+                        "ReduceMean over axes {axes:?} of a rank-{} tensor: only the mean over both spatial axes is supported",
+                        x.shape.len()
+                    ));
+                }
+                let out = if attr_i(n, "keepdims", 1) != 0 {
+                    vec![1, x.shape[1], 1, 1]
+                } else {
+                    vec![1, x.shape[1]]
+                };
                 self.emit(idx, n, LayerKind::GlobalAvgPool, vec![x.src], out, None)?;
                 Ok(())
             }
