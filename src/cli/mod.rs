@@ -8,6 +8,8 @@ use crate::workload::Network;
 use clap::{Args, Parser, Subcommand};
 
 mod estimate;
+mod search;
+mod sweep;
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
@@ -28,6 +30,10 @@ pub struct Cli {
 pub enum Command {
     /// Predict per-layer and total communication, rounds and latency.
     Estimate(Box<estimate::EstimateArgs>),
+    /// Find the best mapping of every linear layer by exhaustive search.
+    Search(Box<search::SearchArgs>),
+    /// Totals of several protocols at every uniform bit width of a range, and the Pareto front.
+    Sweep(Box<sweep::SweepArgs>),
     /// List the shipped networks with layers, MACs and ReLU count.
     Networks,
     /// List the protocol models and their parameter files.
@@ -102,6 +108,8 @@ pub fn run() -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     match cli.command {
         Command::Estimate(a) => estimate::run(&a, &cm),
+        Command::Search(a) => search::run(&a, &cm),
+        Command::Sweep(a) => sweep::run(&a, &cm),
         Command::Networks => networks(),
         Command::Protocols => protocols(&cm),
     }

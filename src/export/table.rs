@@ -145,6 +145,11 @@ pub fn compare_text(reports: &[Report]) -> String {
 }
 
 fn aligned(t: &Table) -> String {
+    aligned_left(t, 3)
+}
+
+/// A table as aligned text: the first `left` columns left-aligned, the others right-aligned.
+pub fn aligned_left(t: &Table, left: usize) -> String {
     let mut widths: Vec<usize> = t.header.iter().map(|h| h.len()).collect();
     for row in &t.rows {
         for (i, c) in row.iter().enumerate() {
@@ -157,7 +162,7 @@ fn aligned(t: &Table) -> String {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                if i < 3 {
+                if i < left {
                     format!("{:<w$}", c, w = widths[i])
                 } else {
                     format!("{:>w$}", c, w = widths[i])
