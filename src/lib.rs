@@ -12,6 +12,7 @@ pub mod io;
 pub mod mapper;
 pub mod mapping;
 pub mod model;
+pub mod plot;
 pub mod protocol;
 pub mod spec;
 pub mod units;

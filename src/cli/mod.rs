@@ -8,6 +8,7 @@ use crate::workload::Network;
 use clap::{Args, Parser, Subcommand};
 
 mod estimate;
+mod plot;
 mod search;
 mod sweep;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,8 @@ pub enum Command {
     Search(Box<search::SearchArgs>),
     /// Totals of several protocols at every uniform bit width of a range, and the Pareto front.
     Sweep(Box<sweep::SweepArgs>),
+    /// Draw charts (PNG or SVG): comm-vs-bits, pareto, layers, compare.
+    Plot(Box<plot::PlotArgs>),
     /// List the shipped networks with layers, MACs and ReLU count.
     Networks,
     /// List the protocol models and their parameter files.
@@ -110,6 +113,7 @@ pub fn run() -> Result<(), String> {
         Command::Estimate(a) => estimate::run(&a, &cm),
         Command::Search(a) => search::run(&a, &cm),
         Command::Sweep(a) => sweep::run(&a, &cm),
+        Command::Plot(a) => plot::run(&a, &cm),
         Command::Networks => networks(),
         Command::Protocols => protocols(&cm),
     }
