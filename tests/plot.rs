@@ -6,7 +6,6 @@ use hequant::model::{self, BitsPolicy, EvalOptions, parse_bits};
 use hequant::plot::{Chart, ImageFormat, Size, layer_bars, render};
 use hequant::protocol::{CostModel, Protocol};
 use std::path::Path;
-use std::process::Command;
 
 fn setup() -> (CostModel, hequant::workload::Network) {
     let cm = CostModel::builtin().expect("cost model");
@@ -101,14 +100,12 @@ fn layer_bars_add_up_to_the_total() {
 }
 
 fn hequant(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hequant"))
-        .args(args)
-        .output()
-        .expect("run");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut a = vec!["hequant"];
+    a.extend(args);
+    match hequant::cli::run_from(a) {
+        Ok(()) => (true, String::new()),
+        Err(e) => (false, e),
+    }
 }
 
 #[test]

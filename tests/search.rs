@@ -11,7 +11,6 @@ use hequant::model::{self, BitsPolicy, EvalOptions, mapping_latency, parse_bits,
 use hequant::protocol::{CostModel, Protocol};
 use hequant::workload::Network;
 use std::path::Path;
-use std::process::Command;
 
 fn net(name: &str) -> Network {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("networks/{name}.toml"));
@@ -170,27 +169,25 @@ fn saved_mapping_round_trips() {
     let r = model::evaluate(&n, &plain, &cm).expect("evaluate");
     assert_eq!(r.total, s.report.total);
     // And through the command line: estimate --mapping prints the same total.
-    let out = Command::new(env!("CARGO_BIN_EXE_hequant"))
-        .args([
-            "estimate",
-            "-n",
-            "minionn-cifar10",
-            "--bits",
-            "w4a4",
-            "--link",
-            "wan",
-        ])
-        .arg("--mapping")
-        .arg(&path)
-        .args(["--format", "json"])
-        .output()
-        .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let json = dir.join("estimate.json");
+    let (ok, err) = hequant(&[
+        "estimate",
+        "-n",
+        "minionn-cifar10",
+        "--bits",
+        "w4a4",
+        "--link",
+        "wan",
+        "--mapping",
+        path.to_str().expect("utf-8"),
+        "--format",
+        "json",
+        "-o",
+        json.to_str().expect("utf-8"),
+    ]);
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(&json).expect("report");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
     assert_eq!(
         v["total"]["bytes_client_to_server"].as_u64(),
         Some(s.report.total.bytes_client_to_server)
@@ -245,14 +242,12 @@ fn sweep_points_and_front() {
 }
 
 fn hequant(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hequant"))
-        .args(args)
-        .output()
-        .expect("run");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut a = vec!["hequant"];
+    a.extend(args);
+    match hequant::cli::run_from(a) {
+        Ok(()) => (true, String::new()),
+        Err(e) => (false, e),
+    }
 }
 
 #[test]

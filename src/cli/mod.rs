@@ -8,6 +8,7 @@ use crate::workload::Network;
 use clap::{Args, Parser, Subcommand};
 
 mod estimate;
+mod mixed;
 mod plot;
 mod search;
 mod sweep;
@@ -35,6 +36,8 @@ pub enum Command {
     Search(Box<search::SearchArgs>),
     /// Totals of several protocols at every uniform bit width of a range, and the Pareto front.
     Sweep(Box<sweep::SweepArgs>),
+    /// Per-layer bit widths that minimise a precision-loss proxy under a budget, with the front.
+    Mixed(Box<mixed::MixedArgs>),
     /// Draw charts (PNG or SVG): comm-vs-bits, pareto, layers, compare.
     Plot(Box<plot::PlotArgs>),
     /// List the shipped networks with layers, MACs and ReLU count.
@@ -103,7 +106,20 @@ pub enum ReluArg {
 }
 
 pub fn run() -> Result<(), String> {
-    let cli = Cli::parse();
+    execute(Cli::parse())
+}
+
+/// Runs the command line given as arguments (the first is the program name), for tests:
+/// a parse error comes back as the error text instead of exiting.
+pub fn run_from<I, T>(args: I) -> Result<(), String>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    execute(Cli::try_parse_from(args).map_err(|e| e.to_string())?)
+}
+
+fn execute(cli: Cli) -> Result<(), String> {
     let cm = match &cli.cost_models {
         Some(d) => CostModel::load_dir(d),
         None => CostModel::builtin(),
@@ -113,6 +129,7 @@ pub fn run() -> Result<(), String> {
         Command::Estimate(a) => estimate::run(&a, &cm),
         Command::Search(a) => search::run(&a, &cm),
         Command::Sweep(a) => sweep::run(&a, &cm),
+        Command::Mixed(a) => mixed::run(&a, &cm),
         Command::Plot(a) => plot::run(&a, &cm),
         Command::Networks => networks(),
         Command::Protocols => protocols(&cm),

@@ -2,6 +2,7 @@
 //! receives their costs from the model; infeasible candidates are counted by the
 //! constraint they violate.
 
+pub mod mixed;
 pub mod network;
 pub mod pareto;
 pub mod sweep;
