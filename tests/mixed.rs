@@ -18,6 +18,11 @@ fn setup() -> (CostModel, Network, EvalOptions) {
     (cm, net, o)
 }
 
+fn widest(net: &Network, set: BitRange) -> Vec<hequant::workload::BitWidths> {
+    let b = hequant::mapper::sweep::uniform_bits(set.hi).expect("bits");
+    vec![b; hequant::mapper::mixed::weighted_layers(net).len()]
+}
+
 /// Every assignment of the tables, summed in layer order as the program sums them.
 fn brute_force(t: &hequant::mapper::mixed::Tables) -> Vec<(f64, f64)> {
     let sizes: Vec<usize> = t.layers.iter().map(|l| l.options.len()).collect();
@@ -66,7 +71,7 @@ fn front_equals_brute_force() {
     let (cm, net, o) = setup();
     let set = BitRange { lo: 2, hi: 3 };
     for metric in [Metric::Comm, Metric::Latency] {
-        let t = tables(&net, &o, &cm, set, metric, None).expect("tables");
+        let t = tables(&net, &o, &cm, set, metric, None, &widest(&net, set)).expect("tables");
         assert_eq!(t.layers.len(), 8);
         assert!(t.layers.iter().all(|l| l.options.len() == 4));
         let all = brute_force(&t);
@@ -100,7 +105,8 @@ fn front_equals_brute_force() {
 #[test]
 fn tables_reproduce_the_reference_total() {
     let (cm, net, o) = setup();
-    let t = tables(&net, &o, &cm, BitRange { lo: 3, hi: 5 }, Metric::Comm, None).expect("tables");
+    let set = BitRange { lo: 3, hi: 5 };
+    let t = tables(&net, &o, &cm, set, Metric::Comm, None, &widest(&net, set)).expect("tables");
     // Every layer at the reference widths: the attributed shares add back to the total.
     let at_ref: f64 = t
         .layers
@@ -108,7 +114,7 @@ fn tables_reproduce_the_reference_total() {
         .map(|l| {
             l.options
                 .iter()
-                .find(|x| x.bits == t.reference)
+                .find(|x| x.bits == t.reference[0])
                 .expect("reference option")
                 .cost
         })
@@ -121,7 +127,7 @@ fn tables_reproduce_the_reference_total() {
 fn chosen_point_meets_the_budget_exactly() {
     let (cm, net, o) = setup();
     let set = BitRange { lo: 2, hi: 6 };
-    let t = tables(&net, &o, &cm, set, Metric::Comm, None).expect("tables");
+    let t = tables(&net, &o, &cm, set, Metric::Comm, None, &widest(&net, set)).expect("tables");
     let pts = Front::new(&t).points();
     let budget = (pts[0].0 + pts[pts.len() - 1].0) / 2.0;
     let m = mixed(
@@ -150,7 +156,12 @@ fn chosen_point_meets_the_budget_exactly() {
 fn impossible_budget_names_the_layer_and_the_cheapest_total() {
     let (cm, net, o) = setup();
     let set = BitRange { lo: 2, hi: 4 };
-    let t = tables(&net, &o, &cm, set, Metric::Comm, None).expect("tables");
+    // The last tables are measured around the narrowest widths.
+    let narrowest = vec![
+        hequant::mapper::sweep::uniform_bits(2).expect("bits");
+        hequant::mapper::mixed::weighted_layers(&net).len()
+    ];
+    let t = tables(&net, &o, &cm, set, Metric::Comm, None, &narrowest).expect("tables");
     // The layer whose cheapest option costs the most, found here directly.
     let worst = t
         .layers
@@ -210,7 +221,16 @@ fn a_sensitive_layer_keeps_its_bits() {
         text += &format!("[[layer]]\nname = \"{n}\"\nweight = {s}\n");
     }
     let sens = hequant::spec::sensitivity::from_str("s.toml", &text, &net).expect("sensitivity");
-    let t = tables(&net, &o, &cm, set, Metric::Comm, Some(&sens)).expect("tables");
+    let t = tables(
+        &net,
+        &o,
+        &cm,
+        set,
+        Metric::Comm,
+        Some(&sens),
+        &widest(&net, set),
+    )
+    .expect("tables");
     let pts = Front::new(&t).points();
     let budget = pts[0].0 + (pts[pts.len() - 1].0 - pts[0].0) * 0.3;
     let m = mixed(
@@ -282,4 +302,35 @@ fn bad_input_on_the_command_line() {
         assert!(!ok, "{args:?}");
         assert!(err.contains(needle), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn a_budget_just_above_the_narrowest_widths_is_met() {
+    // Tables around the widest widths overstate the cheap end (the rings of the
+    // non-linear layers fall with both neighbours); the search must still find the
+    // all-narrowest point, whose exact total is below the budget.
+    let (cm, net, o) = setup();
+    let set = BitRange { lo: 2, hi: 8 };
+    let mut all2 = o.clone();
+    all2.bits = hequant::model::BitsPolicy {
+        uniform: Some(hequant::mapper::sweep::uniform_bits(2).expect("bits")),
+        all_layers: true,
+    };
+    let exact = hequant::model::evaluate(&net, &all2, &cm)
+        .expect("evaluate")
+        .total
+        .bytes() as f64;
+    let budget = exact * 1.0001;
+    let m = mixed(
+        &net,
+        &o,
+        &cm,
+        set,
+        Metric::Comm,
+        Budget::Cost(budget),
+        None,
+        3,
+    )
+    .expect("feasible");
+    assert!(m.points[m.chosen].exact_cost <= budget);
 }

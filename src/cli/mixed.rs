@@ -171,12 +171,25 @@ pub fn table(m: &Mixed, user_sensitivity: bool) -> String {
             "the layer's fan-in (default)"
         }
     );
+    let first = m.reference.first().map(|r| r.1);
+    let reference = match first {
+        Some(b) if m.reference.iter().all(|r| r.1 == b) => format!("{b} everywhere"),
+        _ => format!(
+            "mixed widths (mean w {:.2}, mean a {:.2})",
+            mean(m.reference.iter().map(|r| r.1.w.get())),
+            mean(m.reference.iter().map(|r| r.1.a.get()))
+        ),
+    };
     let _ = writeln!(
         out,
-        "exact Pareto front of the per-layer tables: {} points; reference {} everywhere: {}",
-        m.front_size,
-        m.reference,
+        "per-layer tables measured in {} round(s), the last around {reference} (exact total {})",
+        m.rounds,
         show(m.reference_cost)
+    );
+    let _ = writeln!(
+        out,
+        "exact Pareto front of those tables: {} points; shown evenly spread, each evaluated exactly:",
+        m.front_size
     );
     let mut t = Table {
         header: ["", "table cost", "exact cost", "proxy", "mean w", "mean a"]
@@ -199,13 +212,6 @@ pub fn table(m: &Mixed, user_sensitivity: bool) -> String {
         ]);
     }
     out.push_str(&aligned_left(&t, 1));
-    if m.skipped > 0 {
-        let _ = writeln!(
-            out,
-            "({} cheaper-by-table points were skipped: their exact cost broke the budget)",
-            m.skipped
-        );
-    }
     let c = &m.points[m.chosen];
     let mut t = Table {
         header: ["layer", "bits", "ring", "bytes", "latency"]

@@ -78,7 +78,7 @@ pub fn table(s: &NetworkSearch) -> String {
             "tiling",
             "pack",
             "log q",
-            "bytes",
+            "HE bytes",
             "latency",
             "candidates",
             "time",

@@ -5,18 +5,25 @@
 //! # The cost tables (the one approximation)
 //!
 //! A layer's cost depends on its own widths and, through the ring that the non-linear
-//! layer before it must deliver, a little on its neighbours'. The search uses per-layer
-//! tables measured on the full model: the reference point gives every weighted layer the
-//! widest widths of the set; layer l's entry for (w, a) is its share of the reference
-//! cost plus the change of the network's total when only l is set to (w, a):
+//! layers before it must deliver, on its neighbours'. The search uses per-layer tables
+//! measured on the full model around a reference assignment `A` (one width pair per
+//! weighted layer): layer l's entry for (w, a) is its share of the reference cost plus the
+//! change of the network's total when only l is set to (w, a):
 //!
-//! `c_l(w, a) = share_l + T(ref with l <- (w, a)) - T(ref)`
+//! `c_l(w, a) = share_l(A) + T(A with l <- (w, a)) - T(A)`
 //!
-//! where `share_l` is the reference cost of l and of the layers between the previous
-//! weighted layer and l (the non-linear layers that feed it), and everything after the last
-//! weighted layer is a fixed part. The predicted total of an assignment is
-//! `fixed + sum_l c_l(b_l)`, exact when the layers' effects add up; each reported point is
-//! then evaluated exactly with [`crate::model::evaluate`] and both numbers are shown.
+//! where `share_l` is the cost of l and of the layers between the previous weighted layer
+//! and l (the non-linear layers that feed it), and everything after the last weighted
+//! layer is a fixed part. The predicted total of an assignment is `fixed + sum_l c_l(b_l)`:
+//! exact at `A`, approximate away from it. So the search runs in rounds (at most
+//! [`MAX_ROUNDS`]): tables around `A` (first the widest widths), the point the budget
+//! selects on their front, that point evaluated exactly with [`crate::model::evaluate`];
+//! if its exact cost breaks a cost budget, the front is bisected between its cheapest point
+//! and the selected one for a point whose exact cost meets the budget. The next round
+//! measures the tables around the point found; the search stops when a round returns its
+//! own reference or no better point, and keeps the best exactly-feasible point. If the
+//! first tables find nothing under the budget, they are measured around the narrowest
+//! widths. Every reported point shows both the table cost and the exact cost.
 //!
 //! # The proxy
 //!
@@ -139,9 +146,12 @@ pub struct LayerTable {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Tables {
     pub metric: Metric,
-    pub reference: BitWidths,
-    /// The reference total (every weighted layer at `reference`).
+    /// The reference assignment, one width pair per weighted layer (in layer order).
+    pub reference: Vec<BitWidths>,
+    /// The network's total at the reference.
     pub reference_total: f64,
+    /// Widths of batch norms that are not folded (the widest of the set).
+    pub fill: BitWidths,
     /// Cost no weighted layer's widths change in the attribution (after the last one).
     pub fixed: f64,
     pub layers: Vec<LayerTable>,
@@ -152,9 +162,45 @@ fn proxy(fan_in: u64, s: Option<&Sensitivity>, b: BitWidths) -> f64 {
     sw * (-2.0 * b.w.get() as f64).exp2() + sa * (-2.0 * b.a.get() as f64).exp2()
 }
 
-/// Measures the cost tables: one evaluation of the network per weighted layer and width
-/// pair of the set (in parallel), the other layers at the reference with their reference
-/// mappings held fixed (their costs do not depend on the layer that changes).
+/// The weighted layers of a network (those that take bit widths), in layer order.
+pub fn weighted_layers(net: &Network) -> Vec<usize> {
+    (0..net.layers.len())
+        .filter(|&i| net.layers[i].kind.has_weights())
+        .collect()
+}
+
+/// Options that give each weighted layer its widths from `assign` (in layer order) and the
+/// other layers `held` choices; batch norms that are not folded take `fill`.
+fn assigned(
+    base: &EvalOptions,
+    net: &Network,
+    weighted: &[usize],
+    assign: &[BitWidths],
+    fill: BitWidths,
+) -> EvalOptions {
+    let mut o = base.clone();
+    o.bits = BitsPolicy {
+        uniform: Some(fill),
+        all_layers: true,
+    };
+    for (&i, &b) in weighted.iter().zip(assign) {
+        let name = net.layers[i].name.clone();
+        o.overrides.insert(
+            name.clone(),
+            LayerChoice {
+                layer: name,
+                bits: Some(b),
+                linear: None,
+            },
+        );
+    }
+    o
+}
+
+/// Measures the cost tables around the reference assignment `reference` (one pair per
+/// weighted layer): one evaluation of the network per weighted layer and width pair of
+/// the set (in parallel), the other layers at the reference with their reference mappings
+/// held fixed (their costs do not depend on the layer that changes).
 pub fn tables(
     net: &Network,
     base: &EvalOptions,
@@ -162,24 +208,26 @@ pub fn tables(
     set: BitRange,
     metric: Metric,
     sensitivity: Option<&HashMap<String, Sensitivity>>,
+    reference: &[BitWidths],
 ) -> Result<Tables, MixedError> {
-    let reference = uniform_bits(set.hi).map_err(MixedError::Options)?;
-    let mut ref_opts = base.clone();
-    ref_opts.bits = BitsPolicy {
-        uniform: Some(reference),
-        all_layers: true,
-    };
-    let r0 = model::evaluate(net, &ref_opts, cm)?;
-    let t0 = metric.of_report(&r0);
-    let weighted: Vec<usize> = (0..net.layers.len())
-        .filter(|&i| net.layers[i].kind.has_weights())
-        .collect();
+    let weighted = weighted_layers(net);
     if weighted.is_empty() {
         return Err(MixedError::Options(format!(
             "the network '{}' has no weighted layer",
             net.name
         )));
     }
+    if reference.len() != weighted.len() {
+        return Err(MixedError::Options(format!(
+            "the reference assignment has {} widths but the network has {} weighted layers",
+            reference.len(),
+            weighted.len()
+        )));
+    }
+    let fill = uniform_bits(set.hi).map_err(MixedError::Options)?;
+    let ref_opts = assigned(base, net, &weighted, reference, fill);
+    let r0 = model::evaluate(net, &ref_opts, cm)?;
+    let t0 = metric.of_report(&r0);
     // Shares: each layer's reference cost goes to the next weighted layer.
     let mut shares = vec![0.0; weighted.len()];
     let mut k = 0;
@@ -196,21 +244,20 @@ pub fn tables(
     }
     fixed += t0 - r0.layers.iter().map(|l| metric.of_layer(l)).sum::<f64>();
     // Hold every other linear layer's reference mapping fixed.
-    let held: HashMap<String, LayerChoice> = r0
-        .layers
-        .iter()
-        .filter(|l| l.class == CostClass::Linear && l.mapping.is_some())
-        .map(|l| {
-            (
+    let mut held = ref_opts.overrides.clone();
+    for l in &r0.layers {
+        if l.class == CostClass::Linear && l.mapping.is_some() {
+            let bits = held.get(&l.name).and_then(|c| c.bits);
+            held.insert(
                 l.name.clone(),
                 LayerChoice {
                     layer: l.name.clone(),
-                    bits: None,
+                    bits,
                     linear: l.mapping,
                 },
-            )
-        })
-        .collect();
+            );
+        }
+    }
     let mut jobs: Vec<(usize, u32, u32)> = Vec::new();
     for k in 0..weighted.len() {
         for w in set.iter() {
@@ -276,8 +323,9 @@ pub fn tables(
     }
     Ok(Tables {
         metric,
-        reference,
+        reference: reference.to_vec(),
         reference_total: t0,
+        fill,
         fixed,
         layers,
     })
@@ -429,7 +477,10 @@ pub struct Mixed {
     pub metric: Metric,
     pub budget: Budget,
     pub set: BitRange,
-    pub reference: BitWidths,
+    /// Rounds of tables measured (each around the previous round's selection).
+    pub rounds: usize,
+    /// The reference assignment of the final tables, and the total there.
+    pub reference: Vec<(String, BitWidths)>,
     pub reference_cost: f64,
     /// Points on the exact front of the tables.
     pub front_size: usize,
@@ -437,30 +488,22 @@ pub struct Mixed {
     pub points: Vec<MixedPoint>,
     /// Index into `points`.
     pub chosen: usize,
-    /// Front points skipped because their exact cost broke a cost budget the tables met.
-    pub skipped: usize,
     /// The full report of the chosen widths.
     pub report: Report,
 }
 
-fn options_for(base: &EvalOptions, t: &Tables, assign: &[usize]) -> EvalOptions {
-    let mut o = base.clone();
-    o.bits = BitsPolicy {
-        uniform: Some(t.reference),
-        all_layers: true,
-    };
-    for (l, &k) in t.layers.iter().zip(assign) {
-        o.overrides.insert(
-            l.layer.clone(),
-            LayerChoice {
-                layer: l.layer.clone(),
-                bits: Some(l.options[k].bits),
-                linear: None,
-            },
-        );
-    }
-    o
+fn options_for(base: &EvalOptions, net: &Network, t: &Tables, assign: &[usize]) -> EvalOptions {
+    let bits: Vec<BitWidths> = t
+        .layers
+        .iter()
+        .zip(assign)
+        .map(|(l, &k)| l.options[k].bits)
+        .collect();
+    assigned(base, net, &weighted_layers(net), &bits, t.fill)
 }
+
+/// Rounds of tables at most (each around the previous selection).
+pub const MAX_ROUNDS: usize = 4;
 
 /// Runs the whole search: tables, front, selection, exact evaluation of `shown` points.
 #[allow(clippy::too_many_arguments)]
@@ -474,24 +517,102 @@ pub fn mixed(
     sensitivity: Option<&HashMap<String, Sensitivity>>,
     shown: usize,
 ) -> Result<Mixed, MixedError> {
-    let t = tables(net, base, cm, set, metric, sensitivity)?;
-    let front = Front::new(&t);
-    let pts = front.points();
-    let mut chosen = select(&t, &pts, budget)?;
-    let exact = |i: usize| -> Result<(Report, f64), MixedError> {
-        let r = model::evaluate(net, &options_for(base, &t, &front.assignment(i)), cm)?;
-        let c = metric.of_report(&r);
-        Ok((r, c))
-    };
-    let (mut report, mut cost) = exact(chosen)?;
-    let mut skipped = 0;
-    if let Budget::Cost(b) = budget {
-        while cost > b && chosen > 0 {
-            chosen -= 1;
-            skipped += 1;
-            (report, cost) = exact(chosen)?;
+    let weighted = weighted_layers(net);
+    let widest = uniform_bits(set.hi).map_err(MixedError::Options)?;
+    let narrowest = uniform_bits(set.lo).map_err(MixedError::Options)?;
+    let mut reference = vec![widest; weighted.len()];
+    let mut tried_narrowest = false;
+    let mut rounds = 0;
+    let mut last_err = None;
+    // The best point found so far: its round's tables and front, its index, exact report.
+    let mut best: Option<(Tables, Front, usize, Report, f64)> = None;
+    while rounds < MAX_ROUNDS {
+        rounds += 1;
+        let t = tables(net, base, cm, set, metric, sensitivity, &reference)?;
+        let front = Front::new(&t);
+        let pts = front.points();
+        let exact = |i: usize| -> Result<(Report, f64), MixedError> {
+            let r = model::evaluate(net, &options_for(base, net, &t, &front.assignment(i)), cm)?;
+            let c = metric.of_report(&r);
+            Ok((r, c))
+        };
+        let found = match select(&t, &pts, budget) {
+            Ok(i) => {
+                let (r, c) = exact(i)?;
+                match budget {
+                    Budget::Cost(b) if c > b => {
+                        // The tables were optimistic here: bisect the front between the
+                        // cheapest point (if it meets the budget exactly) and this one.
+                        let (r0, c0) = exact(0)?;
+                        if c0 > b {
+                            None
+                        } else {
+                            let (mut lo, mut hi) = (0, i);
+                            let mut at_lo = (r0, c0);
+                            while hi - lo > 1 {
+                                let mid = (lo + hi) / 2;
+                                let (rm, cm_) = exact(mid)?;
+                                if cm_ <= b {
+                                    lo = mid;
+                                    at_lo = (rm, cm_);
+                                } else {
+                                    hi = mid;
+                                }
+                            }
+                            Some((lo, at_lo.0, at_lo.1))
+                        }
+                    }
+                    _ => Some((i, r, c)),
+                }
+            }
+            Err(e @ MixedError::CostBudget { .. }) => {
+                last_err = Some(e);
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let Some((i, r, c)) = found else {
+            if best.is_some() || tried_narrowest {
+                break;
+            }
+            // The tables may overstate the cheap end: measure around the narrowest widths.
+            tried_narrowest = true;
+            reference = vec![narrowest; weighted.len()];
+            continue;
+        };
+        let picked: Vec<BitWidths> = t
+            .layers
+            .iter()
+            .zip(front.assignment(i))
+            .map(|(l, k)| l.options[k].bits)
+            .collect();
+        // Better: a lower proxy under a cost budget, a lower exact cost under a proxy budget.
+        let key = |proxy: f64, cost: f64| match budget {
+            Budget::Cost(_) => (proxy, cost),
+            Budget::Proxy(_) => (cost, proxy),
+        };
+        let improves = best
+            .as_ref()
+            .is_none_or(|(_, bf, bi, _, bc)| key(pts[i].1, c) < key(bf.points()[*bi].1, *bc));
+        let converged = picked == reference;
+        if improves {
+            best = Some((t, front, i, r, c));
         }
+        if converged || !improves {
+            break;
+        }
+        reference = picked;
     }
+    let Some((t, front, chosen, report, cost)) = best else {
+        return Err(last_err.unwrap_or_else(|| {
+            MixedError::Options("no assignment of the set meets the budget".into())
+        }));
+    };
+    let pts = front.points();
+    let exact = |i: usize| -> Result<f64, MixedError> {
+        let r = model::evaluate(net, &options_for(base, net, &t, &front.assignment(i)), cm)?;
+        Ok(metric.of_report(&r))
+    };
     let n = pts.len();
     let mut idx: Vec<usize> = (0..shown.max(2))
         .map(|k| k * (n - 1) / (shown.max(2) - 1))
@@ -503,7 +624,7 @@ pub fn mixed(
     let mut chosen_at = 0;
     for &i in &idx {
         let assign = front.assignment(i);
-        let exact_cost = if i == chosen { cost } else { exact(i)?.1 };
+        let exact_cost = if i == chosen { cost } else { exact(i)? };
         if i == chosen {
             chosen_at = points.len();
         }
@@ -525,12 +646,17 @@ pub fn mixed(
         metric,
         budget,
         set,
-        reference: t.reference,
+        rounds,
+        reference: t
+            .layers
+            .iter()
+            .zip(&t.reference)
+            .map(|(l, &b)| (l.layer.clone(), b))
+            .collect(),
         reference_cost: t.reference_total,
         front_size: n,
         points,
         chosen: chosen_at,
-        skipped,
         report,
     })
 }
