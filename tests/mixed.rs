@@ -162,20 +162,26 @@ fn impossible_budget_names_the_layer_and_the_cheapest_total() {
         hequant::mapper::mixed::weighted_layers(&net).len()
     ];
     let t = tables(&net, &o, &cm, set, Metric::Comm, None, &narrowest).expect("tables");
-    // The layer whose cheapest option costs the most, found here directly.
-    let worst = t
-        .layers
-        .iter()
-        .max_by(|a, b| {
-            let m = |l: &hequant::mapper::mixed::LayerTable| {
-                l.options
-                    .iter()
-                    .map(|o| o.cost)
-                    .fold(f64::INFINITY, f64::min)
-            };
-            m(a).total_cmp(&m(b))
-        })
-        .expect("layers");
+    // The layer with the largest share at the narrowest widths, found here directly from
+    // the exact report: its cost plus that of the layers since the previous weighted one.
+    let mut all2 = o.clone();
+    all2.bits = hequant::model::BitsPolicy {
+        uniform: Some(hequant::mapper::sweep::uniform_bits(2).expect("bits")),
+        all_layers: true,
+    };
+    let r = hequant::model::evaluate(&net, &all2, &cm).expect("evaluate");
+    let mut run = 0u64;
+    let mut worst = (String::new(), 0u64);
+    for (l, layer) in r.layers.iter().zip(&net.layers) {
+        run += l.bytes();
+        if layer.kind.has_weights() {
+            if run > worst.1 {
+                worst = (l.name.clone(), run);
+            }
+            run = 0;
+        }
+    }
+    assert_eq!(t.reference_total, r.total.bytes() as f64);
     let e = mixed(
         &net,
         &o,
@@ -189,8 +195,12 @@ fn impossible_budget_names_the_layer_and_the_cheapest_total() {
     .unwrap_err();
     assert!(matches!(e, MixedError::CostBudget { .. }), "{e}");
     let msg = e.to_string();
-    assert!(msg.contains(&format!("layer '{}'", worst.layer)), "{msg}");
-    assert!(msg.contains("cheapest assignment costs"), "{msg}");
+    assert!(msg.contains(&format!("layer '{}'", worst.0)), "{msg}");
+    assert!(msg.contains("every layer at w2a2"), "{msg}");
+    assert!(
+        msg.contains(&hequant::units::human_bytes(r.total.bytes())),
+        "{msg}"
+    );
     let e = mixed(
         &net,
         &o,
@@ -333,4 +343,65 @@ fn a_budget_just_above_the_narrowest_widths_is_met() {
     )
     .expect("feasible");
     assert!(m.points[m.chosen].exact_cost <= budget);
+}
+
+#[test]
+fn saved_widths_round_trip_through_estimate() {
+    let dir = std::env::temp_dir().join(format!("hequant-mixed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (m, j) = (dir.join("m.toml"), dir.join("e.json"));
+    let (ms, js) = (m.to_str().expect("utf-8"), j.to_str().expect("utf-8"));
+    let run = |a: &[&str]| hequant::cli::run_from(a.iter().copied());
+    run(&[
+        "hequant",
+        "mixed",
+        "-n",
+        "minionn-cifar10",
+        "--budget-mb",
+        "8",
+        "--link",
+        "wan",
+        "--bits-set",
+        "2..5",
+        "--save",
+        ms,
+    ])
+    .expect("mixed");
+    run(&[
+        "hequant",
+        "estimate",
+        "-n",
+        "minionn-cifar10",
+        "--link",
+        "wan",
+        "--mapping",
+        ms,
+        "-f",
+        "json",
+        "-o",
+        js,
+    ])
+    .expect("estimate");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&j).expect("json")).expect("json");
+    let bytes = v["total"]["bytes_client_to_server"].as_u64().expect("c>s")
+        + v["total"]["bytes_server_to_client"].as_u64().expect("s>c");
+    assert!(bytes <= 8_000_000, "{bytes}");
+    // The saved widths are the ones the file lists, not the network's defaults.
+    let saved = hequant::spec::mapping::load(&m, None).expect("mapping");
+    let widths: Vec<u32> = saved
+        .layer
+        .iter()
+        .filter_map(|l| l.bits.map(|b| b.w.get()))
+        .collect();
+    assert_eq!(widths.len(), 8);
+    let layers = v["layers"].as_array().expect("layers");
+    for c in &saved.layer {
+        let l = layers
+            .iter()
+            .find(|l| l["name"] == c.layer.as_str())
+            .expect("layer");
+        assert_eq!(l["bits"]["w"].as_u64(), c.bits.map(|b| b.w.get() as u64));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

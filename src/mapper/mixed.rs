@@ -98,14 +98,15 @@ pub enum MixedError {
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error(
-        "the budget of {budget} cannot be met: the cheapest assignment costs {cheapest} (every layer at its cheapest widths); layer '{layer}' alone needs at least {layer_cost} (at {layer_bits}), the most of any layer"
+        "the budget of {budget} cannot be met: with {reference} the network costs {reference_cost} (exact), and the per-layer tables around that point predict no assignment below {table_cheapest}; layer '{layer}' takes the largest part, {layer_cost} with the non-linear layers that feed it"
     )]
     CostBudget {
         budget: String,
-        cheapest: String,
+        reference: String,
+        reference_cost: String,
+        table_cheapest: String,
         layer: String,
         layer_cost: String,
-        layer_bits: BitWidths,
     },
     #[error(
         "the proxy budget {budget:.3e} cannot be met: the lowest proxy is {lowest:.3e} (every layer at the widest widths); layer '{layer}' alone contributes {layer_proxy:.3e}, the most of any layer"
@@ -136,6 +137,9 @@ pub struct LayerTable {
     pub layer: String,
     /// Index of the layer in the network.
     pub index: usize,
+    /// The layer's share of the reference total: its own cost and that of the layers
+    /// between the previous weighted layer and it.
+    pub share: f64,
     /// Every evaluable width pair of the set.
     pub options: Vec<LayerOption>,
     /// Width pairs the model rejected, with the reason.
@@ -291,9 +295,11 @@ pub fn tables(
         .collect();
     let mut layers: Vec<LayerTable> = weighted
         .iter()
-        .map(|&i| LayerTable {
+        .zip(&shares)
+        .map(|(&i, &share)| LayerTable {
             layer: net.layers[i].name.clone(),
             index: i,
+            share,
             options: Vec::new(),
             rejected: Vec::new(),
         })
@@ -414,24 +420,23 @@ impl Front {
 pub fn select(t: &Tables, points: &[(f64, f64)], budget: Budget) -> Result<usize, MixedError> {
     match budget {
         Budget::Cost(b) => points.iter().rposition(|p| p.0 <= b).ok_or_else(|| {
-            let cheapest = points.first().map_or(t.fixed, |p| p.0);
-            let (layer, option) = t
+            let layer = t
                 .layers
                 .iter()
-                .filter_map(|l| {
-                    l.options
-                        .iter()
-                        .min_by(|a, b| a.cost.total_cmp(&b.cost))
-                        .map(|o| (l, *o))
-                })
-                .max_by(|a, b| a.1.cost.total_cmp(&b.1.cost))
-                .expect("tables have layers with options");
+                .max_by(|a, b| a.share.total_cmp(&b.share))
+                .expect("tables have layers");
+            let first = t.reference.first().copied();
+            let reference = match first {
+                Some(w) if t.reference.iter().all(|&x| x == w) => format!("every layer at {w}"),
+                _ => "the reference widths".into(),
+            };
             MixedError::CostBudget {
                 budget: t.metric.show(b),
-                cheapest: t.metric.show(cheapest),
+                reference,
+                reference_cost: t.metric.show(t.reference_total),
+                table_cheapest: t.metric.show(points.first().map_or(t.fixed, |p| p.0)),
                 layer: layer.layer.clone(),
-                layer_cost: t.metric.show(option.cost),
-                layer_bits: option.bits,
+                layer_cost: t.metric.show(layer.share),
             }
         }),
         Budget::Proxy(p) => points.iter().position(|q| q.1 <= p).ok_or_else(|| {
