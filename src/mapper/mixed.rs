@@ -98,15 +98,17 @@ pub enum MixedError {
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error(
-        "the budget of {budget} cannot be met: with {reference} the network costs {reference_cost} (exact), and the per-layer tables around that point predict no assignment below {table_cheapest}; layer '{layer}' takes the largest part, {layer_cost} with the non-linear layers that feed it"
+        "the budget of {} cannot be met: with {reference} the network costs {} (exact), and the per-layer tables around that point predict no assignment below {}; layer '{layer}' takes the largest part, {} with the non-linear layers that feed it",
+        metric.show(*budget), metric.show(*reference_cost), metric.show(*table_cheapest), metric.show(*layer_cost)
     )]
     CostBudget {
-        budget: String,
+        metric: Metric,
+        budget: f64,
         reference: String,
-        reference_cost: String,
-        table_cheapest: String,
+        reference_cost: f64,
+        table_cheapest: f64,
         layer: String,
-        layer_cost: String,
+        layer_cost: f64,
     },
     #[error(
         "the proxy budget {budget:.3e} cannot be met: the lowest proxy is {lowest:.3e} (every layer at the widest widths); layer '{layer}' alone contributes {layer_proxy:.3e}, the most of any layer"
@@ -431,12 +433,13 @@ pub fn select(t: &Tables, points: &[(f64, f64)], budget: Budget) -> Result<usize
                 _ => "the reference widths".into(),
             };
             MixedError::CostBudget {
-                budget: t.metric.show(b),
+                metric: t.metric,
+                budget: b,
                 reference,
-                reference_cost: t.metric.show(t.reference_total),
-                table_cheapest: t.metric.show(points.first().map_or(t.fixed, |p| p.0)),
+                reference_cost: t.reference_total,
+                table_cheapest: points.first().map_or(t.fixed, |p| p.0),
                 layer: layer.layer.clone(),
-                layer_cost: t.metric.show(layer.share),
+                layer_cost: layer.share,
             }
         }),
         Budget::Proxy(p) => points.iter().position(|q| q.1 <= p).ok_or_else(|| {
