@@ -33,16 +33,23 @@ fn pool(n: usize) -> rayon::ThreadPool {
         .expect("thread pool")
 }
 
-fn median_seconds(p: &rayon::ThreadPool, runs: usize, f: &(dyn Fn() + Sync)) -> f64 {
-    let mut t: Vec<f64> = (0..runs)
-        .map(|_| {
+/// Medians of `runs` timings on each pool, the pools taking turns run by run so that
+/// load from other processes falls on both alike.
+fn medians(pools: &[&rayon::ThreadPool], runs: usize, f: &(dyn Fn() + Sync)) -> Vec<f64> {
+    let mut t = vec![Vec::with_capacity(runs); pools.len()];
+    for _ in 0..runs {
+        for (k, p) in pools.iter().enumerate() {
             let s = Instant::now();
             p.install(f);
-            s.elapsed().as_secs_f64()
+            t[k].push(s.elapsed().as_secs_f64());
+        }
+    }
+    t.into_iter()
+        .map(|mut v| {
+            v.sort_by(f64::total_cmp);
+            v[runs / 2]
         })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[runs / 2]
+        .collect()
 }
 
 fn main() {
@@ -93,20 +100,20 @@ fn main() {
     }
     c.final_summary();
     let (one, two) = (pool(1), pool(2));
-    let t1 = median_seconds(&one, 21, &search);
-    let t2 = median_seconds(&two, 21, &search);
+    let m = medians(&[&one, &two], 41, &search);
+    let (t1, t2) = (m[0], m[1]);
     println!(
-        "search speed-up 1 -> 2 threads (median of 21 runs each): {:.2}x ({:.2} ms -> {:.2} ms; {:.2e} -> {:.2e} candidates/s)",
+        "search speed-up 1 -> 2 threads (medians of 41 interleaved runs each): {:.2}x ({:.2} ms -> {:.2} ms; {:.2e} -> {:.2e} candidates/s)",
         t1 / t2,
         t1 * 1e3,
         t2 * 1e3,
         candidates as f64 / t1,
         candidates as f64 / t2
     );
-    let s1 = median_seconds(&one, 5, &sweep_once);
-    let s2 = median_seconds(&two, 5, &sweep_once);
+    let m = medians(&[&one, &two], 7, &sweep_once);
+    let (s1, s2) = (m[0], m[1]);
     println!(
-        "sweep speed-up 1 -> 2 threads (median of 5 runs each): {:.2}x ({:.1} ms -> {:.1} ms)",
+        "sweep speed-up 1 -> 2 threads (medians of 7 interleaved runs each): {:.2}x ({:.1} ms -> {:.1} ms)",
         s1 / s2,
         s1 * 1e3,
         s2 * 1e3
