@@ -405,3 +405,34 @@ fn saved_widths_round_trip_through_estimate() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn same_answer_on_one_thread_and_many() {
+    let (cm, net, o) = setup();
+    let set = BitRange { lo: 2, hi: 5 };
+    let run = || {
+        mixed(
+            &net,
+            &o,
+            &cm,
+            set,
+            Metric::Latency,
+            Budget::Proxy(50.0),
+            None,
+            4,
+        )
+        .expect("mixed")
+    };
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("pool")
+        .install(run);
+    let three = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .expect("pool")
+        .install(run);
+    assert_eq!(one, three);
+    assert!(one.points[one.chosen].proxy <= 50.0);
+}

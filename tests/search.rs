@@ -294,3 +294,28 @@ fn search_save_to_a_missing_directory_fails_cleanly() {
     assert!(!ok);
     assert!(err.contains("does not exist"), "{err}");
 }
+
+#[test]
+fn sweep_is_the_same_on_one_thread_and_many() {
+    let cm = CostModel::builtin().expect("cost model");
+    let n = net("resnet18-cifar100");
+    let o = options(&cm, "w8a8", Objective::Comm);
+    let protocols = [
+        Protocol::HequantPacked,
+        Protocol::Hequant,
+        Protocol::Cheetah,
+    ];
+    let range = BitRange::parse("2..9").expect("range");
+    let run = || sweep(&n, &o, &cm, &protocols, range, false).expect("sweep");
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("pool")
+        .install(run);
+    let many = rayon::ThreadPoolBuilder::new()
+        .num_threads(4)
+        .build()
+        .expect("pool")
+        .install(run);
+    assert_eq!(one, many);
+}
