@@ -182,7 +182,7 @@ pub fn table(m: &Mixed, user_sensitivity: bool) -> String {
     };
     let _ = writeln!(
         out,
-        "per-layer tables measured in {} round(s), the last around {reference} (exact total {})",
+        "per-layer tables measured in {} round(s); the chosen point's are around {reference} (exact total {})",
         m.rounds,
         show(m.reference_cost)
     );

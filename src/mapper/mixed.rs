@@ -487,7 +487,7 @@ pub struct Mixed {
     pub set: BitRange,
     /// Rounds of tables measured (each around the previous round's selection).
     pub rounds: usize,
-    /// The reference assignment of the final tables, and the total there.
+    /// The reference assignment of the tables the chosen point comes from, and the total there.
     pub reference: Vec<(String, BitWidths)>,
     pub reference_cost: f64,
     /// Points on the exact front of the tables.
