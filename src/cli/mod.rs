@@ -9,6 +9,10 @@ use clap::{Args, Parser, Subcommand};
 
 mod estimate;
 mod import;
+mod mixed;
+mod plot;
+mod search;
+mod sweep;
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
@@ -31,6 +35,14 @@ pub enum Command {
     Estimate(Box<estimate::EstimateArgs>),
     /// Import an ONNX model as a network file, with a summary of what was imported.
     Import(import::ImportArgs),
+    /// Find the best mapping of every linear layer by exhaustive search.
+    Search(Box<search::SearchArgs>),
+    /// Totals of several protocols at every uniform bit width of a range, and the Pareto front.
+    Sweep(Box<sweep::SweepArgs>),
+    /// Per-layer bit widths that minimise a precision-loss proxy under a budget, with the front.
+    Mixed(Box<mixed::MixedArgs>),
+    /// Draw charts (PNG or SVG): comm-vs-bits, pareto, layers, compare.
+    Plot(Box<plot::PlotArgs>),
     /// List the shipped networks with layers, MACs and ReLU count.
     Networks,
     /// List the protocol models and their parameter files.
@@ -97,7 +109,20 @@ pub enum ReluArg {
 }
 
 pub fn run() -> Result<(), String> {
-    let cli = Cli::parse();
+    execute(Cli::parse())
+}
+
+/// Runs the command line given as arguments (the first is the program name), for tests:
+/// a parse error comes back as the error text instead of exiting.
+pub fn run_from<I, T>(args: I) -> Result<(), String>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    execute(Cli::try_parse_from(args).map_err(|e| e.to_string())?)
+}
+
+fn execute(cli: Cli) -> Result<(), String> {
     let cm = match &cli.cost_models {
         Some(d) => CostModel::load_dir(d),
         None => CostModel::builtin(),
@@ -106,6 +131,10 @@ pub fn run() -> Result<(), String> {
     match cli.command {
         Command::Estimate(a) => estimate::run(&a, &cm),
         Command::Import(a) => import::run(&a),
+        Command::Search(a) => search::run(&a, &cm),
+        Command::Sweep(a) => sweep::run(&a, &cm),
+        Command::Mixed(a) => mixed::run(&a, &cm),
+        Command::Plot(a) => plot::run(&a, &cm),
         Command::Networks => networks(),
         Command::Protocols => protocols(&cm),
     }

@@ -138,6 +138,11 @@ fn factor_matrix(reports: &[Report], title: &str, value: impl Fn(&Report) -> f64
 }
 
 fn aligned(t: &Table) -> String {
+    aligned_left(t, 3)
+}
+
+/// A table as aligned text: the first `left` columns left-aligned, the others right-aligned.
+pub fn aligned_left(t: &Table, left: usize) -> String {
     let mut widths: Vec<usize> = t.header.iter().map(|h| h.len()).collect();
     for row in &t.rows {
         for (i, c) in row.iter().enumerate() {
@@ -150,7 +155,7 @@ fn aligned(t: &Table) -> String {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                if i < 3 {
+                if i < left {
                     format!("{:<w$}", c, w = widths[i])
                 } else {
                     format!("{:>w$}", c, w = widths[i])

@@ -2,6 +2,11 @@
 //! receives their costs from the model; infeasible candidates are counted by the
 //! constraint they violate.
 
+pub mod mixed;
+pub mod network;
+pub mod pareto;
+pub mod sweep;
+
 use crate::mapping::LinearMapping;
 use crate::mapping::space::{SpaceOptions, candidates};
 use crate::model::linear::{ConvGeom, HeContext, Infeasible, LinearCost, evaluate_coeff};

@@ -316,6 +316,59 @@ pub fn space_options(protocol: Protocol, cm: &CostModel) -> SpaceOptions {
     }
 }
 
+/// The latency a search charges a linear mapping: its compute, its bytes and one round.
+pub fn mapping_latency(link: &Link, p: &ComputeProfile, m: &LinearMapping, c: &LinearCost) -> f64 {
+    step_latency(
+        link,
+        c.bytes_in + c.bytes_out,
+        1,
+        linear_compute_s(p, m.n.as_u64(), c, true),
+    )
+}
+
+/// One linear layer whose mapping [`evaluate`] searches: the inputs it hands to
+/// [`search_layer`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchProblem {
+    /// Index of the layer in the network.
+    pub index: usize,
+    pub layer: String,
+    pub geom: ConvGeom,
+    pub ctx: HeContext,
+}
+
+/// The per-layer searches [`evaluate`] runs under the options, in layer order: every
+/// linear layer that is not folded and has no saved mapping, for the protocols that
+/// search (`hequant-packed`, `hequant`); none for the others.
+pub fn search_problems(
+    net: &Network,
+    opts: &EvalOptions,
+    cm: &CostModel,
+) -> Result<Vec<SearchProblem>, ModelError> {
+    if !matches!(opts.protocol, Protocol::HequantPacked | Protocol::Hequant) {
+        return Ok(Vec::new());
+    }
+    let plans = plan(net, opts, cm)?;
+    let mut out = Vec::new();
+    for (i, l) in net.layers.iter().enumerate() {
+        let p = &plans[i];
+        let Some(acc) = p.acc else { continue };
+        if p.folded_into.is_some() || opts.overrides.get(&l.name).and_then(|o| o.linear).is_some() {
+            continue;
+        }
+        let Some(geom) = ConvGeom::of(l) else {
+            continue;
+        };
+        out.push(SearchProblem {
+            index: i,
+            layer: l.name.clone(),
+            geom,
+            ctx: he_context(opts.protocol, cm, acc, p.bits, opts.allow_insecure),
+        });
+    }
+    Ok(out)
+}
+
 /// Evaluates a network under the options: the per-layer report and its totals.
 pub fn evaluate(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Report, ModelError> {
     let pf = cm.protocol_file(opts.protocol);
@@ -574,14 +627,7 @@ fn linear_layer(
         _ => {}
     }
     let ctx = he_context(opts.protocol, cm, acc, p.bits, opts.allow_insecure);
-    let lat = |m: &LinearMapping, c: &LinearCost| {
-        step_latency(
-            &link,
-            c.bytes_in + c.bytes_out,
-            1,
-            linear_compute_s(profile, m.n.as_u64(), c, true),
-        )
-    };
+    let lat = |m: &LinearMapping, c: &LinearCost| mapping_latency(&link, profile, m, c);
     let (mapping, cost) = if let Some(m) = opts.overrides.get(&l.name).and_then(|o| o.linear) {
         let c = evaluate_coeff(&geom, &m, &ctx, cm)
             .map_err(|e| err(format!("the saved mapping is infeasible: {e}")))?;

@@ -4,6 +4,7 @@
 
 pub mod mapping;
 pub mod network;
+pub mod sensitivity;
 
 use serde::de::DeserializeOwned;
 use std::fmt;

@@ -1,0 +1,191 @@
+//! `hequant sweep`: totals of several protocols at every uniform bit width of a range.
+
+use super::{BnArg, ModelArgs, WireArg, emit, eval_options, load_network, parse_protocols};
+use crate::export::table::{Table, aligned_left};
+use crate::mapper::sweep::{BitRange, Sweep, sweep};
+use crate::protocol::{CostModel, Protocol};
+use crate::units::{human_bytes, human_seconds};
+use clap::Args;
+use std::fmt::Write;
+use std::path::PathBuf;
+
+pub const DEFAULT_PROTOCOLS: &str = "cheetah,hequant-naive,hequant-packed,hequant";
+
+/// The options of a sweep (also used by `hequant plot`).
+#[derive(Args, Clone)]
+pub struct SweepOptions {
+    /// Network file (TOML), or the name of a shipped network.
+    #[arg(long, short = 'n', default_value = "resnet18-cifar100")]
+    pub network: String,
+    /// Protocols to compare (comma-separated).
+    #[arg(long, default_value = DEFAULT_PROTOCOLS)]
+    pub protocols: String,
+    /// Bit widths LO..HI (both included); each point is w{b}a{b}.
+    #[arg(long, default_value = "2..16")]
+    pub bits: String,
+    /// Apply the widths to the first and last weighted layers too (otherwise they stay w8a8).
+    #[arg(long)]
+    pub bits_all: bool,
+    /// Link for the latency model: lan, wan, or a name from the links file.
+    #[arg(long, default_value = "lan")]
+    pub link: String,
+    /// Byte counts on the protocol's own wire format (native) or bit-packed for every protocol.
+    #[arg(long, value_enum, default_value = "native")]
+    pub wire: WireArg,
+    /// Search objective for protocols that search: comm, latency, or comm,latency.
+    #[arg(long, default_value = "comm")]
+    pub objective: String,
+}
+
+impl SweepOptions {
+    /// Runs the sweep these options describe.
+    pub fn run(&self, cm: &CostModel) -> Result<Sweep, String> {
+        let range = BitRange::parse(&self.bits)?;
+        let protocols = parse_protocols(&self.protocols)?;
+        let net = load_network(&self.network)?;
+        let margs = ModelArgs {
+            network: self.network.clone(),
+            protocol: Protocol::Hequant.name().into(),
+            bits: None,
+            bits_all: self.bits_all,
+            link: self.link.clone(),
+            bandwidth_mbps: None,
+            rtt_ms: None,
+            wire: self.wire,
+            bn: BnArg::Auto,
+            relu: None,
+            objective: self.objective.clone(),
+            allow_insecure: false,
+        };
+        let base = eval_options(&margs, Protocol::Hequant, cm)?;
+        sweep(&net, &base, cm, &protocols, range, self.bits_all).map_err(|e| e.to_string())
+    }
+}
+
+#[derive(Args)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub sweep: SweepOptions,
+    #[arg(long, short = 'f', value_enum, default_value = "table")]
+    pub format: SweepFormat,
+    /// Write the result to this file instead of standard output.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum SweepFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+pub fn run(a: &SweepArgs, cm: &CostModel) -> Result<(), String> {
+    let s = a.sweep.run(cm)?;
+    let text = match a.format {
+        SweepFormat::Table => table(&s),
+        SweepFormat::Json => serde_json::to_string_pretty(&s).map_err(|e| e.to_string())? + "\n",
+        SweepFormat::Csv => csv(&s)?,
+    };
+    emit(&text, a.output.as_deref())
+}
+
+/// The sweep as a terminal table, then the Pareto front.
+pub fn table(s: &Sweep) -> String {
+    let mut out = format!(
+        "{}: uniform bit widths {} ({}) on the {} link; * = on the Pareto front of (bits, communication, latency)\n",
+        s.network,
+        s.bits,
+        if s.bits_all {
+            "every layer"
+        } else {
+            "first and last weighted layer w8a8"
+        },
+        s.link
+    );
+    let mut t = Table {
+        header: [
+            "protocol",
+            "bits",
+            "front",
+            "total",
+            "client->server",
+            "server->client",
+            "linear (HE)",
+            "non-linear (OT)",
+            "rounds",
+            "latency",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: Vec::new(),
+    };
+    for p in &s.points {
+        t.rows.push(vec![
+            p.protocol.name().into(),
+            format!("w{}a{}", p.bits, p.bits),
+            if p.pareto { "*".into() } else { String::new() },
+            human_bytes(p.bytes),
+            human_bytes(p.bytes_client_to_server),
+            human_bytes(p.bytes_server_to_client),
+            human_bytes(p.bytes_linear),
+            human_bytes(p.bytes_nonlinear),
+            p.rounds.to_string(),
+            human_seconds(p.latency_s),
+        ]);
+    }
+    out.push_str(&aligned_left(&t, 3));
+    let front: Vec<String> = s
+        .front()
+        .map(|p| {
+            format!(
+                "{} w{}a{} ({}, {})",
+                p.protocol.name(),
+                p.bits,
+                p.bits,
+                human_bytes(p.bytes),
+                human_seconds(p.latency_s)
+            )
+        })
+        .collect();
+    let _ = writeln!(out, "Pareto front: {}", front.join("; "));
+    out
+}
+
+/// The sweep as CSV: one row per protocol and width, exact integers.
+pub fn csv(s: &Sweep) -> Result<String, String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let e = |e: csv::Error| e.to_string();
+    w.write_record([
+        "network",
+        "protocol",
+        "bits",
+        "bytes",
+        "bytes_client_to_server",
+        "bytes_server_to_client",
+        "bytes_linear",
+        "bytes_nonlinear",
+        "rounds",
+        "latency_s",
+        "pareto",
+    ])
+    .map_err(e)?;
+    for p in &s.points {
+        w.write_record([
+            s.network.clone(),
+            p.protocol.name().into(),
+            p.bits.to_string(),
+            p.bytes.to_string(),
+            p.bytes_client_to_server.to_string(),
+            p.bytes_server_to_client.to_string(),
+            p.bytes_linear.to_string(),
+            p.bytes_nonlinear.to_string(),
+            p.rounds.to_string(),
+            format!("{:.6}", p.latency_s),
+            p.pareto.to_string(),
+        ])
+        .map_err(e)?;
+    }
+    let bytes = w.into_inner().map_err(|e| e.to_string())?;
+    String::from_utf8(bytes).map_err(|e| e.to_string())
+}
