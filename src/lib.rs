@@ -14,5 +14,6 @@ pub mod mapping;
 pub mod model;
 pub mod protocol;
 pub mod spec;
+pub mod tui;
 pub mod units;
 pub mod workload;

@@ -8,6 +8,7 @@ use crate::workload::Network;
 use clap::{Args, Parser, Subcommand};
 
 mod estimate;
+mod explore;
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
@@ -28,6 +29,8 @@ pub struct Cli {
 pub enum Command {
     /// Predict per-layer and total communication, rounds and latency.
     Estimate(Box<estimate::EstimateArgs>),
+    /// Explore a network interactively in the terminal, every number recomputed on each key.
+    Explore(Box<explore::ExploreArgs>),
     /// List the shipped networks with layers, MACs and ReLU count.
     Networks,
     /// List the protocol models and their parameter files.
@@ -102,6 +105,7 @@ pub fn run() -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     match cli.command {
         Command::Estimate(a) => estimate::run(&a, &cm),
+        Command::Explore(a) => explore::run(&a, &cm),
         Command::Networks => networks(),
         Command::Protocols => protocols(&cm),
     }

@@ -1,0 +1,62 @@
+//! The event loop: raw mode and the alternate screen, restored on exit, on error (by a
+//! guard) and on panic (by a hook that runs before the default one).
+
+use super::app::App;
+use super::{keymap, view};
+use crossterm::event::{self, Event, KeyEventKind};
+use crossterm::execute;
+use crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use std::io::{self, Stdout};
+
+/// Puts the terminal back: cooked mode, main screen, visible cursor.
+fn restore() {
+    let _ = disable_raw_mode();
+    let _ = execute!(io::stdout(), LeaveAlternateScreen, crossterm::cursor::Show);
+}
+
+/// Restores the terminal when dropped (normal exit and `?` on an error).
+struct Guard;
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        restore();
+    }
+}
+
+fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore();
+        previous(info);
+    }));
+}
+
+/// Runs the explorer until the user quits.
+pub fn run(app: &mut App) -> Result<(), String> {
+    let err = |e: io::Error| format!("terminal: {e}");
+    install_panic_hook();
+    enable_raw_mode().map_err(err)?;
+    let _guard = Guard;
+    execute!(io::stdout(), EnterAlternateScreen).map_err(err)?;
+    let mut terminal: Terminal<CrosstermBackend<Stdout>> =
+        Terminal::new(CrosstermBackend::new(io::stdout())).map_err(err)?;
+    terminal.clear().map_err(err)?;
+    while !app.quit {
+        terminal.draw(|f| view::draw(f, app)).map_err(err)?;
+        match event::read().map_err(err)? {
+            Event::Key(k) if k.kind != KeyEventKind::Release => {
+                if let Some(a) = keymap::lookup(k) {
+                    app.update(a);
+                }
+            }
+            Event::Resize(..) => terminal.autoresize().map_err(err)?,
+            _ => {}
+        }
+    }
+    terminal.show_cursor().map_err(err)?;
+    Ok(())
+}
