@@ -50,7 +50,7 @@ impl SortColumn {
     ];
     pub fn name(self) -> &'static str {
         match self {
-            SortColumn::Network => "network order",
+            SortColumn::Network => "network",
             SortColumn::Bytes => "bytes",
             SortColumn::ClientToServer => "bytes c>s",
             SortColumn::ServerToClient => "bytes s>c",

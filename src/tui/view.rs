@@ -73,15 +73,11 @@ pub fn draw(f: &mut Frame, app: &App) {
 fn draw_header(f: &mut Frame, app: &App, area: Rect) {
     let r = &app.report;
     let mut spans = vec![
-        Span::styled(
-            " hequant explore ",
-            Style::new().add_modifier(Modifier::BOLD),
-        ),
+        Span::styled(" hequant ", Style::new().add_modifier(Modifier::BOLD)),
         Span::raw(format!(
-            " {} | {} | {} | link {} | objective {} | sort {}",
+            "{} | {} | {} | objective {} | sort {}",
             r.network,
             r.protocol,
-            r.bits,
             r.link.name,
             app.opts.objective.name(),
             app.sort.name()
@@ -571,5 +567,92 @@ fn draw_help(f: &mut Frame, area: Rect) {
         });
         let t = Table::new(rows, [Constraint::Length(10), Constraint::Min(0)]);
         f.render_widget(t, *col);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{EvalOptions, parse_bits};
+    use crate::protocol::CostModel;
+    use crate::tui::action::Action;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    fn app() -> App {
+        let cm = CostModel::builtin().unwrap();
+        let net = crate::cli::load_network("resnet18-cifar100").unwrap();
+        let mut o = EvalOptions::new(Protocol::Hequant, &cm);
+        o.bits.uniform = Some(parse_bits("w4a4").unwrap());
+        App::new(net, cm, "resnet18-cifar100", o).unwrap()
+    }
+
+    fn render(app: &App, w: u16, h: u16) -> Terminal<TestBackend> {
+        let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+        t.draw(|f| draw(f, app)).unwrap();
+        t
+    }
+
+    fn screen(app: &App, w: u16, h: u16) -> String {
+        render(app, w, h).backend().to_string()
+    }
+
+    // Whole-screen snapshots; the numbers are the model's (see the model's own golden
+    // tests), these pin the layout.
+    #[test]
+    fn main_screen_80x24() {
+        let mut a = app();
+        a.update(Action::Down);
+        insta::assert_snapshot!(screen(&a, 80, 24));
+    }
+
+    #[test]
+    fn main_screen_160x50() {
+        let a = app();
+        insta::assert_snapshot!(screen(&a, 160, 50));
+    }
+
+    #[test]
+    fn chart_pane_120x40() {
+        let mut a = app();
+        a.update(Action::TogglePane);
+        insta::assert_snapshot!(screen(&a, 120, 40));
+    }
+
+    #[test]
+    fn help_overlay() {
+        let mut a = app();
+        a.update(Action::Help);
+        insta::assert_snapshot!(screen(&a, 80, 24));
+    }
+
+    #[test]
+    fn too_small() {
+        let s = screen(&app(), 60, 20);
+        assert!(s.contains("terminal too small: 60x20"), "{s}");
+        assert!(!s.contains("layers"));
+    }
+
+    #[test]
+    fn every_key_is_in_the_help() {
+        let mut a = app();
+        a.update(Action::Help);
+        let s = screen(&a, 160, 50);
+        for b in KEYMAP {
+            assert!(s.contains(b.help), "{} missing from the help", b.help);
+        }
+    }
+
+    #[test]
+    fn any_size_draws_without_panic() {
+        let mut a = app();
+        a.update(Action::CycleSort);
+        for w in [0u16, 1, 10, 79, 80, 81, 100, 149, 150, 151, 230] {
+            for h in [0u16, 1, 5, 23, 24, 25, 40, 70] {
+                render(&a, w, h);
+                a.show_help = !a.show_help;
+                render(&a, w, h);
+            }
+        }
     }
 }
