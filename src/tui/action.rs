@@ -49,6 +49,8 @@ pub enum Action {
     Tile(Axis, i32),
     /// Show the chart or the detail pane when the screen has room for only one.
     TogglePane,
+    /// Stop the background chart sweep (the chart stays as it was).
+    CancelJob,
     Undo,
     SaveMapping,
     ExportReport,

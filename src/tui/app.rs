@@ -5,7 +5,6 @@
 use super::action::{Action, Axis};
 use crate::export;
 use crate::mapper::{Objective, search_layer};
-use crate::mapping::space::candidates;
 use crate::mapping::{LayerChoice, LinearMapping, Tiling};
 use crate::model::linear::{ConvGeom, HeContext, LinearCost, evaluate_coeff};
 use crate::model::report::{LayerReport, Report, Totals};
@@ -18,6 +17,9 @@ use crate::units::Bits;
 use crate::workload::{BitWidths, CostClass, Network};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, TryRecvError, channel};
+use std::sync::{Arc, Mutex};
 
 /// How many of the best alternatives the detail pane lists.
 pub const ALTERNATIVES: usize = 5;
@@ -123,8 +125,8 @@ struct Saved {
 /// The explorer's whole state.
 #[derive(Debug)]
 pub struct App {
-    pub net: Network,
-    pub cm: CostModel,
+    pub net: Arc<Network>,
+    pub cm: Arc<CostModel>,
     /// The network as given on the command line (written into saved mappings).
     pub network_spec: String,
     pub opts: EvalOptions,
@@ -139,6 +141,12 @@ pub struct App {
     pub show_help: bool,
     pub status: Status,
     pub chart: ChartData,
+    /// A newer chart being computed in the background (see [`App::background`]).
+    pub chart_job: Option<ChartJob>,
+    /// Sweep the chart on a background thread (the terminal) or inline (tests, scripts).
+    pub background: bool,
+    /// The chart the user cancelled: not restarted until the settings change again.
+    chart_cancelled: Option<(String, String, bool)>,
     pub detail: Option<Detail>,
     pub save_path: PathBuf,
     pub export_path: PathBuf,
@@ -157,8 +165,8 @@ impl App {
         let report = model::evaluate(&net, &opts, &cm).map_err(|e| e.to_string())?;
         let chart = chart_data(&net, &cm, &opts);
         let mut app = App {
-            net,
-            cm,
+            net: Arc::new(net),
+            cm: Arc::new(cm),
             network_spec: network_spec.to_string(),
             opts,
             report,
@@ -172,6 +180,9 @@ impl App {
                 error: false,
             },
             chart,
+            chart_job: None,
+            background: false,
+            chart_cancelled: None,
             detail: None,
             save_path: PathBuf::from("mapping.toml"),
             export_path: PathBuf::from("report.json"),
@@ -205,6 +216,32 @@ impl App {
             .filter_map(|(r, _)| r.bits.map(|b| b.w.get() as f64))
             .collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    }
+
+    /// Takes what the background sweep has sent; true when the screen should be redrawn.
+    pub fn tick(&mut self) -> bool {
+        let Some(job) = self.chart_job.as_mut() else {
+            return false;
+        };
+        let mut changed = false;
+        loop {
+            match job.rx.try_recv() {
+                Ok(JobMsg::Progress(n)) => {
+                    job.done = n;
+                    changed = true;
+                }
+                Ok(JobMsg::Done(c)) => {
+                    self.chart = *c;
+                    self.chart_job = None;
+                    return true;
+                }
+                Err(TryRecvError::Empty) => return changed,
+                Err(TryRecvError::Disconnected) => {
+                    self.chart_job = None;
+                    return true;
+                }
+            }
+        }
     }
 
     /// Applies one action.
@@ -245,6 +282,16 @@ impl App {
                     Pane::Chart => Pane::Detail,
                 };
             }
+            Action::CancelJob => match self.chart_job.take() {
+                Some(j) => {
+                    self.chart_cancelled = Some(j.key.clone());
+                    self.info(format!(
+                        "chart sweep cancelled after {} of {} evaluations (the chart is stale)",
+                        j.done, j.total
+                    ))
+                }
+                None => self.error("nothing is running".into()),
+            },
             Action::Undo => self.undo(),
             Action::SaveMapping => self.save(),
             Action::ExportReport => self.export(),
@@ -306,8 +353,20 @@ impl App {
 
     /// Re-derives rows, selection, detail and (when its inputs changed) the chart.
     fn refresh(&mut self, keep: Option<usize>) {
-        if self.chart.key != chart_key(&self.opts) {
+        let key = chart_key(&self.opts);
+        if self.chart.key == key {
+            self.chart_job = None;
+        } else if !self.background {
             self.chart = chart_data(&self.net, &self.cm, &self.opts);
+        } else if self.chart_job.as_ref().is_none_or(|j| j.key != key)
+            && self.chart_cancelled.as_ref() != Some(&key)
+        {
+            // Replacing a running job cancels it.
+            self.chart_job = Some(ChartJob::start(
+                self.net.clone(),
+                self.cm.clone(),
+                self.opts.clone(),
+            ));
         }
         self.sort_rows(keep);
     }
@@ -627,15 +686,20 @@ impl App {
                 linear_compute_s(profile, m.n.as_u64(), c, true),
             )
         };
-        let s = search_layer(&g, &ctx, &self.cm, &space, self.opts.objective, &lat);
-        let mut alts: Vec<(usize, LinearMapping, LinearCost, f64)> = candidates(&g, &space)
-            .into_iter()
-            .enumerate()
-            .filter_map(|(i, m)| {
-                let c = evaluate_coeff(&g, &m, &ctx, &self.cm).ok()?;
-                Some((i, m, c, lat(&m, &c)))
-            })
-            .collect();
+        // The search reports the latency of every feasible candidate, in candidate order:
+        // recording them there ranks the alternatives without a second pass.
+        let seen = Mutex::new(Vec::new());
+        let record = |m: &LinearMapping, c: &LinearCost| {
+            let t = lat(m, c);
+            if let Ok(mut v) = seen.lock() {
+                let i = v.len();
+                v.push((i, *m, *c, t));
+            }
+            t
+        };
+        let s = search_layer(&g, &ctx, &self.cm, &space, self.opts.objective, &record);
+        let mut alts: Vec<(usize, LinearMapping, LinearCost, f64)> =
+            seen.into_inner().unwrap_or_default();
         let feasible = alts.len() as u64;
         match self.opts.objective {
             Objective::Latency => alts.sort_by(|a, b| a.3.total_cmp(&b.3).then(a.0.cmp(&b.0))),
@@ -677,14 +741,39 @@ fn chart_key(o: &EvalOptions) -> (String, String, bool) {
     )
 }
 
+/// Evaluations one chart sweep runs.
+pub fn chart_steps() -> usize {
+    let widths = CHART_BITS.count();
+    Protocol::ALL
+        .iter()
+        .map(|p| if p.is_quantized() { widths } else { 1 })
+        .sum()
+}
+
 /// Communication against uniform bit width for every protocol (no per-layer overrides).
 pub fn chart_data(net: &Network, cm: &CostModel, opts: &EvalOptions) -> ChartData {
+    sweep(net, cm, opts, &|_| true).expect("a sweep that is never stopped finishes")
+}
+
+/// The chart sweep; `progress(done)` is called after each evaluation and stops the
+/// sweep (returning `None`) when it returns false.
+fn sweep(
+    net: &Network,
+    cm: &CostModel,
+    opts: &EvalOptions,
+    progress: &dyn Fn(usize) -> bool,
+) -> Option<ChartData> {
     let base = EvalOptions {
         overrides: Default::default(),
         ..opts.clone()
     };
     let mut series = Vec::new();
     let mut baselines = Vec::new();
+    let mut done = 0;
+    let mut step = || {
+        done += 1;
+        progress(done)
+    };
     for p in Protocol::ALL {
         let mut pts = Vec::new();
         if p.is_quantized() {
@@ -701,6 +790,9 @@ pub fn chart_data(net: &Network, cm: &CostModel, opts: &EvalOptions) -> ChartDat
                 if let Ok(r) = model::evaluate(net, &o, cm) {
                     pts.push((b as f64, r.total.bytes() as f64));
                 }
+                if !step() {
+                    return None;
+                }
             }
         } else {
             let o = EvalOptions {
@@ -714,13 +806,62 @@ pub fn chart_data(net: &Network, cm: &CostModel, opts: &EvalOptions) -> ChartDat
                 }
             }
             baselines.push((p, r.map(|r| r.total)));
+            if !step() {
+                return None;
+            }
         }
         series.push((p, pts));
     }
-    ChartData {
+    Some(ChartData {
         series,
         baselines,
         key: chart_key(opts),
+    })
+}
+
+/// A chart sweep running on its own thread.
+#[derive(Debug)]
+pub struct ChartJob {
+    rx: Receiver<JobMsg>,
+    cancel: Arc<AtomicBool>,
+    key: (String, String, bool),
+    /// Evaluations finished and in all.
+    pub done: usize,
+    pub total: usize,
+}
+
+#[derive(Debug)]
+enum JobMsg {
+    Progress(usize),
+    Done(Box<ChartData>),
+}
+
+impl ChartJob {
+    fn start(net: Arc<Network>, cm: Arc<CostModel>, opts: EvalOptions) -> ChartJob {
+        let (tx, rx) = channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let stop = cancel.clone();
+        let key = chart_key(&opts);
+        std::thread::spawn(move || {
+            let progress =
+                |n: usize| !stop.load(Ordering::Relaxed) && tx.send(JobMsg::Progress(n)).is_ok();
+            if let Some(c) = sweep(&net, &cm, &opts, &progress) {
+                let _ = tx.send(JobMsg::Done(Box::new(c)));
+            }
+        });
+        ChartJob {
+            rx,
+            cancel,
+            key,
+            done: 0,
+            total: chart_steps(),
+        }
+    }
+}
+
+impl Drop for ChartJob {
+    fn drop(&mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
     }
 }
 
@@ -1030,6 +1171,53 @@ mod tests {
         assert!(!a.quit);
         a.update(Action::Quit);
         assert!(a.quit);
+    }
+
+    /// Ticks until the background sweep is done (failing after a generous bound).
+    fn finish(a: &mut App) {
+        for _ in 0..6000 {
+            a.tick();
+            if a.chart_job.is_none() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("the background sweep did not finish");
+    }
+
+    #[test]
+    fn background_sweep_matches_the_inline_one() {
+        let mut a = app(Protocol::Hequant);
+        a.background = true;
+        a.update(Action::CycleObjective);
+        let job = a.chart_job.as_ref().expect("a sweep started");
+        assert_eq!(job.total, chart_steps());
+        finish(&mut a);
+        let inline = chart_data(&a.net, &a.cm, &a.opts);
+        assert_eq!(a.chart, inline);
+    }
+
+    #[test]
+    fn cancelled_sweep_keeps_the_old_chart() {
+        let mut a = app(Protocol::Hequant);
+        a.background = true;
+        let old = a.chart.clone();
+        a.update(Action::CycleObjective);
+        assert!(a.chart_job.is_some());
+        a.update(Action::CancelJob);
+        assert!(a.chart_job.is_none());
+        assert!(!a.status.error);
+        assert!(a.status.text.contains("cancelled"), "{}", a.status.text);
+        assert_eq!(a.chart, old);
+        // Not restarted by an unrelated change; restarted by new chart settings.
+        select(&mut a, is_conv);
+        a.update(Action::WeightBits(-1));
+        assert!(a.chart_job.is_none());
+        a.update(Action::CycleObjective);
+        assert!(a.chart_job.is_some());
+        a.update(Action::CancelJob);
+        a.update(Action::CancelJob);
+        assert!(a.status.error);
     }
 
     #[test]

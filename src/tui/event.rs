@@ -11,6 +11,7 @@ use crossterm::terminal::{
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use std::io::{self, Stdout};
+use std::time::Duration;
 
 /// Puts the terminal back: cooked mode, main screen, visible cursor.
 fn restore() {
@@ -38,6 +39,7 @@ fn install_panic_hook() {
 /// Runs the explorer until the user quits.
 pub fn run(app: &mut App) -> Result<(), String> {
     let err = |e: io::Error| format!("terminal: {e}");
+    app.background = true;
     install_panic_hook();
     enable_raw_mode().map_err(err)?;
     let _guard = Guard;
@@ -47,6 +49,11 @@ pub fn run(app: &mut App) -> Result<(), String> {
     terminal.clear().map_err(err)?;
     while !app.quit {
         terminal.draw(|f| view::draw(f, app)).map_err(err)?;
+        // Wake up now and then to take the background sweep's progress.
+        if !event::poll(Duration::from_millis(100)).map_err(err)? {
+            app.tick();
+            continue;
+        }
         match event::read().map_err(err)? {
             Event::Key(k) if k.kind != KeyEventKind::Release => {
                 if let Some(a) = keymap::lookup(k) {
@@ -56,6 +63,7 @@ pub fn run(app: &mut App) -> Result<(), String> {
             Event::Resize(..) => terminal.autoresize().map_err(err)?,
             _ => {}
         }
+        app.tick();
     }
     terminal.show_cursor().map_err(err)?;
     Ok(())

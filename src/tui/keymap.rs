@@ -157,6 +157,11 @@ pub const KEYMAP: &[Binding] = &[
         help: "detail or chart pane",
     },
     Binding {
+        keys: &[ch('z', "z")],
+        action: Action::CancelJob,
+        help: "cancel the chart sweep",
+    },
+    Binding {
         keys: &[ch('u', "u")],
         action: Action::Undo,
         help: "undo",
@@ -226,7 +231,7 @@ mod tests {
         assert_eq!(k(KeyCode::Char('k')), k(KeyCode::Up));
         assert_eq!(k(KeyCode::Char('h')), Some(Action::WeightBits(-1)));
         assert_eq!(k(KeyCode::Right), Some(Action::WeightBits(1)));
-        assert_eq!(k(KeyCode::Char('z')), None);
+        assert_eq!(k(KeyCode::Char('y')), None);
     }
 
     #[test]

@@ -329,7 +329,11 @@ fn draw_totals(f: &mut Frame, app: &App, area: Rect) {
             human_seconds(t.latency_s),
             app.report.link.name
         )),
-        Line::from("reduction      comm    time"),
+        Line::from(if app.chart_job.is_some() {
+            "reduction      (updating)"
+        } else {
+            "reduction      comm    time"
+        }),
     ];
     for (p, b) in &app.chart.baselines {
         lines.push(Line::from(match b {
@@ -442,7 +446,10 @@ fn draw_chart(f: &mut Frame, app: &App, area: Rect) {
     let chart = Chart::new(datasets)
         .block(
             Block::bordered()
-                .title(" total comm vs uniform bits (log) ")
+                .title(match &app.chart_job {
+                    Some(j) => format!(" comm vs bits: updating {}/{} (z stops) ", j.done, j.total),
+                    None => " total comm vs uniform bits (log) ".to_string(),
+                })
                 .title_bottom(Line::from(legend)),
         )
         .x_axis(
