@@ -479,6 +479,9 @@ impl App {
 
     fn cycle_link(&mut self) {
         let names: Vec<String> = self.cm.links.link.keys().cloned().collect();
+        if names.is_empty() {
+            return self.error("the links file defines no link".into());
+        }
         let i = names.iter().position(|n| *n == self.opts.link_name);
         let next = names[i.map_or(0, |i| (i + 1) % names.len())].clone();
         self.try_change(move |o, app| {
