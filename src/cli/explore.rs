@@ -23,7 +23,7 @@ pub struct ExploreArgs {
     /// Where `w` saves the mapping.
     #[arg(long, default_value = "mapping.toml")]
     pub save: PathBuf,
-    /// Where `e` exports the report (JSON).
+    /// Where `e` exports the report; the extension picks the format (.csv, .md, .txt; else JSON).
     #[arg(long, default_value = "report.json")]
     pub export: PathBuf,
 }

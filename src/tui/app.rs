@@ -664,10 +664,11 @@ impl App {
     }
 
     fn export(&mut self) {
-        let text = export::json(std::slice::from_ref(&self.report));
+        let format = export_format(&self.export_path);
+        let text = export::render(std::slice::from_ref(&self.report), format);
         match crate::io::write_atomic(&self.export_path, text.as_bytes()) {
             Ok(()) => self.info(format!(
-                "exported the report to {}",
+                "exported the report to {} ({format:?})",
                 self.export_path.display()
             )),
             Err(e) => self.error(e),
@@ -724,6 +725,17 @@ impl App {
                 .get(name)
                 .is_some_and(|c| c.linear.is_some()),
         })
+    }
+}
+
+/// The export format of a path, by its extension: `.csv`, `.md`, `.txt` (the terminal
+/// table), anything else JSON.
+pub fn export_format(path: &std::path::Path) -> export::Format {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("csv") => export::Format::Csv,
+        Some("md") => export::Format::Markdown,
+        Some("txt") => export::Format::Table,
+        _ => export::Format::Json,
     }
 }
 
@@ -1145,6 +1157,19 @@ mod tests {
         let j: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&a.export_path).unwrap()).unwrap();
         assert_eq!(j["total"]["bytes_linear"], a.report.total.bytes_linear);
+        // The extension picks the exporter.
+        a.export_path = dir.join("r.csv");
+        a.update(Action::ExportReport);
+        let csv = std::fs::read_to_string(&a.export_path).unwrap();
+        assert!(csv.starts_with("network,protocol,"), "{csv}");
+        assert!(csv.contains("TOTAL"));
+        a.export_path = dir.join("r.md");
+        a.update(Action::ExportReport);
+        let md = std::fs::read_to_string(&a.export_path).unwrap();
+        assert!(
+            md.starts_with("### resnet18-cifar100 under hequant"),
+            "{md}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -174,7 +174,7 @@ pub const KEYMAP: &[Binding] = &[
     Binding {
         keys: &[ch('e', "e")],
         action: Action::ExportReport,
-        help: "export report (JSON)",
+        help: "export report (--export)",
     },
     Binding {
         keys: &[ch('?', "?")],
