@@ -31,6 +31,8 @@ pub enum Action {
     PageDown,
     Top,
     Bottom,
+    /// Select a row by its position in the table (a mouse click).
+    Select(usize),
     /// Change the selected layer's weight bits by this step.
     WeightBits(i32),
     /// Change the selected layer's activation bits by this step.

@@ -260,6 +260,10 @@ impl App {
             Action::PageDown => self.move_by(PAGE as i64),
             Action::Top => self.move_by(i64::MIN / 2),
             Action::Bottom => self.move_by(i64::MAX / 2),
+            Action::Select(pos) => {
+                let d = pos as i64 - self.selected as i64;
+                self.move_by(d);
+            }
             Action::WeightBits(d) => self.layer_bits(d, 0),
             Action::ActBits(d) => self.layer_bits(0, d),
             Action::AllBits(d) => self.all_bits(d),

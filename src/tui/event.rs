@@ -1,9 +1,12 @@
 //! The event loop: raw mode and the alternate screen, restored on exit, on error (by a
 //! guard) and on panic (by a hook that runs before the default one).
 
+use super::action::Action;
 use super::app::App;
 use super::{keymap, view};
-use crossterm::event::{self, Event, KeyEventKind};
+use crossterm::event::{
+    self, DisableMouseCapture, EnableMouseCapture, Event, KeyEventKind, MouseButton, MouseEventKind,
+};
 use crossterm::execute;
 use crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
@@ -16,7 +19,12 @@ use std::time::Duration;
 /// Puts the terminal back: cooked mode, main screen, visible cursor.
 fn restore() {
     let _ = disable_raw_mode();
-    let _ = execute!(io::stdout(), LeaveAlternateScreen, crossterm::cursor::Show);
+    let _ = execute!(
+        io::stdout(),
+        DisableMouseCapture,
+        LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
 }
 
 /// Restores the terminal when dropped (normal exit and `?` on an error).
@@ -43,7 +51,7 @@ pub fn run(app: &mut App) -> Result<(), String> {
     install_panic_hook();
     enable_raw_mode().map_err(err)?;
     let _guard = Guard;
-    execute!(io::stdout(), EnterAlternateScreen).map_err(err)?;
+    execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture).map_err(err)?;
     let mut terminal: Terminal<CrosstermBackend<Stdout>> =
         Terminal::new(CrosstermBackend::new(io::stdout())).map_err(err)?;
     terminal.clear().map_err(err)?;
@@ -57,6 +65,21 @@ pub fn run(app: &mut App) -> Result<(), String> {
         match event::read().map_err(err)? {
             Event::Key(k) if k.kind != KeyEventKind::Release => {
                 if let Some(a) = keymap::lookup(k) {
+                    app.update(a);
+                }
+            }
+            Event::Mouse(m) => {
+                let action = match m.kind {
+                    MouseEventKind::Down(MouseButton::Left) => {
+                        let size = terminal.size().map_err(err)?;
+                        let screen = ratatui::layout::Rect::new(0, 0, size.width, size.height);
+                        view::row_at(app, screen, m.column, m.row).map(Action::Select)
+                    }
+                    MouseEventKind::ScrollDown => Some(Action::Down),
+                    MouseEventKind::ScrollUp => Some(Action::Up),
+                    _ => None,
+                };
+                if let Some(a) = action {
                     app.update(a);
                 }
             }

@@ -21,16 +21,22 @@ pub const MIN_HEIGHT: u16 = 24;
 /// From this width on, the totals, the chart and the detail pane stand side by side.
 const WIDE: u16 = 150;
 
-/// Draws the whole screen.
-pub fn draw(f: &mut Frame, app: &App) {
-    let area = f.area();
+/// Where each part of the screen goes.
+struct Areas {
+    header: Rect,
+    body: Rect,
+    status: Rect,
+    table: Rect,
+    totals: Rect,
+    /// The chart; `None` when it shares the lower pane with the detail and is hidden.
+    chart: Option<Rect>,
+    detail: Option<Rect>,
+}
+
+/// The layout of a screen, or `None` when it is too small.
+fn areas(area: Rect, pane: Pane) -> Option<Areas> {
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
-        let msg = format!(
-            "terminal too small: {}x{}, need at least {MIN_WIDTH}x{MIN_HEIGHT} (q quits)",
-            area.width, area.height
-        );
-        f.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
-        return;
+        return None;
     }
     let [header, body, status] = Layout::vertical([
         Constraint::Length(1),
@@ -38,36 +44,91 @@ pub fn draw(f: &mut Frame, app: &App) {
         Constraint::Length(1),
     ])
     .areas(area);
-    draw_header(f, app, header);
-    draw_status(f, app, status);
-    if area.width >= WIDE {
+    Some(if area.width >= WIDE {
         let [table, right] =
             Layout::horizontal([Constraint::Min(0), Constraint::Length(58)]).areas(body);
-        draw_table(f, app, table);
         let [totals, chart, detail] = Layout::vertical([
             Constraint::Length(9),
             Constraint::Percentage(40),
             Constraint::Min(0),
         ])
         .areas(right);
-        draw_totals(f, app, totals);
-        draw_chart(f, app, chart);
-        draw_detail(f, app, detail);
+        Areas {
+            header,
+            body,
+            status,
+            table,
+            totals,
+            chart: Some(chart),
+            detail: Some(detail),
+        }
     } else {
         let [table, bottom] =
             Layout::vertical([Constraint::Min(8), Constraint::Percentage(45)]).areas(body);
-        draw_table(f, app, table);
-        let [totals, pane] =
+        let [totals, lower] =
             Layout::horizontal([Constraint::Length(31), Constraint::Min(0)]).areas(bottom);
-        draw_totals(f, app, totals);
-        match app.pane {
-            Pane::Detail => draw_detail(f, app, pane),
-            Pane::Chart => draw_chart(f, app, pane),
+        Areas {
+            header,
+            body,
+            status,
+            table,
+            totals,
+            chart: (pane == Pane::Chart).then_some(lower),
+            detail: (pane == Pane::Detail).then_some(lower),
         }
+    })
+}
+
+/// Draws the whole screen.
+pub fn draw(f: &mut Frame, app: &App) {
+    let area = f.area();
+    let Some(a) = areas(area, app.pane) else {
+        let msg = format!(
+            "terminal too small: {}x{}, need at least {MIN_WIDTH}x{MIN_HEIGHT} (q quits)",
+            area.width, area.height
+        );
+        f.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
+        return;
+    };
+    draw_header(f, app, a.header);
+    draw_status(f, app, a.status);
+    draw_table(f, app, a.table);
+    draw_totals(f, app, a.totals);
+    if let Some(r) = a.chart {
+        draw_chart(f, app, r);
+    }
+    if let Some(r) = a.detail {
+        draw_detail(f, app, r);
     }
     if app.show_help {
-        draw_help(f, body);
+        draw_help(f, a.body);
     }
+}
+
+/// The first row the table shows: the selection kept near the middle.
+fn table_offset(app: &App, visible: usize) -> usize {
+    app.selected
+        .saturating_sub(visible / 2)
+        .min(app.rows.len().saturating_sub(visible))
+}
+
+/// The table row (a position in `app.rows`) drawn at a screen cell, for mouse clicks.
+pub fn row_at(app: &App, screen: Rect, column: u16, row: u16) -> Option<usize> {
+    let a = areas(screen, app.pane)?;
+    let inner = Block::bordered().inner(a.table);
+    // The first line of the table is its header.
+    let first = inner.y + 1;
+    if app.show_help
+        || column < inner.x
+        || column >= inner.x + inner.width
+        || row < first
+        || row >= inner.y + inner.height
+    {
+        return None;
+    }
+    let visible = inner.height.saturating_sub(1) as usize;
+    let pos = table_offset(app, visible) + (row - first) as usize;
+    (pos < app.rows.len()).then_some(pos)
 }
 
 fn draw_header(f: &mut Frame, app: &App, area: Rect) {
@@ -291,10 +352,7 @@ fn draw_table(f: &mut Frame, app: &App, area: Rect) {
     });
     let widths = cols.iter().map(|c| Constraint::Length(c.width));
     let visible = inner.height.saturating_sub(1) as usize;
-    let offset = app
-        .selected
-        .saturating_sub(visible / 2)
-        .min(app.rows.len().saturating_sub(visible));
+    let offset = table_offset(app, visible);
     let mut state = TableState::default()
         .with_offset(offset)
         .with_selected(Some(app.selected));
@@ -631,6 +689,22 @@ mod tests {
         let mut a = app();
         a.update(Action::Help);
         insta::assert_snapshot!(screen(&a, 80, 24));
+    }
+
+    #[test]
+    fn clicks_select_the_row_under_the_pointer() {
+        let a = app();
+        let screen = Rect::new(0, 0, 80, 24);
+        // Row 0 is the header line, row 1 the table's border, row 2 its header, row 3 the
+        // first layer (the drawn screen in the 80x24 snapshot).
+        assert_eq!(row_at(&a, screen, 10, 3), Some(0));
+        assert_eq!(row_at(&a, screen, 10, 5), Some(2));
+        assert_eq!(row_at(&a, screen, 10, 2), None);
+        assert_eq!(row_at(&a, screen, 10, 20), None);
+        assert_eq!(row_at(&a, Rect::new(0, 0, 40, 10), 10, 3), None);
+        let s = screen(&a, 80, 24);
+        let line: &str = s.lines().nth(5).unwrap();
+        assert!(line.contains(&a.report.layers[a.rows[2]].name), "{line}");
     }
 
     #[test]
