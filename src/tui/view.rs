@@ -694,13 +694,13 @@ mod tests {
     #[test]
     fn clicks_select_the_row_under_the_pointer() {
         let a = app();
-        let screen = Rect::new(0, 0, 80, 24);
+        let full = Rect::new(0, 0, 80, 24);
         // Row 0 is the header line, row 1 the table's border, row 2 its header, row 3 the
         // first layer (the drawn screen in the 80x24 snapshot).
-        assert_eq!(row_at(&a, screen, 10, 3), Some(0));
-        assert_eq!(row_at(&a, screen, 10, 5), Some(2));
-        assert_eq!(row_at(&a, screen, 10, 2), None);
-        assert_eq!(row_at(&a, screen, 10, 20), None);
+        assert_eq!(row_at(&a, full, 10, 3), Some(0));
+        assert_eq!(row_at(&a, full, 10, 5), Some(2));
+        assert_eq!(row_at(&a, full, 10, 2), None);
+        assert_eq!(row_at(&a, full, 10, 20), None);
         assert_eq!(row_at(&a, Rect::new(0, 0, 40, 10), 10, 3), None);
         let s = screen(&a, 80, 24);
         let line: &str = s.lines().nth(5).unwrap();
