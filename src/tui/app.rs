@@ -247,11 +247,9 @@ impl App {
     /// Applies one action.
     pub fn update(&mut self, action: Action) {
         if self.show_help {
-            // Any key closes the help; `?` and Quit only close it.
+            // Any key only closes the help.
             self.show_help = false;
-            if matches!(action, Action::Help | Action::Quit) {
-                return;
-            }
+            return;
         }
         match action {
             Action::Up => self.move_by(-1),
@@ -1201,6 +1199,13 @@ mod tests {
         a.update(Action::Quit);
         assert!(!a.show_help);
         assert!(!a.quit);
+        a.update(Action::Help);
+        a.update(Action::Down);
+        assert!(!a.show_help);
+        assert_eq!(
+            a.selected, 0,
+            "the key that closes the help does nothing else"
+        );
         a.update(Action::Quit);
         assert!(a.quit);
     }

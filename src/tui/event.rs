@@ -55,13 +55,17 @@ pub fn run(app: &mut App) -> Result<(), String> {
     let mut terminal: Terminal<CrosstermBackend<Stdout>> =
         Terminal::new(CrosstermBackend::new(io::stdout())).map_err(err)?;
     terminal.clear().map_err(err)?;
+    let mut dirty = true;
     while !app.quit {
-        terminal.draw(|f| view::draw(f, app)).map_err(err)?;
+        if dirty {
+            terminal.draw(|f| view::draw(f, app)).map_err(err)?;
+        }
         // Wake up now and then to take the background sweep's progress.
         if !event::poll(Duration::from_millis(100)).map_err(err)? {
-            app.tick();
+            dirty = app.tick();
             continue;
         }
+        dirty = true;
         match event::read().map_err(err)? {
             Event::Key(k) if k.kind != KeyEventKind::Release => {
                 if let Some(a) = keymap::lookup(k) {
