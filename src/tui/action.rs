@@ -49,6 +49,8 @@ pub enum Action {
     AutoMapping,
     /// Change one tiling axis of the selected layer's mapping (pinning it manually).
     Tile(Axis, i32),
+    /// Chart the whole network or the selected layer.
+    ChartScope,
     /// Show the chart or the detail pane when the screen has room for only one.
     TogglePane,
     /// Stop the background chart sweep (the chart stays as it was).

@@ -93,8 +93,26 @@ pub struct ChartData {
     pub series: Vec<(Protocol, Vec<(f64, f64)>)>,
     /// Totals of Cheetah and CrypTFlow2 on the same network and link.
     pub baselines: Vec<(Protocol, Result<Totals, String>)>,
-    /// What the chart was computed for: (objective, link, all layers).
-    key: (String, String, bool),
+    /// What the chart was computed for.
+    pub key: ChartKey,
+}
+
+/// What a chart depends on besides the network and the cost model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChartKey {
+    objective: String,
+    link: String,
+    all_layers: bool,
+    /// For a chart of one layer: the layer's index and the revision of the settings
+    /// (the other layers' choices change its rings).
+    layer: Option<(usize, u64)>,
+}
+
+/// Whether the chart shows the whole network or the selected layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChartScope {
+    Network,
+    Layer,
 }
 
 /// Why a layer's mapping is what it is: its search, and the best alternatives.
@@ -146,7 +164,14 @@ pub struct App {
     /// Sweep the chart on a background thread (the terminal) or inline (tests, scripts).
     pub background: bool,
     /// The chart the user cancelled: not restarted until the settings change again.
-    chart_cancelled: Option<(String, String, bool)>,
+    chart_cancelled: Option<ChartKey>,
+    pub chart_scope: ChartScope,
+    /// The chart of the selected layer (when the scope is a layer), and its sweep.
+    pub layer_chart: Option<ChartData>,
+    pub layer_job: Option<ChartJob>,
+    layer_cancelled: Option<ChartKey>,
+    /// Counts the changes of the settings (undo included).
+    revision: u64,
     pub detail: Option<Detail>,
     pub save_path: PathBuf,
     pub export_path: PathBuf,
@@ -183,6 +208,11 @@ impl App {
             chart_job: None,
             background: false,
             chart_cancelled: None,
+            chart_scope: ChartScope::Network,
+            layer_chart: None,
+            layer_job: None,
+            layer_cancelled: None,
+            revision: 0,
             detail: None,
             save_path: PathBuf::from("mapping.toml"),
             export_path: PathBuf::from("report.json"),
@@ -218,30 +248,17 @@ impl App {
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     }
 
-    /// Takes what the background sweep has sent; true when the screen should be redrawn.
+    /// Takes what the background sweeps have sent; true when the screen should be redrawn.
     pub fn tick(&mut self) -> bool {
-        let Some(job) = self.chart_job.as_mut() else {
-            return false;
-        };
-        let mut changed = false;
-        loop {
-            match job.rx.try_recv() {
-                Ok(JobMsg::Progress(n)) => {
-                    job.done = n;
-                    changed = true;
-                }
-                Ok(JobMsg::Done(c)) => {
-                    self.chart = *c;
-                    self.chart_job = None;
-                    return true;
-                }
-                Err(TryRecvError::Empty) => return changed,
-                Err(TryRecvError::Disconnected) => {
-                    self.chart_job = None;
-                    return true;
-                }
-            }
+        let (a, network) = drain(&mut self.chart_job);
+        if let Some(c) = network {
+            self.chart = c;
         }
+        let (b, layer) = drain(&mut self.layer_job);
+        if let Some(c) = layer {
+            self.layer_chart = Some(c);
+        }
+        a || b
     }
 
     /// Applies one action.
@@ -284,16 +301,32 @@ impl App {
                     Pane::Chart => Pane::Detail,
                 };
             }
-            Action::CancelJob => match self.chart_job.take() {
-                Some(j) => {
+            Action::CancelJob => {
+                let mut msg = Vec::new();
+                if let Some(j) = self.chart_job.take() {
+                    msg.push(format!("network sweep at {}/{}", j.done, j.total));
                     self.chart_cancelled = Some(j.key.clone());
-                    self.info(format!(
-                        "chart sweep cancelled after {} of {} evaluations (the chart is stale)",
-                        j.done, j.total
-                    ))
                 }
-                None => self.error("nothing is running".into()),
-            },
+                if let Some(j) = self.layer_job.take() {
+                    msg.push(format!("layer sweep at {}/{}", j.done, j.total));
+                    self.layer_cancelled = Some(j.key.clone());
+                }
+                if msg.is_empty() {
+                    self.error("nothing is running".into());
+                } else {
+                    self.info(format!(
+                        "cancelled the {} (the chart is stale)",
+                        msg.join(" and the ")
+                    ));
+                }
+            }
+            Action::ChartScope => {
+                self.chart_scope = match self.chart_scope {
+                    ChartScope::Network => ChartScope::Layer,
+                    ChartScope::Layer => ChartScope::Network,
+                };
+                self.refresh_charts();
+            }
             Action::Undo => self.undo(),
             Action::SaveMapping => self.save(),
             Action::ExportReport => self.export(),
@@ -321,6 +354,7 @@ impl App {
         let max = self.rows.len() as i64 - 1;
         self.selected = (self.selected as i64).saturating_add(d).clamp(0, max) as usize;
         self.detail = self.compute_detail();
+        self.refresh_charts();
     }
 
     /// Tries a change of the options; on success it becomes the state (undoable).
@@ -353,24 +387,71 @@ impl App {
         }
     }
 
-    /// Re-derives rows, selection, detail and (when its inputs changed) the chart.
+    /// Re-derives rows, selection, detail and (when their inputs changed) the charts.
     fn refresh(&mut self, keep: Option<usize>) {
+        self.revision += 1;
+        self.sort_rows(keep);
+    }
+
+    /// The key of the layer chart, when the scope is a layer and the selection has weights.
+    pub fn layer_chart_key(&self) -> Option<ChartKey> {
+        let i = self.selected_index()?;
+        (self.chart_scope == ChartScope::Layer && self.net.layers[i].kind.has_weights()).then(
+            || ChartKey {
+                layer: Some((i, self.revision)),
+                ..chart_key(&self.opts)
+            },
+        )
+    }
+
+    /// Brings both charts up to date: inline, or by (re)starting background sweeps.
+    fn refresh_charts(&mut self) {
         let key = chart_key(&self.opts);
-        if self.chart.key == key {
-            self.chart_job = None;
-        } else if !self.background {
-            self.chart = chart_data(&self.net, &self.cm, &self.opts);
-        } else if self.chart_job.as_ref().is_none_or(|j| j.key != key)
-            && self.chart_cancelled.as_ref() != Some(&key)
-        {
+        let have = self.chart.key.clone();
+        if let Some(c) = self.sync_chart(key, Some(&have), false) {
+            self.chart = c;
+        }
+        match self.layer_chart_key() {
+            Some(key) => {
+                let have = self.layer_chart.as_ref().map(|c| c.key.clone());
+                if let Some(c) = self.sync_chart(key, have.as_ref(), true) {
+                    self.layer_chart = Some(c);
+                }
+            }
+            None => self.layer_job = None,
+        }
+    }
+
+    /// A chart computed inline when it is out of date and the app is not in background
+    /// mode; in background mode, starts (or keeps) a sweep for it.
+    fn sync_chart(
+        &mut self,
+        key: ChartKey,
+        have: Option<&ChartKey>,
+        layer: bool,
+    ) -> Option<ChartData> {
+        let (job, cancelled) = if layer {
+            (&mut self.layer_job, &self.layer_cancelled)
+        } else {
+            (&mut self.chart_job, &self.chart_cancelled)
+        };
+        if have == Some(&key) {
+            *job = None;
+            return None;
+        }
+        if !self.background {
+            return sweep(&self.net, &self.cm, &self.opts, key, &|_| true);
+        }
+        if job.as_ref().is_none_or(|j| j.key != key) && cancelled.as_ref() != Some(&key) {
             // Replacing a running job cancels it.
-            self.chart_job = Some(ChartJob::start(
+            *job = Some(ChartJob::start(
                 self.net.clone(),
                 self.cm.clone(),
                 self.opts.clone(),
+                key,
             ));
         }
-        self.sort_rows(keep);
+        None
     }
 
     fn sort_rows(&mut self, keep: Option<usize>) {
@@ -391,6 +472,7 @@ impl App {
             .unwrap_or(self.selected.min(rows.len().saturating_sub(1)));
         self.rows = rows;
         self.detail = self.compute_detail();
+        self.refresh_charts();
     }
 
     fn layer_bits(&mut self, dw: i32, da: i32) {
@@ -750,12 +832,13 @@ fn step_bits(b: BitWidths, dw: i32, da: i32) -> Result<BitWidths, String> {
     Ok(BitWidths { w: bw, a: ba })
 }
 
-fn chart_key(o: &EvalOptions) -> (String, String, bool) {
-    (
-        o.objective.name().to_string(),
-        o.link_name.clone(),
-        o.bits.all_layers,
-    )
+fn chart_key(o: &EvalOptions) -> ChartKey {
+    ChartKey {
+        objective: o.objective.name().to_string(),
+        link: o.link_name.clone(),
+        all_layers: o.bits.all_layers,
+        layer: None,
+    }
 }
 
 /// Evaluations one chart sweep runs.
@@ -769,20 +852,29 @@ pub fn chart_steps() -> usize {
 
 /// Communication against uniform bit width for every protocol (no per-layer overrides).
 pub fn chart_data(net: &Network, cm: &CostModel, opts: &EvalOptions) -> ChartData {
-    sweep(net, cm, opts, &|_| true).expect("a sweep that is never stopped finishes")
+    sweep(net, cm, opts, chart_key(opts), &|_| true)
+        .expect("a sweep that is never stopped finishes")
 }
 
 /// The chart sweep; `progress(done)` is called after each evaluation and stops the
-/// sweep (returning `None`) when it returns false.
+/// sweep (returning `None`) when it returns false. For a layer chart (`key.layer`), only
+/// that layer's bit widths vary (the other layers keep the current choices, manual
+/// mappings only under the current protocol) and its own bytes are plotted.
 fn sweep(
     net: &Network,
     cm: &CostModel,
     opts: &EvalOptions,
+    key: ChartKey,
     progress: &dyn Fn(usize) -> bool,
 ) -> Option<ChartData> {
     let base = EvalOptions {
         overrides: Default::default(),
         ..opts.clone()
+    };
+    let layer = key.layer.map(|(i, _)| i);
+    let y = |r: &Report| match layer {
+        Some(i) => r.layers[i].bytes() as f64,
+        None => r.total.bytes() as f64,
     };
     let mut series = Vec::new();
     let mut baselines = Vec::new();
@@ -796,16 +888,40 @@ fn sweep(
         if p.is_quantized() {
             for b in CHART_BITS {
                 let bits = Bits::try_new(b as i64).expect("chart widths are in 1..=32");
-                let o = EvalOptions {
-                    protocol: p,
-                    bits: BitsPolicy {
-                        uniform: Some(BitWidths { w: bits, a: bits }),
-                        all_layers: opts.bits.all_layers,
+                let bits = BitWidths { w: bits, a: bits };
+                let o = match layer {
+                    None => EvalOptions {
+                        protocol: p,
+                        bits: BitsPolicy {
+                            uniform: Some(bits),
+                            all_layers: opts.bits.all_layers,
+                        },
+                        ..base.clone()
                     },
-                    ..base.clone()
+                    Some(i) => {
+                        let mut o = EvalOptions {
+                            protocol: p,
+                            ..opts.clone()
+                        };
+                        let name = &net.layers[i].name;
+                        for (n, c) in o.overrides.iter_mut() {
+                            if p != opts.protocol || n == name {
+                                c.linear = None;
+                            }
+                        }
+                        o.overrides.insert(
+                            name.clone(),
+                            LayerChoice {
+                                layer: name.clone(),
+                                bits: Some(bits),
+                                linear: None,
+                            },
+                        );
+                        o
+                    }
                 };
                 if let Ok(r) = model::evaluate(net, &o, cm) {
-                    pts.push((b as f64, r.total.bytes() as f64));
+                    pts.push((b as f64, y(&r)));
                 }
                 if !step() {
                     return None;
@@ -819,7 +935,7 @@ fn sweep(
             let r = model::evaluate(net, &o, cm).map_err(|e| e.to_string());
             if let Ok(r) = &r {
                 for b in [*CHART_BITS.start(), *CHART_BITS.end()] {
-                    pts.push((b as f64, r.total.bytes() as f64));
+                    pts.push((b as f64, y(r)));
                 }
             }
             baselines.push((p, r.map(|r| r.total)));
@@ -832,7 +948,7 @@ fn sweep(
     Some(ChartData {
         series,
         baselines,
-        key: chart_key(opts),
+        key,
     })
 }
 
@@ -841,7 +957,7 @@ fn sweep(
 pub struct ChartJob {
     rx: Receiver<JobMsg>,
     cancel: Arc<AtomicBool>,
-    key: (String, String, bool),
+    key: ChartKey,
     /// Evaluations finished and in all.
     pub done: usize,
     pub total: usize,
@@ -854,15 +970,15 @@ enum JobMsg {
 }
 
 impl ChartJob {
-    fn start(net: Arc<Network>, cm: Arc<CostModel>, opts: EvalOptions) -> ChartJob {
+    fn start(net: Arc<Network>, cm: Arc<CostModel>, opts: EvalOptions, key: ChartKey) -> ChartJob {
         let (tx, rx) = channel();
         let cancel = Arc::new(AtomicBool::new(false));
         let stop = cancel.clone();
-        let key = chart_key(&opts);
+        let job_key = key.clone();
         std::thread::spawn(move || {
             let progress =
                 |n: usize| !stop.load(Ordering::Relaxed) && tx.send(JobMsg::Progress(n)).is_ok();
-            if let Some(c) = sweep(&net, &cm, &opts, &progress) {
+            if let Some(c) = sweep(&net, &cm, &opts, job_key, &progress) {
                 let _ = tx.send(JobMsg::Done(Box::new(c)));
             }
         });
@@ -872,6 +988,31 @@ impl ChartJob {
             key,
             done: 0,
             total: chart_steps(),
+        }
+    }
+}
+
+/// Takes a job's messages: (something changed, the finished chart).
+fn drain(job: &mut Option<ChartJob>) -> (bool, Option<ChartData>) {
+    let Some(j) = job.as_mut() else {
+        return (false, None);
+    };
+    let mut changed = false;
+    loop {
+        match j.rx.try_recv() {
+            Ok(JobMsg::Progress(n)) => {
+                j.done = n;
+                changed = true;
+            }
+            Ok(JobMsg::Done(c)) => {
+                *job = None;
+                return (true, Some(*c));
+            }
+            Err(TryRecvError::Empty) => return (changed, None),
+            Err(TryRecvError::Disconnected) => {
+                *job = None;
+                return (true, None);
+            }
         }
     }
 }
@@ -1255,6 +1396,60 @@ mod tests {
         a.update(Action::CancelJob);
         a.update(Action::CancelJob);
         assert!(a.status.error);
+    }
+
+    #[test]
+    fn layer_chart_varies_only_the_selected_layer() {
+        let mut a = app(Protocol::Hequant);
+        let second = a
+            .report
+            .layers
+            .iter()
+            .filter(|l| is_conv(l))
+            .nth(1)
+            .unwrap()
+            .name
+            .clone();
+        select(&mut a, |l| l.name == second);
+        assert!(a.layer_chart.is_none());
+        a.update(Action::ChartScope);
+        let c = a.layer_chart.clone().expect("computed inline");
+        assert_eq!(Some(c.key.clone()), a.layer_chart_key());
+        let hq = &c
+            .series
+            .iter()
+            .find(|s| s.0 == Protocol::Hequant)
+            .unwrap()
+            .1;
+        // At the layer's own width (w4a4) the point is the layer's current bytes.
+        let at4 = hq.iter().find(|p| p.0 == 4.0).unwrap().1;
+        assert_eq!(at4, a.selected_layer().unwrap().bytes() as f64);
+        // At 8 bits it is a direct evaluation with that one layer at w8a8.
+        let idx = a.selected_index().unwrap();
+        let mut o = a.opts.clone();
+        o.overrides.insert(
+            second.clone(),
+            LayerChoice {
+                layer: second.clone(),
+                bits: Some(model::parse_bits("w8a8").unwrap()),
+                linear: None,
+            },
+        );
+        let r = model::evaluate(&a.net, &o, &a.cm).unwrap();
+        let at8 = hq.iter().find(|p| p.0 == 8.0).unwrap().1;
+        assert_eq!(at8, r.layers[idx].bytes() as f64);
+        // A change of the settings recomputes it.
+        a.update(Action::WeightBits(1));
+        assert_eq!(
+            a.layer_chart.as_ref().map(|c| c.key.clone()),
+            a.layer_chart_key()
+        );
+        assert_ne!(a.layer_chart.as_ref().unwrap().key, c.key);
+        // Layers without weights have no layer chart.
+        select(&mut a, |l| l.kind == "relu");
+        assert_eq!(a.layer_chart_key(), None);
+        a.update(Action::ChartScope);
+        assert_eq!(a.chart_scope, ChartScope::Network);
     }
 
     #[test]

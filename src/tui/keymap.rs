@@ -157,6 +157,11 @@ pub const KEYMAP: &[Binding] = &[
         help: "detail or chart pane",
     },
     Binding {
+        keys: &[ch('v', "v")],
+        action: Action::ChartScope,
+        help: "chart: network or layer",
+    },
+    Binding {
         keys: &[ch('z', "z")],
         action: Action::CancelJob,
         help: "cancel the chart sweep",

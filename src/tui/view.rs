@@ -1,6 +1,6 @@
 //! Drawing: borrows the state, never changes it.
 
-use super::app::{App, CHART_BITS, Pane, SortColumn};
+use super::app::{App, CHART_BITS, ChartScope, Pane, SortColumn};
 use super::keymap::{KEYMAP, key_labels};
 use crate::mapper::describe;
 use crate::model::report::LayerReport;
@@ -436,16 +436,48 @@ fn short_name(p: Protocol) -> &'static str {
 
 fn draw_chart(f: &mut Frame, app: &App, area: Rect) {
     let log = |v: f64| v.max(1.0).log10();
-    let series: Vec<(Protocol, Vec<(f64, f64)>)> = app
-        .chart
+    let (data, job, title, current) = match app.chart_scope {
+        ChartScope::Network => (
+            Some(&app.chart),
+            app.chart_job.as_ref(),
+            " total comm vs uniform bits (log) ".to_string(),
+            app.mean_weight_bits()
+                .map(|b| (b, app.report.total.bytes() as f64)),
+        ),
+        ChartScope::Layer => {
+            let Some(key) = app.layer_chart_key() else {
+                let p = Paragraph::new("select a conv or linear layer (v: network chart)")
+                    .block(Block::bordered().title(" layer chart "))
+                    .wrap(Wrap { trim: true });
+                f.render_widget(p, area);
+                return;
+            };
+            let l = app.selected_layer();
+            (
+                app.layer_chart.as_ref().filter(|c| c.key == key),
+                app.layer_job.as_ref(),
+                format!(
+                    " {} comm vs its bits (log) ",
+                    l.map_or("", |l| l.name.as_str())
+                ),
+                l.and_then(|l| l.bits.map(|b| (b.w.get() as f64, l.bytes() as f64))),
+            )
+        }
+    };
+    let title = match job {
+        Some(j) => format!(" updating {}/{} (z stops){title}", j.done, j.total),
+        None => title,
+    };
+    let Some(data) = data else {
+        f.render_widget(Block::bordered().title(title), area);
+        return;
+    };
+    let series: Vec<(Protocol, Vec<(f64, f64)>)> = data
         .series
         .iter()
         .map(|(p, pts)| (*p, pts.iter().map(|&(x, y)| (x, log(y))).collect()))
         .collect();
-    let current = app
-        .mean_weight_bits()
-        .map(|b| vec![(b, log(app.report.total.bytes() as f64))])
-        .unwrap_or_default();
+    let current: Vec<(f64, f64)> = current.map(|(x, y)| (x, log(y))).into_iter().collect();
     let ys = series
         .iter()
         .flat_map(|s| s.1.iter().map(|p| p.1))
@@ -504,10 +536,7 @@ fn draw_chart(f: &mut Frame, app: &App, area: Rect) {
     let chart = Chart::new(datasets)
         .block(
             Block::bordered()
-                .title(match &app.chart_job {
-                    Some(j) => format!(" comm vs bits: updating {}/{} (z stops) ", j.done, j.total),
-                    None => " total comm vs uniform bits (log) ".to_string(),
-                })
+                .title(title)
                 .title_bottom(Line::from(legend)),
         )
         .x_axis(
@@ -681,6 +710,16 @@ mod tests {
     fn chart_pane_120x40() {
         let mut a = app();
         a.update(Action::TogglePane);
+        insta::assert_snapshot!(screen(&a, 120, 40));
+    }
+
+    #[test]
+    fn layer_chart_120x40() {
+        let mut a = app();
+        a.update(Action::Down);
+        a.update(Action::Down);
+        a.update(Action::TogglePane);
+        a.update(Action::ChartScope);
         insta::assert_snapshot!(screen(&a, 120, 40));
     }
 
