@@ -66,6 +66,12 @@ fn bench(c: &mut Criterion) {
     let t_draw = median(31, || {
         term.draw(|f| view::draw(f, &app)).expect("draw");
     });
+    // Down to the ReLU (no search) and back up to conv1 (its detail search).
+    let t_move = median(31, || {
+        app.update(Action::Down);
+        app.update(Action::Up);
+        term.draw(|f| view::draw(f, &app)).expect("draw");
+    });
     // A link change also re-sweeps the chart (15 widths x 3 protocols + 2 baselines).
     let t_link = median(5, || {
         app.update(Action::CycleLink);
@@ -92,6 +98,11 @@ fn bench(c: &mut Criterion) {
         ratio(t_eval),
         ms(t_draw),
         ratio(t_draw)
+    );
+    println!(
+        "  down + up (the detail search of conv1, no model run): {:.2} ms = {:.2} x the 16 ms budget",
+        ms(t_move),
+        ratio(t_move)
     );
     println!(
         "  link key, chart re-swept inline: {:.2} ms = {:.2} x the 16 ms budget",
