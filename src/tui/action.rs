@@ -10,6 +10,12 @@ pub enum Axis {
     Rows,
     /// Columns of a tile (W_w), one at a time.
     Cols,
+    /// The packing direction, cycled.
+    Direction,
+    /// Values packed per coefficient, one at a time.
+    Factor,
+    /// The ring degree N, cycled through the protocol's.
+    RingDegree,
 }
 
 impl Axis {
@@ -18,6 +24,9 @@ impl Axis {
             Axis::Channels => "C_w",
             Axis::Rows => "H_w",
             Axis::Cols => "W_w",
+            Axis::Direction => "packing direction",
+            Axis::Factor => "packing factor",
+            Axis::RingDegree => "N",
         }
     }
 }
@@ -47,7 +56,7 @@ pub enum Action {
     NextAlternative,
     /// Return the selected layer to the protocol's own (automatic) mapping.
     AutoMapping,
-    /// Change one tiling axis of the selected layer's mapping (pinning it manually).
+    /// Turn one knob of the selected layer's mapping (pinning it manually).
     Tile(Axis, i32),
     /// Chart the whole network or the selected layer.
     ChartScope,

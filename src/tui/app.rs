@@ -5,7 +5,7 @@
 use super::action::{Action, Axis};
 use crate::export;
 use crate::mapper::{Objective, search_layer};
-use crate::mapping::{LayerChoice, LinearMapping, Tiling};
+use crate::mapping::{LayerChoice, LinearMapping, PackDirection, Packing, Tiling};
 use crate::model::linear::{ConvGeom, HeContext, LinearCost, evaluate_coeff};
 use crate::model::report::{LayerReport, Report, Totals};
 use crate::model::{
@@ -634,34 +634,113 @@ impl App {
         let Some((g, ctx, m)) = self.layer_he(idx) else {
             return self.error(self.no_mapping_message(r));
         };
+        let cand = match self.knob(axis, d, m) {
+            Ok(c) => c,
+            Err(e) => return self.error(format!("{name}: {e}")),
+        };
+        if let Err(e) = evaluate_coeff(&g, &cand, &ctx, &self.cm) {
+            return self.error(format!(
+                "{name}: {} does not fit: {e}",
+                crate::mapper::describe(&cand)
+            ));
+        }
+        let msg = format!(
+            "{name}: {} -> {} (manual)",
+            crate::mapper::describe(&m),
+            crate::mapper::describe(&cand)
+        );
+        self.pin(name, cand, msg);
+    }
+
+    /// The mapping `m` with one knob turned, within what the protocol may choose.
+    fn knob(&self, axis: Axis, d: i32, m: LinearMapping) -> Result<LinearMapping, String> {
         let t = m.tiling;
-        let step = |v: u64| -> Option<u64> {
+        let step = |v: u64| -> Result<u64, String> {
             let n = match axis {
                 Axis::Channels if d < 0 => v / 2,
-                Axis::Channels => v.checked_mul(2)?,
-                _ => v.checked_add_signed(d as i64)?,
+                Axis::Channels => v.saturating_mul(2),
+                _ => v.saturating_add_signed(d as i64),
             };
-            (n >= 1 && n != v).then_some(n)
+            if n < 1 || n == v {
+                return Err(format!("{} = {v} cannot go lower", axis.name()));
+            }
+            Ok(n)
         };
-        let (old, new) = match axis {
-            Axis::Channels => (t.c_w, step(t.c_w)),
-            Axis::Rows => (t.h_w, step(t.h_w)),
-            Axis::Cols => (t.w_w, step(t.w_w)),
-        };
-        let Some(new) = new else {
-            return self.error(format!("{name}: {} = {old} cannot go lower", axis.name()));
-        };
-        let tiling = match axis {
-            Axis::Channels => Tiling { c_w: new, ..t },
-            Axis::Rows => Tiling { h_w: new, ..t },
-            Axis::Cols => Tiling { w_w: new, ..t },
-        };
-        let cand = LinearMapping { tiling, ..m };
-        if let Err(e) = evaluate_coeff(&g, &cand, &ctx, &self.cm) {
-            return self.error(format!("{name}: tile {tiling} does not fit: {e}"));
-        }
-        let msg = format!("{name}: {} {old} -> {new} (manual)", axis.name());
-        self.pin(name, cand, msg);
+        let space = space_options(self.opts.protocol, &self.cm);
+        let p = m.packing;
+        Ok(match axis {
+            Axis::Channels => LinearMapping {
+                tiling: Tiling {
+                    c_w: step(t.c_w)?,
+                    ..t
+                },
+                ..m
+            },
+            Axis::Rows => LinearMapping {
+                tiling: Tiling {
+                    h_w: step(t.h_w)?,
+                    ..t
+                },
+                ..m
+            },
+            Axis::Cols => LinearMapping {
+                tiling: Tiling {
+                    w_w: step(t.w_w)?,
+                    ..t
+                },
+                ..m
+            },
+            Axis::Direction => {
+                if space.max_pack_factor < 2 {
+                    return Err(format!("{} does not pack", self.opts.protocol));
+                }
+                let all = &space.pack_directions;
+                let i = all.iter().position(|&x| x == p.direction);
+                let direction = all[i.map_or(0, |i| (i + 1) % all.len())];
+                let factor = if direction == PackDirection::None {
+                    1
+                } else {
+                    p.factor.max(2)
+                };
+                LinearMapping {
+                    packing: Packing { direction, factor },
+                    ..m
+                }
+            }
+            Axis::Factor => {
+                if !p.is_packed() {
+                    return Err("not packed: choose a packing direction first (P)".into());
+                }
+                let f = p.factor as i64 + d as i64;
+                if f < 2 || f > space.max_pack_factor as i64 {
+                    return Err(format!(
+                        "packing factor {f}: {} packs 2 to {} values",
+                        self.opts.protocol, space.max_pack_factor
+                    ));
+                }
+                LinearMapping {
+                    packing: Packing {
+                        factor: f as u32,
+                        ..p
+                    },
+                    ..m
+                }
+            }
+            Axis::RingDegree => {
+                let all = &space.ring_degrees;
+                if all.len() < 2 {
+                    return Err(format!(
+                        "{} has a single ring degree (N = {})",
+                        self.opts.protocol, m.n
+                    ));
+                }
+                let i = all.iter().position(|&x| x == m.n);
+                LinearMapping {
+                    n: all[i.map_or(0, |i| (i + 1) % all.len())],
+                    ..m
+                }
+            }
+        })
     }
 
     fn next_alternative(&mut self) {
@@ -1238,6 +1317,57 @@ mod tests {
         let (g, ctx, mm) = a.layer_he(a.selected_index().unwrap()).unwrap();
         let c = evaluate_coeff(&g, &mm, &ctx, &a.cm).unwrap();
         assert_eq!(a.selected_layer().unwrap().he, Some(c));
+    }
+
+    #[test]
+    fn packing_and_ring_degree_knobs() {
+        let mut a = app(Protocol::Hequant);
+        select(&mut a, is_conv);
+        let m = a.selected_layer().unwrap().mapping.unwrap();
+        assert!(!m.packing.is_packed(), "conv1 is searched unpacked at w8a8");
+        let r = a.report.clone();
+        a.update(Action::Tile(Axis::Factor, 1));
+        assert!(a.status.error);
+        assert!(a.status.text.contains("not packed"), "{}", a.status.text);
+        assert_eq!(a.report, r);
+        // A change either applies (and is the model's cost of the new mapping) or says why not.
+        let check = |a: &App, before: &Report, want: &dyn Fn(LinearMapping) -> bool| {
+            let now = a.selected_layer().unwrap().mapping.unwrap();
+            if a.status.error {
+                assert!(a.status.text.contains("does not fit"), "{}", a.status.text);
+                assert_eq!(&a.report, before);
+            } else {
+                assert!(want(now), "{now:?}");
+                let (g, ctx, _) = a.layer_he(a.selected_index().unwrap()).unwrap();
+                let c = evaluate_coeff(&g, &now, &ctx, &a.cm).unwrap();
+                assert_eq!(a.selected_layer().unwrap().he, Some(c));
+            }
+        };
+        let before = a.report.clone();
+        a.update(Action::Tile(Axis::RingDegree, 1));
+        let ns = space_options(Protocol::Hequant, &a.cm).ring_degrees;
+        check(&a, &before, &|x| x.n != m.n && ns.contains(&x.n));
+        a.update(Action::Undo);
+        let before = a.report.clone();
+        a.update(Action::Tile(Axis::Direction, 1));
+        check(&a, &before, &|x| {
+            x.packing.direction != PackDirection::None && x.packing.factor == 2
+        });
+        // Cheetah neither packs nor chooses N.
+        let mut c = app(Protocol::Cheetah);
+        select(&mut c, is_conv);
+        c.update(Action::Tile(Axis::Direction, 1));
+        assert!(
+            c.status.text.contains("cheetah does not pack"),
+            "{}",
+            c.status.text
+        );
+        c.update(Action::Tile(Axis::RingDegree, 1));
+        assert!(
+            c.status.text.contains("single ring degree"),
+            "{}",
+            c.status.text
+        );
     }
 
     #[test]

@@ -132,6 +132,26 @@ pub const KEYMAP: &[Binding] = &[
         help: "manual tile: W_w +1",
     },
     Binding {
+        keys: &[ch('P', "P")],
+        action: Action::Tile(Axis::Direction, 1),
+        help: "manual: packing direction",
+    },
+    Binding {
+        keys: &[ch('f', "f")],
+        action: Action::Tile(Axis::Factor, -1),
+        help: "manual: packing factor -1",
+    },
+    Binding {
+        keys: &[ch('F', "F")],
+        action: Action::Tile(Axis::Factor, 1),
+        help: "manual: packing factor +1",
+    },
+    Binding {
+        keys: &[ch('N', "N")],
+        action: Action::Tile(Axis::RingDegree, 1),
+        help: "manual: next ring degree N",
+    },
+    Binding {
         keys: &[ch('p', "p")],
         action: Action::CycleProtocol,
         help: "next protocol",
