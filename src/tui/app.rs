@@ -11,7 +11,7 @@ use crate::model::report::{LayerReport, Report, Totals};
 use crate::model::{
     self, BitsPolicy, EvalOptions, he_context, linear_compute_s, space_options, step_latency,
 };
-use crate::protocol::{CostModel, Protocol};
+use crate::protocol::{CostModel, Link, Protocol};
 use crate::spec::mapping::MappingFile;
 use crate::units::Bits;
 use crate::workload::{BitWidths, CostClass, Network};
@@ -172,6 +172,9 @@ pub struct App {
     layer_cancelled: Option<ChartKey>,
     /// Counts the changes of the settings (undo included).
     revision: u64,
+    /// A link given on the command line that the links file does not name (`n` cycles
+    /// through it too).
+    custom_link: Option<(String, Link)>,
     pub detail: Option<Detail>,
     pub save_path: PathBuf,
     pub export_path: PathBuf,
@@ -188,6 +191,8 @@ impl App {
         opts: EvalOptions,
     ) -> Result<App, String> {
         let report = model::evaluate(&net, &opts, &cm).map_err(|e| e.to_string())?;
+        let custom_link = (!cm.links.link.contains_key(&opts.link_name))
+            .then(|| (opts.link_name.clone(), opts.link));
         let chart = chart_data(&net, &cm, &opts);
         let mut app = App {
             net: Arc::new(net),
@@ -213,6 +218,7 @@ impl App {
             layer_job: None,
             layer_cancelled: None,
             revision: 0,
+            custom_link,
             detail: None,
             save_path: PathBuf::from("mapping.toml"),
             export_path: PathBuf::from("report.json"),
@@ -562,16 +568,23 @@ impl App {
     }
 
     fn cycle_link(&mut self) {
-        let names: Vec<String> = self.cm.links.link.keys().cloned().collect();
-        if names.is_empty() {
+        let mut links: Vec<(String, Link)> = self
+            .cm
+            .links
+            .link
+            .iter()
+            .map(|(n, l)| (n.clone(), *l))
+            .collect();
+        links.extend(self.custom_link.clone());
+        if links.is_empty() {
             return self.error("the links file defines no link".into());
         }
-        let i = names.iter().position(|n| *n == self.opts.link_name);
-        let next = names[i.map_or(0, |i| (i + 1) % names.len())].clone();
-        self.try_change(move |o, app| {
-            o.link = app.cm.link(&next)?;
-            o.link_name = next.clone();
-            Ok(format!("link {next}"))
+        let i = links.iter().position(|(n, _)| *n == self.opts.link_name);
+        let (name, link) = links[i.map_or(0, |i| (i + 1) % links.len())].clone();
+        self.try_change(move |o, _| {
+            o.link = link;
+            o.link_name = name.clone();
+            Ok(format!("link {name}"))
         });
     }
 
@@ -1259,6 +1272,30 @@ mod tests {
         assert!(a.report.total.latency_s > lan);
         a.update(Action::CycleObjective);
         assert_eq!(a.opts.objective, Objective::Latency);
+    }
+
+    #[test]
+    fn a_command_line_link_stays_in_the_cycle() {
+        let cm = CostModel::builtin().unwrap();
+        let net = load_network("resnet18-cifar100").unwrap();
+        let mut o = EvalOptions::new(Protocol::Hequant, &cm);
+        o.bits.uniform = Some(model::parse_bits("w4a4").unwrap());
+        o.link = Link {
+            bandwidth_bps: crate::units::BitsPerSecond::try_new(1e6).unwrap(),
+            rtt_s: 0.5,
+        };
+        o.link_name = "custom 1 Mbit/s 500 ms".into();
+        let mut a = App::new(net, cm, "resnet18-cifar100", o).unwrap();
+        let named = a.cm.links.link.len();
+        let mut seen = Vec::new();
+        for _ in 0..=named {
+            a.update(Action::CycleLink);
+            assert!(!a.status.error, "{}", a.status.text);
+            seen.push(a.report.link.name.clone());
+        }
+        assert_eq!(seen.last().unwrap(), "custom 1 Mbit/s 500 ms");
+        assert_eq!(a.report.link.rtt_s, 0.5);
+        assert_eq!(seen[0], "lan");
     }
 
     #[test]
