@@ -16,5 +16,6 @@ pub mod onnx;
 pub mod plot;
 pub mod protocol;
 pub mod spec;
+pub mod tui;
 pub mod units;
 pub mod workload;

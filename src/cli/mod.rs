@@ -13,6 +13,7 @@ mod mixed;
 mod plot;
 mod search;
 mod sweep;
+mod explore;
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
@@ -43,6 +44,8 @@ pub enum Command {
     Mixed(Box<mixed::MixedArgs>),
     /// Draw charts (PNG or SVG): comm-vs-bits, pareto, layers, compare.
     Plot(Box<plot::PlotArgs>),
+    /// Explore a network interactively in the terminal, every number recomputed on each key.
+    Explore(Box<explore::ExploreArgs>),
     /// List the shipped networks with layers, MACs and ReLU count.
     Networks,
     /// List the protocol models and their parameter files.
@@ -135,6 +138,7 @@ fn execute(cli: Cli) -> Result<(), String> {
         Command::Sweep(a) => sweep::run(&a, &cm),
         Command::Mixed(a) => mixed::run(&a, &cm),
         Command::Plot(a) => plot::run(&a, &cm),
+        Command::Explore(a) => explore::run(&a, &cm),
         Command::Networks => networks(),
         Command::Protocols => protocols(&cm),
     }

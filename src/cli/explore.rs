@@ -1,0 +1,51 @@
+//! `hequant explore`: the interactive explorer, or the `estimate` report on a pipe.
+
+use super::{ModelArgs, emit, eval_options, load_network};
+use crate::export::{self, Format};
+use crate::model;
+use crate::protocol::{CostModel, Protocol};
+use crate::tui::App;
+use clap::Args;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct ExploreArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Open a saved mapping (its protocol and per-layer choices replace --protocol).
+    #[arg(long)]
+    pub mapping: Option<PathBuf>,
+    /// Print the report as `estimate` does instead of starting the explorer
+    /// (also when standard output is not a terminal).
+    #[arg(long)]
+    pub no_tui: bool,
+    /// Where `w` saves the mapping.
+    #[arg(long, default_value = "mapping.toml")]
+    pub save: PathBuf,
+    /// Where `e` exports the report; the extension picks the format (.csv, .md, .txt; else JSON).
+    #[arg(long, default_value = "report.json")]
+    pub export: PathBuf,
+}
+
+pub fn run(a: &ExploreArgs, cm: &CostModel) -> Result<(), String> {
+    let net = load_network(&a.model.network)?;
+    let mut protocol = Protocol::parse(&a.model.protocol)?;
+    let mut overrides = Default::default();
+    if let Some(path) = &a.mapping {
+        let m = crate::spec::mapping::load(path, Some(&net)).map_err(|e| e.to_string())?;
+        protocol = Protocol::parse(&m.protocol)
+            .map_err(|e| format!("{}: protocol: {e}", path.display()))?;
+        overrides = m.overrides();
+    }
+    let mut opts = eval_options(&a.model, protocol, cm)?;
+    opts.overrides = overrides;
+    if a.no_tui || !std::io::stdout().is_terminal() {
+        let r = model::evaluate(&net, &opts, cm).map_err(|e| e.to_string())?;
+        return emit(&export::render(&[r], Format::Table), None);
+    }
+    let mut app = App::new(net, cm.clone(), &a.model.network, opts)?;
+    app.save_path = a.save.clone();
+    app.export_path = a.export.clone();
+    crate::tui::event::run(&mut app)
+}
