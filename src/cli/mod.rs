@@ -8,12 +8,12 @@ use crate::workload::Network;
 use clap::{Args, Parser, Subcommand};
 
 mod estimate;
+mod explore;
 mod import;
 mod mixed;
 mod plot;
 mod search;
 mod sweep;
-mod explore;
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
