@@ -15,4 +15,5 @@ pub mod model;
 pub mod protocol;
 pub mod spec;
 pub mod units;
+pub mod verify;
 pub mod workload;

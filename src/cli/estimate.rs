@@ -45,4 +45,3 @@ pub fn run(a: &EstimateArgs, cm: &CostModel) -> Result<(), String> {
     }
     emit(&export::render(&reports, a.format), a.output.as_deref())
 }
-

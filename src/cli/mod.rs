@@ -7,7 +7,9 @@ use crate::units::{BitsPerSecond, human_bytes};
 use crate::workload::Network;
 use clap::{Args, Parser, Subcommand};
 
+mod calibrate;
 mod estimate;
+mod verify;
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
@@ -32,6 +34,10 @@ pub enum Command {
     Networks,
     /// List the protocol models and their parameter files.
     Protocols,
+    /// Run the linear layers with real HE as two parties; compare with the model.
+    Verify(Box<verify::VerifyArgs>),
+    /// Measure this machine's HE operation costs and write a compute profile.
+    Calibrate(calibrate::CalibrateArgs),
 }
 
 /// Options shared by every command that evaluates a network.
@@ -104,6 +110,8 @@ pub fn run() -> Result<(), String> {
         Command::Estimate(a) => estimate::run(&a, &cm),
         Command::Networks => networks(),
         Command::Protocols => protocols(&cm),
+        Command::Verify(a) => verify::run(&a, &cm),
+        Command::Calibrate(a) => calibrate::run(&a, &cm),
     }
 }
 

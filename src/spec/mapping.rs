@@ -37,7 +37,11 @@ impl MappingFile {
                 .layers
                 .iter()
                 .filter(|l| l.mapping.is_some() || l.bits.is_some())
-                .map(|l| LayerChoice { layer: l.name.clone(), bits: l.bits, linear: l.mapping })
+                .map(|l| LayerChoice {
+                    layer: l.name.clone(),
+                    bits: l.bits,
+                    linear: l.mapping,
+                })
                 .collect(),
         }
     }
@@ -48,7 +52,10 @@ impl MappingFile {
 
     /// The per-layer overrides for [`crate::model::EvalOptions::overrides`].
     pub fn overrides(&self) -> HashMap<String, LayerChoice> {
-        self.layer.iter().map(|c| (c.layer.clone(), c.clone())).collect()
+        self.layer
+            .iter()
+            .map(|c| (c.layer.clone(), c.clone()))
+            .collect()
     }
 }
 
@@ -71,7 +78,10 @@ pub fn from_str(file: &str, text: &str, net: Option<&Network>) -> Result<Mapping
                     text,
                     span,
                     &format!("layer[{i}].layer"),
-                    format!("the network '{}' has no layer named '{}'", net.name, c.layer),
+                    format!(
+                        "the network '{}' has no layer named '{}'",
+                        net.name, c.layer
+                    ),
                 ));
             }
         }
