@@ -334,6 +334,9 @@ pub struct LayerResult {
     pub measured_s: f64,
     pub encrypt_s: f64,
     pub server_s: f64,
+    /// Server time encoding the weights into NTT form: input-independent (offline), not
+    /// included in `measured_s`.
+    pub weight_encode_s: f64,
     pub decrypt_s: f64,
     pub transfer_s: f64,
     /// log2((Delta / 2) / largest decryption error observed), after truncation.

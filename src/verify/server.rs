@@ -33,7 +33,10 @@ pub struct Hello {
 pub struct Reveal {
     /// Seed of the server's weights, input share and mask (as bytes of a u128, hex).
     pub seed: String,
+    /// Server time on the client's ciphertexts (decompression, NTTs, products, truncation).
     pub compute_s: f64,
+    /// Server time encoding its weights into NTT form (input-independent, offline).
+    pub weight_encode_s: f64,
 }
 
 /// Decodes one query frame.
@@ -80,14 +83,19 @@ fn round_to(v: u128, log_q: u32, bits: u32) -> u128 {
     (v.wrapping_add(1u128 << (drop - 1)) >> drop) & low_mask(bits)
 }
 
+/// Responses of one output-channel group (response index, bytes) and its weight-encoding time.
+type OgResult = (Vec<(u64, Vec<u8>)>, f64);
+
 /// The server's computation of one layer from decompressed queries: the bit-packed
-/// responses in order. `queries[q]` = (mask, body) mod 2^log_q.
+/// responses in order (`queries[q]` = (mask, body) mod 2^log_q), and the seconds spent
+/// encoding the weights into NTT form (work that does not depend on the client's input,
+/// which a deployment does once ahead of time).
 pub fn compute_layer(
     lp: &LayerPlan,
     data: &super::ServerData,
     queries: Vec<(Vec<u128>, Vec<u128>)>,
     parallel: bool,
-) -> Vec<Vec<u8>> {
+) -> (Vec<Vec<u8>>, f64) {
     let p = &lp.params;
     let lay = &lp.layout;
     let (log_q, log_t) = (p.log_q, p.log_t);
@@ -113,14 +121,16 @@ pub fn compute_layer(
         queries.into_iter().enumerate().map(fwd).collect()
     };
     let tiles = lay.tiles();
-    let per_og = |og: u64| -> Vec<(u64, Vec<u8>)> {
+    let per_og = |og: u64| -> OgResult {
+        let tw = Instant::now();
         let weights: Vec<Option<NttPoly>> = (0..lay.cb)
             .map(|cb| {
                 lay.weight_poly(&data.weights, og, cb)
                     .map(|w| ntt.forward(&w.iter().map(|&v| v as i128).collect::<Vec<_>>()))
             })
             .collect();
-        (0..tiles)
+        let weight_s = tw.elapsed().as_secs_f64();
+        let out = (0..tiles)
             .map(|t| {
                 let (mut am, mut ab) = (ntt.zero(), ntt.zero());
                 for (cb, w) in weights.iter().enumerate() {
@@ -146,16 +156,19 @@ pub fn compute_layer(
                 }
                 (r, wr.finish())
             })
-            .collect()
+            .collect();
+        (out, weight_s)
     };
-    let mut out: Vec<(u64, Vec<u8>)> = if parallel {
+    let parts: Vec<OgResult> = if parallel {
         use rayon::prelude::*;
-        (0..lay.og).into_par_iter().flat_map_iter(per_og).collect()
+        (0..lay.og).into_par_iter().map(per_og).collect()
     } else {
-        (0..lay.og).flat_map(per_og).collect()
+        (0..lay.og).map(per_og).collect()
     };
+    let weight_s = parts.iter().map(|p| p.1).sum();
+    let mut out: Vec<(u64, Vec<u8>)> = parts.into_iter().flat_map(|p| p.0).collect();
     out.sort_by_key(|x| x.0);
-    out.into_iter().map(|x| x.1).collect()
+    (out.into_iter().map(|x| x.1).collect(), weight_s)
 }
 
 /// Serves one client over `stream` until it has run every layer of the plan.
@@ -239,8 +252,8 @@ fn serve_layer<S: Read + Write>(
         compute += t.elapsed().as_secs_f64();
     }
     let t = Instant::now();
-    let mut responses = compute_layer(lp, &data, queries, false);
-    compute += t.elapsed().as_secs_f64();
+    let (mut responses, weight_s) = compute_layer(lp, &data, queries, false);
+    compute += t.elapsed().as_secs_f64() - weight_s;
     if let Some(f) = &opts.fault
         && f.layer == p.name
         && let Some(r) = responses.get_mut(f.response)
@@ -255,6 +268,7 @@ fn serve_layer<S: Read + Write>(
     let reveal = Reveal {
         seed: format!("{seed:032x}"),
         compute_s: compute,
+        weight_encode_s: weight_s,
     };
     let body = serde_json::to_vec(&reveal).expect("a reveal serialises");
     ch.send(Kind::Reveal, &body)
