@@ -42,7 +42,7 @@ pub fn run<S: Read + Write>(
         Kind::Hello,
         &serde_json::to_vec(&hello).expect("hello serialises"),
     )
-    .map_err(VerifyError::frame("-", "sending the hello"))?;
+    .map_err(VerifyError::frame("(handshake)", "sending the hello"))?;
     ch.recv(Kind::HelloAck).map_err(VerifyError::frame(
         "-",
         "waiting for the server's acknowledgement",

@@ -178,9 +178,10 @@ pub fn serve<S: Read + Write>(
     opts: &RunOptions,
 ) -> Result<(), VerifyError> {
     let mut ch = Channel::new(stream);
-    let hello = ch
-        .recv(Kind::Hello)
-        .map_err(VerifyError::frame("-", "reading the client's hello"))?;
+    let hello = ch.recv(Kind::Hello).map_err(VerifyError::frame(
+        "(handshake)",
+        "reading the client's hello",
+    ))?;
     let hello: Hello = serde_json::from_slice(&hello)
         .map_err(|e| VerifyError::Mismatch(format!("the client's hello is not valid: {e}")))?;
     let mine = Hello {
@@ -196,8 +197,10 @@ pub fn serve<S: Read + Write>(
         let _ = ch.send(Kind::Abort, msg.as_bytes());
         return Err(VerifyError::Mismatch(msg));
     }
-    ch.send(Kind::HelloAck, b"{}")
-        .map_err(VerifyError::frame("-", "sending the hello acknowledgement"))?;
+    ch.send(Kind::HelloAck, b"{}").map_err(VerifyError::frame(
+        "(handshake)",
+        "sending the hello acknowledgement",
+    ))?;
     for lp in &plan.layers {
         serve_layer(&mut ch, lp, opts)?;
     }
