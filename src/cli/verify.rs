@@ -104,8 +104,9 @@ pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
         Ok(())
     } else {
         let bad: u64 = rep.layers.iter().map(|l| l.mismatches).sum();
+        let coeffs: u64 = rep.layers.iter().map(|l| l.coefficient_mismatches).sum();
         Err(format!(
-            "verify FAILED: {bad} wrong outputs in {} layer(s)",
+            "verify FAILED: {bad} wrong outputs and {coeffs} wrongly decrypted coefficients in {} layer(s)",
             rep.layers.iter().filter(|l| !l.correct).count()
         ))
     }
@@ -129,7 +130,7 @@ pub fn table(r: &VerifyReport) -> String {
     );
     let _ = writeln!(
         s,
-        "{:<10} {:>5} {:>7} {:<14} {:>9} {:<4} {:>10} {:>10} {:>6} {:>8} {:>8} {:>6} {:>7} {:>7} {:>7} {:>7} {:>11}",
+        "{:<21} {:>5} {:>7} {:<16} {:>9} {:<4} {:>10} {:>10} {:>6} {:>8} {:>8} {:>6} {:>7} {:>7} {:>7} {:>7} {:>11}",
         "layer",
         "N",
         "q/t",
@@ -151,11 +152,15 @@ pub fn table(r: &VerifyReport) -> String {
     for l in &r.layers {
         let _ = writeln!(
             s,
-            "{:<10} {:>5} {:>7} {:<14} {:>9} {:<4} {:>10} {:>10} {:>6} {:>8.3} {:>8.3} {:>6} {:>7.3} {:>7.3} {:>7.3} {:>7.3} {:>5.1}/{:<5.1}",
+            "{:<21} {:>5} {:>7} {:<16} {:>9} {:<4} {:>10} {:>10} {:>6} {:>8.3} {:>8.3} {:>6} {:>7.3} {:>7.3} {:>7.3} {:>7.3} {:>5.1}/{:<5.1}",
             l.name,
             l.n,
             format!("{}/{}", l.log_q, l.log_t),
-            l.tiling,
+            if l.packing == "-" {
+                l.tiling.clone()
+            } else {
+                format!("{} {}", l.tiling, l.packing)
+            },
             format!("{}/{}", l.ct_in, l.ct_out),
             if l.correct { "yes" } else { "NO" },
             l.predicted_bytes,
@@ -176,6 +181,20 @@ pub fn table(r: &VerifyReport) -> String {
                 s,
                 "  MISMATCH {} at output (c {}, y {}, x {}): got {}, expected {}",
                 l.name, m.position[0], m.position[1], m.position[2], m.got, m.expected
+            );
+        }
+        for m in &l.first_coefficient_mismatches {
+            let _ = writeln!(
+                s,
+                "  WRONG COEFFICIENT {} at response output {}: decrypted {}, expected {} (a decryption failure)",
+                l.name, m.index, m.got, m.expected
+            );
+        }
+        if l.coefficient_mismatches as usize > l.first_coefficient_mismatches.len() {
+            let _ = writeln!(
+                s,
+                "  ... {} wrong coefficients in {} in all",
+                l.coefficient_mismatches, l.name
             );
         }
         if l.mismatches as usize > l.first_mismatches.len() {

@@ -418,9 +418,13 @@ pub fn evaluate_coeff(
         }
     }
     let headroom_bits = (log_q - log_t - 1 - trunc_bits - ctx.flood_bits) as f64 - noise_log2;
+    // The response modulus cap (Cheetah's 60-bit prime) never cuts c1 below log t plus the
+    // margin that bounds its rounding error: with packed plaintext moduli above 47 bits
+    // the cap alone left c1 at log t + 6 bits, and the verify mode saw the rounding error
+    // times the secret reach Delta / 2.
     let c1_bits = (log_t + response_c1_extra_bits(n))
         .min(log_q)
-        .min(ctx.response_log_q.max(log_t + 1));
+        .min(ctx.response_log_q.max(log_t + response_c1_extra_bits(n)));
     let c0_bits = (log_t + RESPONSE_C0_EXTRA_BITS).min(log_q);
 
     // Counts.

@@ -10,7 +10,7 @@
 //! (y, x) of the tile lands at coefficient m*C_w*H_w*W_w + O + y*W_w + x. Tiles overlap by
 //! the kernel size minus one; strided layers keep only the outputs on the stride.
 
-use crate::mapping::{LinearMapping, PackDirection};
+use crate::mapping::LinearMapping;
 use crate::model::linear::ConvGeom;
 use crate::workload::{Layer, LayerKind};
 
@@ -63,13 +63,9 @@ fn axis_tiles(len: u64, k: u64, tile: u64) -> Result<(u64, u64), Unsupported> {
 }
 
 impl Layout {
+    /// The layout of `map`'s tiling over geometry `g` (the virtual geometry of a packed
+    /// layer, see [`super::packing`]).
     pub fn new(g: &ConvGeom, map: &LinearMapping) -> Result<Layout, Unsupported> {
-        if map.packing.is_packed() || map.packing.direction != PackDirection::None {
-            return Err(Unsupported::Mapping(format!(
-                "intra-coefficient packing ({}) is not implemented in the verify mode",
-                map.packing
-            )));
-        }
         let n = map.n.as_u64();
         let t = map.tiling;
         if t.c_w == 0 || t.h_w == 0 || t.w_w == 0 || t.m_w == 0 {
@@ -123,12 +119,12 @@ impl Layout {
     }
 
     /// Query `q` = tile * cb + channel group: the coefficients of the input `x` (the padded
-    /// input, C x H x W, values mod 2^l) it carries.
-    pub fn encode_input(&self, x: &[u64], q: u64) -> Vec<u64> {
+    /// input, C x H x W, values mod t) it carries.
+    pub fn encode_input(&self, x: &[u128], q: u64) -> Vec<u128> {
         let (t, cb) = (q / self.cb, q % self.cb);
         let (r0, c0) = self.origin(t);
         let g = &self.g;
-        let mut p = vec![0u64; self.n];
+        let mut p = vec![0u128; self.n];
         for ci in 0..self.c_w {
             let c = cb * self.c_w + ci;
             if c >= g.c {
@@ -154,11 +150,11 @@ impl Layout {
 
     /// The weight polynomial of output group `og` against channel group `cb`; `w` is
     /// M x (C / groups) x kh x kw. `None` when it is zero (grouped convolutions).
-    pub fn weight_poly(&self, w: &[i64], og: u64, cb: u64) -> Option<Vec<i64>> {
+    pub fn weight_poly(&self, w: &[i128], og: u64, cb: u64) -> Option<Vec<i128>> {
         let g = &self.g;
         let cpg = g.c / g.groups;
         let mpg = g.m / g.groups;
-        let mut p = vec![0i64; self.n];
+        let mut p = vec![0i128; self.n];
         let mut any = false;
         for mo in 0..self.m_w {
             let o = og * self.m_w + mo;
@@ -319,6 +315,38 @@ pub fn reference(layer: &Layer, x: &[u64], w: &[i64], l: u32) -> Vec<u64> {
             }
         }
         _ => {}
+    }
+    out
+}
+
+/// The (virtual) layer computed in plaintext integers mod 2^log_t over the preprocessed
+/// geometry (VALID convolution with stride and groups): what each decrypted response
+/// coefficient must hold before the mask, slots and all. `x` is C x H x W, `w` is
+/// M x C/groups x kh x kw; the result is M x out_h x out_w.
+pub fn coefficient_reference(g: &ConvGeom, x: &[u128], w: &[i128], log_t: u32) -> Vec<u128> {
+    let mask = crate::verify::he::low_mask(log_t);
+    let cpg = g.c / g.groups;
+    let mpg = g.m / g.groups;
+    let mut out = vec![0u128; (g.m * g.out_h * g.out_w) as usize];
+    for m in 0..g.m {
+        let grp = m / mpg;
+        for oy in 0..g.out_h {
+            for ox in 0..g.out_w {
+                let mut acc = 0u128;
+                for lc in 0..cpg {
+                    let c = grp * cpg + lc;
+                    for a in 0..g.kh {
+                        for b in 0..g.kw {
+                            let (r, col) = (oy * g.sh + a, ox * g.sw + b);
+                            let xv = x[((c * g.h + r) * g.w + col) as usize];
+                            let wv = w[(((m * cpg + lc) * g.kh + a) * g.kw + b) as usize];
+                            acc = acc.wrapping_add(xv.wrapping_mul(wv as u128));
+                        }
+                    }
+                }
+                out[((m * g.out_h + oy) * g.out_w + ox) as usize] = acc & mask;
+            }
+        }
     }
     out
 }

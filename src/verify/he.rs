@@ -79,12 +79,12 @@ impl<S: Word> ClientKey<S> {
     /// log_t), seeded, with Gaussian error of standard deviation `error_std` (absolute).
     /// For a non-native power-of-two modulus tfhe takes plaintexts and noise as integers
     /// mod q and scales them into the container's top bits itself (and back on decryption).
-    pub fn encrypt(&mut self, m: &[u64], log_t: u32, log_q: u32, error_std: f64) -> Query {
+    pub fn encrypt(&mut self, m: &[u128], log_t: u32, log_q: u32, error_std: f64) -> Query {
         let w = S::BITS as u32;
         let n = m.len();
         let pt: Vec<S> = m
             .iter()
-            .map(|&v| S::from_u128(((v as u128) & low_mask(log_t)) << (log_q - log_t)))
+            .map(|&v| S::from_u128((v & low_mask(log_t)) << (log_q - log_t)))
             .collect();
         let pt = PlaintextList::from_container(pt);
         let seed = self.seeder.seed();
@@ -121,7 +121,7 @@ impl<S: Word> ClientKey<S> {
         c0_bits: u32,
         log_t: u32,
         log_q: u32,
-    ) -> Vec<(u64, u128)> {
+    ) -> Vec<(u128, u128)> {
         let w = S::BITS as u32;
         let n = c1.len();
         let mut data = vec![S::ZERO; 2 * n];
@@ -143,7 +143,7 @@ impl<S: Word> ClientKey<S> {
                 let m = (ph.wrapping_add(1u128 << (delta - 1)) >> delta) & low_mask(log_t);
                 let err = ph.wrapping_sub(m << delta) & qmask;
                 let err = err.min(qmask - err + 1);
-                (m as u64, err)
+                (m, err)
             })
             .collect()
     }
@@ -177,8 +177,8 @@ mod tests {
     fn round_trip<S: Word>(log_q: u32, log_t: u32, c1_bits: u32, c0_bits: u32) -> u128 {
         let n = 512;
         let mut k = ClientKey::<S>::new(n);
-        let m: Vec<u64> = (0..n as u64)
-            .map(|i| (i * 7919 + 3) & low_mask(log_t) as u64)
+        let m: Vec<u128> = (0..n as u128)
+            .map(|i| (i * 7919 + 3) & low_mask(log_t))
             .collect();
         let q = k.encrypt(&m, log_t, log_q, 3.2);
         let (mask, body) = decompress::<S>(&q, log_q);
@@ -220,5 +220,7 @@ mod tests {
         round_trip::<u64>(43, 26, 39, 27);
         round_trip::<u64>(64, 30, 43, 31);
         round_trip::<u128>(109, 37, 50, 38);
+        // Packed layers: plaintext moduli above 64 bits.
+        round_trip::<u128>(120, 90, 103, 91);
     }
 }

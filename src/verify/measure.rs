@@ -42,7 +42,7 @@ fn median_us(reps: usize, mut f: impl FnMut()) -> f64 {
 pub fn calibrate(reps: usize) -> Calibration {
     let n = CALIBRATION_N;
     let mut key = ClientKey::<u64>::new(n);
-    let m: Vec<u64> = (0..n as u64)
+    let m: Vec<u128> = (0..n as u128)
         .map(|i| i * 7919 % (1 << CALIBRATION_LOG_T))
         .collect();
     let mut last = None;

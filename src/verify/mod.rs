@@ -13,16 +13,18 @@ pub mod encoding;
 pub mod he;
 pub mod measure;
 pub mod ntt;
+pub mod packing;
 pub mod server;
 pub mod transport;
 
-use crate::mapping::{Packing, Tiling};
+use crate::mapping::{LinearMapping, Packing, Tiling};
 use crate::model::linear::{ConvGeom, LinearCost};
 use crate::model::report::Report;
 use crate::model::{he_context, linear_compute_s, step_latency};
 use crate::protocol::{CostModel, Link, Protocol};
 use crate::workload::{Layer, Network};
 use encoding::Layout;
+use packing::Packer;
 use serde::{Deserialize, Serialize};
 use tfhe::core_crypto::commons::math::random::{RandomGenerator, Seed};
 use tfhe::core_crypto::prelude::DefaultRandomGenerator;
@@ -53,6 +55,9 @@ pub struct LayerParams {
 pub struct LayerPlan {
     pub params: LayerParams,
     pub layer: Layer,
+    /// The packing, and the virtual layer the coefficient encoding runs.
+    pub packer: Packer,
+    /// The encoding of the virtual layer.
     pub layout: Layout,
     pub cost: LinearCost,
     pub predicted_s: f64,
@@ -167,19 +172,30 @@ pub fn plan(
             ));
             continue;
         };
-        let layout = match Layout::new(&g, &mapping) {
+        let packer = match Packer::new(&g, mapping.packing, cost.slot_bits) {
             Ok(x) => x,
             Err(e) => {
                 skipped.push(skip(e.to_string()));
                 continue;
             }
         };
-        let ctx = he_context(protocol, cm, cost.log_t, r.bits, true);
+        let virtual_mapping = LinearMapping {
+            packing: Packing::NONE,
+            ..mapping
+        };
+        let layout = match Layout::new(&packer.virt, &virtual_mapping) {
+            Ok(x) => x,
+            Err(e) => {
+                skipped.push(skip(e.to_string()));
+                continue;
+            }
+        };
+        let ctx = he_context(protocol, cm, r.ring_bits_out, r.bits, true);
         let ring_bits = r.ring_bits_out;
-        if cost.log_t != ring_bits || ring_bits > 64 || cost.log_q > 128 {
+        if cost.log_t != packer.log_t(ring_bits) || ring_bits > 64 || cost.log_q > 128 {
             skipped.push(skip(format!(
-                "plaintext modulus 2^{} with shares mod 2^{} and q = 2^{} is outside what the verify mode runs (t = 2^l, l <= 64, log q <= 128)",
-                cost.log_t, ring_bits, cost.log_q
+                "plaintext modulus 2^{} with shares mod 2^{} and q = 2^{} is outside what the verify mode runs (t = 2^l unpacked or 2^(slots x {}) packed, l <= 64, log q <= 128)",
+                cost.log_t, ring_bits, cost.log_q, cost.slot_bits
             )));
             continue;
         }
@@ -215,6 +231,7 @@ pub fn plan(
                 error_std: pf.he.error_std,
             },
             layer: l.clone(),
+            packer,
             layout,
             cost,
             predicted_s,
@@ -260,11 +277,12 @@ pub(crate) fn draw_shares(
         .collect()
 }
 
-/// The server's data for one layer: weights, its input share and its output mask.
+/// The server's data for one layer: weights, its input share, and the mask of each
+/// (virtual) output coefficient, uniform mod t.
 pub struct ServerData {
     pub weights: Vec<i64>,
     pub x_s: Vec<u64>,
-    pub mask: Vec<u64>,
+    pub mask: Vec<u128>,
 }
 
 /// The server's layer data, drawn from `seed` (so that the client can check the result
@@ -286,12 +304,13 @@ pub fn server_data(seed: u128, p: &LayerPlan, mode: DataMode) -> ServerData {
         p.params.ring_bits,
         mode,
     );
-    let mask = draw_shares(
-        &mut g,
-        p.layer.output.elems() as usize,
-        p.params.ring_bits,
-        DataMode::Random,
-    );
+    let tmask = he::low_mask(p.params.log_t);
+    let mask = (0..p.packer.virt.out_elems())
+        .map(|_| {
+            let hi = g.random_uniform::<u64>() as u128;
+            ((hi << 64) | g.random_uniform::<u64>() as u128) & tmask
+        })
+        .collect();
     ServerData { weights, x_s, mask }
 }
 
@@ -305,6 +324,16 @@ pub struct Mismatch {
     pub expected: u64,
 }
 
+/// A decrypted coefficient that is not the plaintext result plus the mask (values mod t,
+/// in decimal: they can exceed 64 bits).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CoefficientMismatch {
+    /// Index of the (virtual) output coefficient, M' x out_h' x out_w'.
+    pub index: usize,
+    pub got: String,
+    pub expected: String,
+}
+
 /// Measured against predicted, for one layer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LayerResult {
@@ -312,6 +341,10 @@ pub struct LayerResult {
     pub correct: bool,
     pub mismatches: u64,
     pub first_mismatches: Vec<Mismatch>,
+    /// Decrypted coefficients that differ from plaintext result + mask (exact check, also
+    /// for packed layers, whose slot decoding has a tolerance).
+    pub coefficient_mismatches: u64,
+    pub first_coefficient_mismatches: Vec<CoefficientMismatch>,
     /// Largest |error| accepted per output (0: exact).
     pub tolerance: u64,
     pub n: u64,

@@ -102,14 +102,18 @@ pub fn compute_layer(
     let delta = log_q - log_t;
     let qmask = low_mask(log_q);
     let n = lay.n;
-    let ntt = CrtNtt::new(n, bound_bits(log_q, p.weight_bits, n, lay.cb))
+    let wbits = lp.packer.weight_bits(p.weight_bits);
+    let ntt = CrtNtt::new(n, bound_bits(log_q, wbits, n, lay.cb))
         .expect("NTT primes exist for power-of-two N >= 16");
     // Add the server's share, then go to NTT form.
-    let x_s = encoding::preprocess(&lp.layer, &data.x_s);
+    let x_s = lp
+        .packer
+        .pack_input(&encoding::preprocess(&lp.layer, &data.x_s));
+    let w_virtual = lp.packer.pack_weights(&data.weights);
     let fwd = |(q, (mask, mut body)): (usize, (Vec<u128>, Vec<u128>))| -> (NttPoly, NttPoly) {
         let m = lay.encode_input(&x_s, q as u64);
         for (b, &v) in body.iter_mut().zip(&m) {
-            *b = b.wrapping_add((v as u128) << delta) & qmask;
+            *b = b.wrapping_add(v << delta) & qmask;
         }
         let c = |p: &[u128]| p.iter().map(|&v| centred(v, log_q)).collect::<Vec<_>>();
         (ntt.forward(&c(&mask)), ntt.forward(&c(&body)))
@@ -124,10 +128,7 @@ pub fn compute_layer(
     let per_og = |og: u64| -> OgResult {
         let tw = Instant::now();
         let weights: Vec<Option<NttPoly>> = (0..lay.cb)
-            .map(|cb| {
-                lay.weight_poly(&data.weights, og, cb)
-                    .map(|w| ntt.forward(&w.iter().map(|&v| v as i128).collect::<Vec<_>>()))
-            })
+            .map(|cb| lay.weight_poly(&w_virtual, og, cb).map(|w| ntt.forward(&w)))
             .collect();
         let weight_s = tw.elapsed().as_secs_f64();
         let out = (0..tiles)
@@ -151,7 +152,7 @@ pub fn compute_layer(
                     wr.put(round_to(v & qmask, log_q, p.c1_bits), p.c1_bits);
                 }
                 for s in &outs {
-                    let masked = c0[s.coeff].wrapping_add((data.mask[s.index] as u128) << delta);
+                    let masked = c0[s.coeff].wrapping_add(data.mask[s.index] << delta);
                     wr.put(round_to(masked & qmask, log_q, p.c0_bits), p.c0_bits);
                 }
                 (r, wr.finish())
