@@ -226,3 +226,131 @@ proptest! {
         prop_assert_eq!(r.layers[0].payload_bytes, r.layers[0].predicted_bytes);
     }
 }
+
+/// MiniONN with one layer forced to a packed mapping at w2a2 (hequant-packed), the way a
+/// saved mapping file forces it.
+fn packed_plan(layer: &str, dir: hequant::mapping::PackDirection, n: i64) -> verify::Plan {
+    use hequant::mapping::{LayerChoice, LinearMapping, Packing, Tiling};
+    use hequant::units::{Bits, RingDegree};
+    use hequant::workload::BitWidths;
+    let net = minionn();
+    let cm = CostModel::builtin().unwrap();
+    let mut o = EvalOptions::new(Protocol::HequantPacked, &cm);
+    let two = Bits::try_new(2).unwrap();
+    o.overrides.insert(
+        layer.into(),
+        LayerChoice {
+            layer: layer.into(),
+            bits: Some(BitWidths { w: two, a: two }),
+            linear: Some(LinearMapping {
+                n: RingDegree::try_new(n).unwrap(),
+                tiling: Tiling {
+                    c_w: 32,
+                    h_w: 8,
+                    w_w: 8,
+                    m_w: 1,
+                },
+                packing: Packing {
+                    direction: dir,
+                    factor: 2,
+                },
+            }),
+        },
+    );
+    let report = model::evaluate(&net, &o, &cm).expect("the packed mapping is feasible");
+    let plan = verify::plan(
+        &net,
+        &report,
+        Protocol::HequantPacked,
+        &cm,
+        &o.link,
+        Some(&[layer.to_string()]),
+    )
+    .unwrap();
+    assert_eq!(plan.layers.len(), 1, "not run: {:?}", plan.skipped);
+    assert!(plan.layers[0].packer.is_packed());
+    plan
+}
+
+#[test]
+fn packed_mappings_are_correct_within_one_unit() {
+    use hequant::mapping::PackDirection;
+    for (dir, n) in [
+        (PackDirection::Spatial, 4096),
+        (PackDirection::OutputChannel, 4096),
+        (PackDirection::InputChannel, 8192),
+    ] {
+        let plan = packed_plan("conv7", dir, n);
+        for data in [DataMode::Random, DataMode::WorstCase] {
+            let r = verify::run_local(&plan, &RunOptions { data, fault: None }).unwrap();
+            let l = &r.layers[0];
+            assert!(r.ok, "{dir:?} {data:?}: {l:#?}");
+            assert_eq!(l.tolerance, 1);
+            // Exact at the coefficient level: no decryption failure hides in the tolerance.
+            assert_eq!(l.coefficient_mismatches, 0);
+            assert_eq!(l.payload_bytes, l.predicted_bytes, "{dir:?}");
+        }
+    }
+}
+
+#[test]
+fn a_slot_too_narrow_for_worst_case_data_is_detected() {
+    // conv7 (fan-in 64, l = 10 at w2a2) packed along output channels: the model's slot
+    // is S = l + b_w + log2(fan-in) + 1 bits. Worst-case data (every share 2^l - 1, every
+    // weight -2) fill a slot up to -2^(S-1). Decoding tolerates a borrow of one unit from
+    // the slot below, which absorbs the sign bit: S - 1 bits still decode within 1, so
+    // the narrowest width the data need is S - 1. One bit less than that must be caught.
+    let worst = RunOptions {
+        data: DataMode::WorstCase,
+        fault: None,
+    };
+    let mut plan = packed_plan(
+        "conv7",
+        hequant::mapping::PackDirection::OutputChannel,
+        4096,
+    );
+    plan.layers[0].packer.s -= 1;
+    assert!(verify::run_local(&plan, &worst).unwrap().ok);
+    plan.layers[0].packer.s -= 1;
+    let r = verify::run_local(&plan, &worst).unwrap();
+    assert!(!r.ok);
+    assert!(r.layers[0].mismatches > 0);
+    // The ciphertexts decrypt as they should: the error is the slots', not the noise's.
+    assert_eq!(r.layers[0].coefficient_mismatches, 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(8))]
+    /// Random small convolutions with a random packing (direction, factor 2-3) and channel
+    /// tile: decrypted coefficients exact, outputs within one unit, bytes as the model says.
+    #[test]
+    fn random_packed_convs_match_plaintext(
+        c in 1u64..9, hw in 4u64..14, m in 1u64..7, k in prop::sample::select(vec![1u64, 3]),
+        wb in 2u32..4, ab in 2u32..4, dir in 1usize..4, factor in 2u32..4, c_w in 1u64..4,
+    ) {
+        use hequant::mapping::{LayerChoice, LinearMapping, PackDirection, Packing, Tiling};
+        use hequant::units::RingDegree;
+        let net = single_conv(c, hw, m, k, 1, k / 2, (wb, ab));
+        let cm = CostModel::builtin().unwrap();
+        let mut o = EvalOptions::new(Protocol::HequantPacked, &cm);
+        o.overrides.insert("a".into(), LayerChoice {
+            layer: "a".into(),
+            bits: None,
+            linear: Some(LinearMapping {
+                n: RingDegree::try_new(8192).unwrap(),
+                tiling: Tiling { c_w, h_w: 64, w_w: 64, m_w: 1 },
+                packing: Packing { direction: PackDirection::ALL[dir], factor },
+            }),
+        });
+        // Mappings the model refuses (capacity, slots, noise, security) are not run.
+        let report = model::evaluate(&net, &o, &cm);
+        prop_assume!(report.is_ok());
+        let report = report.unwrap();
+        let plan = verify::plan(&net, &report, Protocol::HequantPacked, &cm, &o.link, Some(&["a".to_string()])).unwrap();
+        prop_assume!(!plan.layers.is_empty());
+        let r = verify::run_local(&plan, &RunOptions::default()).unwrap();
+        let l = &r.layers[0];
+        prop_assert!(r.ok, "{:?} {:?}", l.first_mismatches, l.first_coefficient_mismatches);
+        prop_assert_eq!(l.payload_bytes, l.predicted_bytes);
+    }
+}
