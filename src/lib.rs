@@ -18,4 +18,5 @@ pub mod protocol;
 pub mod spec;
 pub mod tui;
 pub mod units;
+pub mod verify;
 pub mod workload;

@@ -7,6 +7,7 @@ use crate::units::{BitsPerSecond, human_bytes};
 use crate::workload::Network;
 use clap::{Args, Parser, Subcommand};
 
+mod calibrate;
 mod estimate;
 mod explore;
 mod import;
@@ -14,6 +15,7 @@ mod mixed;
 mod plot;
 mod search;
 mod sweep;
+mod verify;
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
@@ -50,6 +52,10 @@ pub enum Command {
     Networks,
     /// List the protocol models and their parameter files.
     Protocols,
+    /// Run the linear layers with real HE as two parties; compare with the model.
+    Verify(Box<verify::VerifyArgs>),
+    /// Measure this machine's HE operation costs and write a compute profile.
+    Calibrate(calibrate::CalibrateArgs),
 }
 
 /// Options shared by every command that evaluates a network.
@@ -141,6 +147,8 @@ fn execute(cli: Cli) -> Result<(), String> {
         Command::Explore(a) => explore::run(&a, &cm),
         Command::Networks => networks(),
         Command::Protocols => protocols(&cm),
+        Command::Verify(a) => verify::run(&a, &cm),
+        Command::Calibrate(a) => calibrate::run(&a, &cm),
     }
 }
 

@@ -292,7 +292,8 @@ pub fn cheetah_tiling(g: &ConvGeom, n: u64) -> Tiling {
 /// - response ciphertexts = ceil(M / (M_w * b_out)) * tiles;
 /// - log t = l unpacked; b * S (spatial, output channel) or (2b - 1) * S (input channel) packed;
 /// - noise: sigma_out = sigma * sqrt(M_w * fan_in * E[w^2]) * 2^((b-1) S) for weight-side packing;
-///   log q >= log t + 1 + log2(z * sigma_out) + flood bits, z = sqrt(2 * 40 * ln 2);
+///   log q >= log t + 2 + log2(z * sigma_out) + flood bits, z = sqrt(2 * 40 * ln 2) (one bit
+///   for Delta / 2, one for the rounding of the truncated response body, up to Delta / 4);
 /// - response: c1 at log t + floor(log2(12 N sqrt(1/18))) bits for all N coefficients, c0 at
 ///   log t + 1 bits for the coefficients that hold outputs.
 pub fn evaluate_coeff(
@@ -390,7 +391,12 @@ pub fn evaluate_coeff(
     let terms = (m_w * g.fan_in) as f64;
     let sigma_out = ctx.error_std * (terms * weight_second_moment(eff_w_bits)).sqrt();
     let noise_log2 = (tail_factor(ctx.failure_log2) * sigma_out).log2() + amp_bits as f64;
-    let need_log_q = log_t + 1 + noise_log2.max(0.0).ceil() as u32 + ctx.flood_bits;
+    // Decryption needs |error| < Delta / 2. The response's body keeps only log t +
+    // RESPONSE_C0_EXTRA_BITS (= 1) bits, whose rounding alone reaches Delta / 4, so the
+    // noise must stay below the other Delta / 4: one bit more than the fresh-noise bound
+    // (the verify mode saw decryption failures without it).
+    let trunc_bits = 1;
+    let need_log_q = log_t + 1 + trunc_bits + noise_log2.max(0.0).ceil() as u32 + ctx.flood_bits;
     let log_q = match ctx.fixed_log_q {
         Some(q) => {
             if need_log_q > q {
@@ -411,10 +417,14 @@ pub fn evaluate_coeff(
             return Err(Infeasible::Security(e));
         }
     }
-    let headroom_bits = (log_q - log_t - 1 - ctx.flood_bits) as f64 - noise_log2;
+    let headroom_bits = (log_q - log_t - 1 - trunc_bits - ctx.flood_bits) as f64 - noise_log2;
+    // The response modulus cap (Cheetah's 60-bit prime) never cuts c1 below log t plus the
+    // margin that bounds its rounding error: with packed plaintext moduli above 47 bits
+    // the cap alone left c1 at log t + 6 bits, and the verify mode saw the rounding error
+    // times the secret reach Delta / 2.
     let c1_bits = (log_t + response_c1_extra_bits(n))
         .min(log_q)
-        .min(ctx.response_log_q.max(log_t + 1));
+        .min(ctx.response_log_q.max(log_t + response_c1_extra_bits(n)));
     let c0_bits = (log_t + RESPONSE_C0_EXTRA_BITS).min(log_q);
 
     // Counts.

@@ -1,0 +1,69 @@
+//! `hequant calibrate`: measure this machine's per-operation HE costs and write a compute
+//! profile (`format = "hequant-compute"`) that `--cost-models DIR` then uses.
+
+use super::emit;
+use crate::protocol::CostModel;
+use crate::verify::measure::{self, CALIBRATION_LOG_Q, CALIBRATION_N};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct CalibrateArgs {
+    /// Write the profile here (name it compute.toml inside a --cost-models directory);
+    /// standard output when absent.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// Repetitions of each operation (the median is kept).
+    #[arg(long, default_value_t = 21, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub reps: u32,
+}
+
+pub fn run(a: &CalibrateArgs, cm: &CostModel) -> Result<(), String> {
+    let c = measure::calibrate(a.reps as usize);
+    let text = format!(
+        "# Per-operation compute costs measured by `hequant calibrate` (median of {reps} runs,\n\
+         # one thread, microseconds at N = {n}; other ring degrees scale linearly with N).\n\
+         # tfhe 1.8.2 seeded encryption / decryption with q = 2^{lq} in a u64 container; NTT\n\
+         # operations over {primes} CRT primes of 62 bits (tfhe-ntt prime64), per polynomial.\n\
+         format = \"hequant-compute\"\n\
+         version = 1\n\
+         source = \"hequant calibrate: median of {reps} runs at N = {n}, log q = {lq}, {primes} NTT primes\"\n\
+         threads = 1\n\
+         encrypt_us = {:.1}\n\
+         decrypt_us = {:.1}\n\
+         ntt_forward_us = {:.1}\n\
+         mul_acc_us = {:.2}\n\
+         ntt_inverse_us = {:.1}\n\
+         # OT-based non-linear layers: not measured here, kept from the cost model in use.\n\
+         ot_ns_per_bit = {}\n",
+        c.encrypt_us,
+        c.decrypt_us,
+        c.ntt_forward_us,
+        c.mul_acc_us,
+        c.ntt_inverse_us,
+        cm.compute.ot_ns_per_bit,
+        reps = c.reps,
+        n = CALIBRATION_N,
+        lq = CALIBRATION_LOG_Q,
+        primes = c.primes,
+    );
+    // The file must load back as a compute profile.
+    crate::spec::parse::<crate::protocol::ComputeProfile>(
+        "calibration",
+        &text,
+        crate::protocol::COMPUTE_FORMAT,
+        1,
+    )
+    .map_err(|e| format!("internal: the calibration does not parse back: {e}"))?;
+    emit(&text, a.output.as_deref())?;
+    if let Some(p) = &a.output {
+        eprintln!(
+            "wrote {}; use it with --cost-models {}",
+            p.display(),
+            p.parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .map_or(".".into(), |d| d.display().to_string())
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,242 @@
+//! `hequant verify`: run a network's linear layers with real HE as two parties and compare
+//! with the model. `hequant verify --listen/--connect` runs one party per process.
+
+use super::{ModelArgs, emit, eval_options, load_network};
+use crate::model;
+use crate::protocol::{CostModel, Protocol};
+use crate::units::human_bytes;
+use crate::verify::{self, RunOptions, VerifyReport};
+use clap::Args;
+use std::fmt::Write;
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum VerifyFormat {
+    Table,
+    Json,
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Only these layers (comma-separated names).
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Option<Vec<String>>,
+    /// Run the per-layer choices of a saved mapping (its network and protocol replace
+    /// --network and --protocol).
+    #[arg(long)]
+    pub mapping: Option<PathBuf>,
+    #[arg(long, short = 'f', value_enum, default_value = "table")]
+    pub format: VerifyFormat,
+    /// Be the server party only, waiting for a client on this address (e.g. 0.0.0.0:7000).
+    #[arg(long, conflicts_with = "connect")]
+    pub listen: Option<String>,
+    /// Be the client party only, connecting to a server on this address.
+    #[arg(long)]
+    pub connect: Option<String>,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+}
+
+pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
+    let (net_spec, protocol, overrides) = match &a.mapping {
+        Some(path) => {
+            let m = crate::spec::mapping::load(path, None).map_err(|e| e.to_string())?;
+            let net = load_network(&m.network)?;
+            crate::spec::mapping::load(path, Some(&net)).map_err(|e| e.to_string())?;
+            (
+                m.network.clone(),
+                Protocol::parse(&m.protocol)?,
+                m.overrides(),
+            )
+        }
+        None => (
+            a.model.network.clone(),
+            Protocol::parse(&a.model.protocol)?,
+            Default::default(),
+        ),
+    };
+    let net = load_network(&net_spec)?;
+    let mut o = eval_options(&a.model, protocol, cm)?;
+    o.overrides = overrides;
+    let report = model::evaluate(&net, &o, cm).map_err(|e| e.to_string())?;
+    let plan = verify::plan(&net, &report, protocol, cm, &o.link, a.layers.as_deref())
+        .map_err(|e| e.to_string())?;
+    if plan.layers.is_empty() {
+        let mut m = format!("no layer of '{}' under {protocol} can be run", net.name);
+        for s in &plan.skipped {
+            let _ = write!(m, "\n  {}: {}", s.name, s.reason);
+        }
+        return Err(m);
+    }
+    let opts = RunOptions::default();
+    if let Some(addr) = &a.listen {
+        let listener = std::net::TcpListener::bind(addr)
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        eprintln!("server party: waiting for a client on {addr}");
+        let (stream, peer) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        eprintln!("server party: client {peer} connected");
+        verify::server::serve(stream, &plan, &opts).map_err(|e| e.to_string())?;
+        eprintln!("server party: all {} layers served", plan.layers.len());
+        return Ok(());
+    }
+    let rep = match &a.connect {
+        Some(addr) => {
+            let stream = std::net::TcpStream::connect(addr)
+                .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+            let _ = stream.set_nodelay(true);
+            verify::client::run(stream, &plan, &opts)
+        }
+        None => verify::run_local(&plan, &opts),
+    }
+    .map_err(|e| e.to_string())?;
+    let text = match a.format {
+        VerifyFormat::Json => {
+            serde_json::to_string_pretty(&rep).expect("the report serialises") + "\n"
+        }
+        VerifyFormat::Table => table(&rep),
+    };
+    emit(&text, a.output.as_deref())?;
+    if rep.ok {
+        Ok(())
+    } else {
+        let bad: u64 = rep.layers.iter().map(|l| l.mismatches).sum();
+        let coeffs: u64 = rep.layers.iter().map(|l| l.coefficient_mismatches).sum();
+        Err(format!(
+            "verify FAILED: {bad} wrong outputs and {coeffs} wrongly decrypted coefficients in {} layer(s)",
+            rep.layers.iter().filter(|l| !l.correct).count()
+        ))
+    }
+}
+
+fn ratio(m: f64, p: f64) -> String {
+    if p > 0.0 {
+        format!("{:.3}", m / p)
+    } else {
+        "-".into()
+    }
+}
+
+/// The report as a text table.
+pub fn table(r: &VerifyReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "verify {} under {} ({}), real HE over TCP; predicted latency for link {}",
+        r.network, r.protocol, r.bits, r.link
+    );
+    let _ = writeln!(
+        s,
+        "{:<21} {:>5} {:>7} {:<16} {:>9} {:<4} {:>10} {:>10} {:>6} {:>8} {:>8} {:>6} {:>7} {:>7} {:>7} {:>7} {:>11}",
+        "layer",
+        "N",
+        "q/t",
+        "tiling",
+        "ct in/out",
+        "ok",
+        "pred B",
+        "meas B",
+        "ratio",
+        "pred s",
+        "meas s",
+        "ratio",
+        "enc s",
+        "srv s",
+        "dec s",
+        "xfer s",
+        "headroom"
+    );
+    for l in &r.layers {
+        let _ = writeln!(
+            s,
+            "{:<21} {:>5} {:>7} {:<16} {:>9} {:<4} {:>10} {:>10} {:>6} {:>8.3} {:>8.3} {:>6} {:>7.3} {:>7.3} {:>7.3} {:>7.3} {:>5.1}/{:<5.1}",
+            l.name,
+            l.n,
+            format!("{}/{}", l.log_q, l.log_t),
+            if l.packing == "-" {
+                l.tiling.clone()
+            } else {
+                format!("{} {}", l.tiling, l.packing)
+            },
+            format!("{}/{}", l.ct_in, l.ct_out),
+            if l.correct { "yes" } else { "NO" },
+            l.predicted_bytes,
+            l.measured_bytes,
+            ratio(l.measured_bytes as f64, l.predicted_bytes as f64),
+            l.predicted_s,
+            l.measured_s,
+            ratio(l.measured_s, l.predicted_s),
+            l.encrypt_s,
+            l.server_s,
+            l.decrypt_s,
+            l.transfer_s,
+            l.noise_headroom_bits,
+            l.model_headroom_bits,
+        );
+        for m in &l.first_mismatches {
+            let _ = writeln!(
+                s,
+                "  MISMATCH {} at output (c {}, y {}, x {}): got {}, expected {}",
+                l.name, m.position[0], m.position[1], m.position[2], m.got, m.expected
+            );
+        }
+        for m in &l.first_coefficient_mismatches {
+            let _ = writeln!(
+                s,
+                "  WRONG COEFFICIENT {} at response output {}: decrypted {}, expected {} (a decryption failure)",
+                l.name, m.index, m.got, m.expected
+            );
+        }
+        if l.coefficient_mismatches as usize > l.first_coefficient_mismatches.len() {
+            let _ = writeln!(
+                s,
+                "  ... {} wrong coefficients in {} in all",
+                l.coefficient_mismatches, l.name
+            );
+        }
+        if l.mismatches as usize > l.first_mismatches.len() {
+            let _ = writeln!(
+                s,
+                "  ... {} wrong outputs in {} in all",
+                l.mismatches, l.name
+            );
+        }
+    }
+    let payload: u64 = r.layers.iter().map(|l| l.payload_bytes).sum();
+    let _ = writeln!(
+        s,
+        "total: predicted {} ({} B), ciphertext payload {} B, on the socket {} B (ratio {}); predicted {:.3} s, measured {:.3} s (ratio {})",
+        human_bytes(r.predicted_bytes),
+        r.predicted_bytes,
+        payload,
+        r.measured_bytes,
+        ratio(r.measured_bytes as f64, r.predicted_bytes as f64),
+        r.predicted_s,
+        r.measured_s,
+        ratio(r.measured_s, r.predicted_s)
+    );
+    let _ = writeln!(
+        s,
+        "bytes: both directions; socket bytes include 12-byte frame headers and the layer's parameter set.\n\
+         time: online (client encryption to decryption); the server's weight encoding into NTT form ({:.3} s in all) is input-independent and left out.\n\
+         headroom: measured/model bits. measured: log2((Delta/2) / largest decryption error seen, truncation included); model: margin of its 2^-40 noise bound",
+        r.layers.iter().map(|l| l.weight_encode_s).sum::<f64>()
+    );
+    let _ = writeln!(s, "tolerance: {}", r.tolerance);
+    for k in &r.not_run {
+        let _ = writeln!(s, "NOT RUN {}: {}", k.name, k.reason);
+    }
+    let _ = writeln!(
+        s,
+        "{}",
+        if r.ok {
+            "result: ok, every output of every layer run is correct"
+        } else {
+            "result: FAILED, wrong outputs above"
+        }
+    );
+    s
+}

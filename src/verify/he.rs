@@ -1,0 +1,226 @@
+//! The tfhe side: secret keys, seeded encryption of queries, decompression on the server,
+//! and decryption of truncated responses, for a power-of-two ciphertext modulus 2^log_q in
+//! a u64 (log_q <= 64) or u128 container. Values mod 2^log_q sit in the most significant
+//! bits of the container, as tfhe stores non-native power-of-two moduli.
+
+use tfhe::core_crypto::commons::math::random::{CompressionSeed, RandomGenerable, Seed, Uniform};
+use tfhe::core_crypto::prelude::*;
+
+/// A container word (u64 or u128) with conversions to u128.
+pub trait Word:
+    UnsignedTorus + Encryptable<Uniform, Gaussian<f64>> + RandomGenerable<Uniform> + Send + Sync
+{
+    fn to_u128(self) -> u128;
+    fn from_u128(v: u128) -> Self;
+}
+
+impl Word for u64 {
+    fn to_u128(self) -> u128 {
+        self as u128
+    }
+    fn from_u128(v: u128) -> Self {
+        v as u64
+    }
+}
+
+impl Word for u128 {
+    fn to_u128(self) -> u128 {
+        self
+    }
+    fn from_u128(v: u128) -> Self {
+        v
+    }
+}
+
+/// The ciphertext modulus 2^log_q in container `S`.
+pub fn modulus<S: Word>(log_q: u32) -> CiphertextModulus<S> {
+    if log_q == S::BITS as u32 {
+        CiphertextModulus::new_native()
+    } else {
+        CiphertextModulus::try_new_power_of_2(log_q as usize)
+            .expect("a power of two below the container width")
+    }
+}
+
+/// Mask of the low `bits` bits.
+pub fn low_mask(bits: u32) -> u128 {
+    if bits >= 128 {
+        u128::MAX
+    } else {
+        (1u128 << bits) - 1
+    }
+}
+
+/// A client's secret key for one ring degree and container.
+pub struct ClientKey<S: Word> {
+    pub sk: GlweSecretKeyOwned<S>,
+    seeder: Box<dyn Seeder>,
+}
+
+/// One query ciphertext as it travels: the body (integers mod 2^log_q) and the mask seed.
+pub struct Query {
+    pub body: Vec<u128>,
+    pub seed: u128,
+}
+
+impl<S: Word> ClientKey<S> {
+    pub fn new(n: usize) -> ClientKey<S> {
+        let mut seeder = new_seeder();
+        let mut secret_gen = SecretRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed());
+        let sk = allocate_and_generate_new_binary_glwe_secret_key(
+            GlweDimension(1),
+            PolynomialSize(n),
+            &mut secret_gen,
+        );
+        ClientKey { sk, seeder }
+    }
+
+    /// Encrypts plaintext coefficients `m` (mod 2^log_t) as Delta * m with Delta = 2^(log_q -
+    /// log_t), seeded, with Gaussian error of standard deviation `error_std` (absolute).
+    /// For a non-native power-of-two modulus tfhe takes plaintexts and noise as integers
+    /// mod q and scales them into the container's top bits itself (and back on decryption).
+    pub fn encrypt(&mut self, m: &[u128], log_t: u32, log_q: u32, error_std: f64) -> Query {
+        let w = S::BITS as u32;
+        let n = m.len();
+        let pt: Vec<S> = m
+            .iter()
+            .map(|&v| S::from_u128((v & low_mask(log_t)) << (log_q - log_t)))
+            .collect();
+        let pt = PlaintextList::from_container(pt);
+        let seed = self.seeder.seed();
+        let mut ct = SeededGlweCiphertext::new(
+            S::ZERO,
+            GlweSize(2),
+            PolynomialSize(n),
+            CompressionSeed::from(seed),
+            modulus::<S>(log_q),
+        );
+        let noise = Gaussian::from_dispersion_parameter(
+            StandardDev(error_std / 2f64.powi(log_q as i32)),
+            0.0,
+        );
+        encrypt_seeded_glwe_ciphertext(&self.sk, &mut ct, &pt, noise, self.seeder.as_mut());
+        let body = ct
+            .get_body()
+            .as_ref()
+            .iter()
+            .map(|&c| c.to_u128() >> (w - log_q))
+            .collect();
+        Query { body, seed: seed.0 }
+    }
+
+    /// Decrypts a truncated response: `c1` at `c1_bits` for all N coefficients, `c0` at
+    /// `c0_bits` at the given coefficients (the rest unused). Returns, for each of those
+    /// coefficients, the decoded value mod 2^log_t and the error |phase - Delta * value| in
+    /// units of 2^-log_q.
+    pub fn decrypt(
+        &self,
+        c1: &[u128],
+        c1_bits: u32,
+        c0: &[(usize, u128)],
+        c0_bits: u32,
+        log_t: u32,
+        log_q: u32,
+    ) -> Vec<(u128, u128)> {
+        let w = S::BITS as u32;
+        let n = c1.len();
+        let mut data = vec![S::ZERO; 2 * n];
+        for (d, &v) in data[..n].iter_mut().zip(c1) {
+            *d = S::from_u128(v << (w - c1_bits));
+        }
+        for &(i, v) in c0 {
+            data[n + i] = S::from_u128(v << (w - c0_bits));
+        }
+        let ct = GlweCiphertext::from_container(data, PolynomialSize(n), modulus::<S>(log_q));
+        let mut pt = PlaintextList::new(S::ZERO, PlaintextCount(n));
+        decrypt_glwe_ciphertext(&self.sk, &ct, &mut pt);
+        let phases = pt.into_container();
+        let delta = log_q - log_t;
+        let qmask = low_mask(log_q);
+        c0.iter()
+            .map(|&(i, _)| {
+                let ph = phases[i].to_u128() & qmask;
+                let m = (ph.wrapping_add(1u128 << (delta - 1)) >> delta) & low_mask(log_t);
+                let err = ph.wrapping_sub(m << delta) & qmask;
+                let err = err.min(qmask - err + 1);
+                (m, err)
+            })
+            .collect()
+    }
+}
+
+/// The server's view of a query: both polynomials as integers mod 2^log_q.
+pub fn decompress<S: Word>(q: &Query, log_q: u32) -> (Vec<u128>, Vec<u128>) {
+    let w = S::BITS as u32;
+    let body: Vec<S> = q
+        .body
+        .iter()
+        .map(|&v| S::from_u128(v << (w - log_q)))
+        .collect();
+    let seeded = SeededGlweCiphertext::from_container(
+        body,
+        GlweSize(2),
+        CompressionSeed::from(Seed(q.seed)),
+        modulus::<S>(log_q),
+    );
+    let ct = seeded.decompress_into_glwe_ciphertext();
+    let n = q.body.len();
+    let data = ct.as_ref();
+    let conv = |s: &[S]| s.iter().map(|&c| c.to_u128() >> (w - log_q)).collect();
+    (conv(&data[..n]), conv(&data[n..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip<S: Word>(log_q: u32, log_t: u32, c1_bits: u32, c0_bits: u32) -> u128 {
+        let n = 512;
+        let mut k = ClientKey::<S>::new(n);
+        let m: Vec<u128> = (0..n as u128)
+            .map(|i| (i * 7919 + 3) & low_mask(log_t))
+            .collect();
+        let q = k.encrypt(&m, log_t, log_q, 3.2);
+        let (mask, body) = decompress::<S>(&q, log_q);
+        let rd = |v: u128, bits: u32| {
+            let drop = log_q - bits;
+            if drop == 0 {
+                v
+            } else {
+                ((v + (1u128 << (drop - 1))) >> drop) & low_mask(bits)
+            }
+        };
+        let c1: Vec<u128> = mask.iter().map(|&v| rd(v, c1_bits)).collect();
+        let c0: Vec<(usize, u128)> = body
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (i, rd(v, c0_bits)))
+            .collect();
+        let out = k.decrypt(&c1, c1_bits, &c0, c0_bits, log_t, log_q);
+        let mut max = 0;
+        for (i, (v, e)) in out.iter().enumerate() {
+            assert_eq!(*v, m[i], "coefficient {i}");
+            max = max.max(*e);
+        }
+        max
+    }
+
+    #[test]
+    fn fresh_noise_has_the_requested_width() {
+        // Untruncated: the error is the fresh Gaussian error (std 3.2): over 512 samples
+        // its largest magnitude lies between 3.2 (1 sigma) and 3.2 * 7.
+        let e = round_trip::<u64>(43, 26, 43, 43);
+        assert!((3..=23).contains(&e), "largest fresh error {e}");
+        let e = round_trip::<u128>(109, 37, 109, 109);
+        assert!((3..=23).contains(&e), "largest fresh error {e}");
+    }
+
+    #[test]
+    fn truncated_round_trip() {
+        round_trip::<u64>(43, 26, 39, 27);
+        round_trip::<u64>(64, 30, 43, 31);
+        round_trip::<u128>(109, 37, 50, 38);
+        // Packed layers: plaintext moduli above 64 bits.
+        round_trip::<u128>(120, 90, 103, 91);
+    }
+}

@@ -1,0 +1,434 @@
+//! The verify mode: runs the linear layers of a network with real homomorphic encryption
+//! (`tfhe`'s core_crypto) as two parties over a byte stream, with exactly the mapping the
+//! model chose, checks the reconstructed shares against plaintext integer arithmetic, and
+//! measures bytes, time and noise to set beside the model's predictions.
+//!
+//! The only place of the crate that uses tfhe. [`plan`] turns a model [`Report`] into the
+//! layers to run; [`client::run`] and [`server::serve`] are the two parties over a
+//! [`transport::Channel`]; [`run_local`] runs both as threads over loopback TCP.
+
+pub mod bitpack;
+pub mod client;
+pub mod encoding;
+pub mod he;
+pub mod measure;
+pub mod ntt;
+pub mod packing;
+pub mod server;
+pub mod transport;
+
+use crate::mapping::{LinearMapping, Packing, Tiling};
+use crate::model::linear::{ConvGeom, LinearCost};
+use crate::model::report::Report;
+use crate::model::{he_context, linear_compute_s, step_latency};
+use crate::protocol::{CostModel, Link, Protocol};
+use crate::workload::{Layer, Network};
+use encoding::Layout;
+use packing::Packer;
+use serde::{Deserialize, Serialize};
+use tfhe::core_crypto::commons::math::random::{RandomGenerator, Seed};
+use tfhe::core_crypto::prelude::DefaultRandomGenerator;
+use transport::FrameError;
+
+/// The parameter set of one layer, as both parties must agree on it (sent with each layer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerParams {
+    pub name: String,
+    pub n: u64,
+    pub log_q: u32,
+    pub log_t: u32,
+    /// Bits of the shares' ring l.
+    pub ring_bits: u32,
+    pub weight_bits: u32,
+    pub c1_bits: u32,
+    pub c0_bits: u32,
+    pub ct_in: u64,
+    pub ct_out: u64,
+    pub kept: u64,
+    pub tiling: Tiling,
+    pub packing: Packing,
+    pub error_std: f64,
+}
+
+/// One layer to run.
+#[derive(Debug, Clone)]
+pub struct LayerPlan {
+    pub params: LayerParams,
+    pub layer: Layer,
+    /// The packing, and the virtual layer the coefficient encoding runs.
+    pub packer: Packer,
+    /// The encoding of the virtual layer.
+    pub layout: Layout,
+    pub cost: LinearCost,
+    pub predicted_s: f64,
+}
+
+/// A linear layer the verify mode does not run, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Skipped {
+    pub name: String,
+    pub reason: String,
+}
+
+/// What both parties run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub network: String,
+    pub protocol: Protocol,
+    pub bits: String,
+    pub link: String,
+    pub layers: Vec<LayerPlan>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// How the layers' data are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DataMode {
+    /// Shares uniform mod 2^l, weights uniform signed b_w-bit integers (CSPRNG).
+    #[default]
+    Random,
+    /// Every share 2^l - 1 and every weight -2^(b_w - 1): the largest values the slots
+    /// must hold.
+    WorstCase,
+}
+
+/// Why a verify run failed (a wrong result is not an error: it is reported as a mismatch).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("layer '{layer}': {what}: {source}")]
+    Frame {
+        layer: String,
+        what: String,
+        #[source]
+        source: FrameError,
+    },
+    #[error("{0}")]
+    Setup(String),
+    #[error("layer '{layer}': {message}")]
+    Layer { layer: String, message: String },
+    #[error("the parties disagree: {0}")]
+    Mismatch(String),
+}
+
+impl VerifyError {
+    pub(crate) fn frame(layer: &str, what: &str) -> impl FnOnce(FrameError) -> VerifyError {
+        let (layer, what) = (layer.to_string(), what.to_string());
+        move |source| VerifyError::Frame {
+            layer,
+            what,
+            source,
+        }
+    }
+}
+
+/// Builds the run from a model report: every linear layer with a coefficient-encoded
+/// mapping, restricted to `select` when given. Layers that cannot run are listed with the
+/// reason.
+pub fn plan(
+    net: &Network,
+    report: &Report,
+    protocol: Protocol,
+    cm: &CostModel,
+    link: &Link,
+    select: Option<&[String]>,
+) -> Result<Plan, VerifyError> {
+    if let Some(sel) = select {
+        for s in sel {
+            if net.layer_index(s).is_none() {
+                return Err(VerifyError::Setup(format!(
+                    "--layers: the network '{}' has no layer named '{s}'",
+                    net.name
+                )));
+            }
+        }
+    }
+    let pf = cm.protocol_file(protocol);
+    let mut layers = Vec::new();
+    let mut skipped = Vec::new();
+    for (l, r) in net.layers.iter().zip(&report.layers) {
+        if r.class != crate::workload::CostClass::Linear {
+            continue;
+        }
+        if let Some(sel) = select
+            && !sel.iter().any(|s| s == &l.name)
+        {
+            continue;
+        }
+        let skip = |reason: String| Skipped {
+            name: l.name.clone(),
+            reason,
+        };
+        let (Some(mapping), Some(cost)) = (r.mapping, r.he) else {
+            skipped.push(skip(format!(
+                "{} runs this layer with SIMD encoding ({}); the verify mode runs only Cheetah's coefficient encoding",
+                protocol,
+                if r.note.is_empty() { "no coefficient mapping" } else { &r.note }
+            )));
+            continue;
+        };
+        let Some(g) = ConvGeom::of(l) else {
+            skipped.push(skip(
+                "not a convolution, fully connected or batch norm".into(),
+            ));
+            continue;
+        };
+        let packer = match Packer::new(&g, mapping.packing, cost.slot_bits) {
+            Ok(x) => x,
+            Err(e) => {
+                skipped.push(skip(e.to_string()));
+                continue;
+            }
+        };
+        let virtual_mapping = LinearMapping {
+            packing: Packing::NONE,
+            ..mapping
+        };
+        let layout = match Layout::new(&packer.virt, &virtual_mapping) {
+            Ok(x) => x,
+            Err(e) => {
+                skipped.push(skip(e.to_string()));
+                continue;
+            }
+        };
+        let ctx = he_context(protocol, cm, r.ring_bits_out, r.bits, true);
+        let ring_bits = r.ring_bits_out;
+        if cost.log_t != packer.log_t(ring_bits) || ring_bits > 64 || cost.log_q > 128 {
+            skipped.push(skip(format!(
+                "plaintext modulus 2^{} with shares mod 2^{} and q = 2^{} is outside what the verify mode runs (t = 2^l unpacked or 2^(slots x {}) packed, l <= 64, log q <= 128)",
+                cost.log_t, ring_bits, cost.log_q, cost.slot_bits
+            )));
+            continue;
+        }
+        if layout.queries() != cost.ct_in || layout.responses() != cost.ct_out {
+            return Err(VerifyError::Layer {
+                layer: l.name.clone(),
+                message: format!(
+                    "the encoding gives {} queries and {} responses, the model {} and {}",
+                    layout.queries(),
+                    layout.responses(),
+                    cost.ct_in,
+                    cost.ct_out
+                ),
+            });
+        }
+        let compute = linear_compute_s(&cm.compute, mapping.n.as_u64(), &cost, true);
+        let predicted_s = step_latency(link, cost.bytes_in + cost.bytes_out, 1, compute);
+        layers.push(LayerPlan {
+            params: LayerParams {
+                name: l.name.clone(),
+                n: mapping.n.as_u64(),
+                log_q: cost.log_q,
+                log_t: cost.log_t,
+                ring_bits,
+                weight_bits: ctx.weight_bits,
+                c1_bits: cost.c1_bits,
+                c0_bits: cost.c0_bits,
+                ct_in: cost.ct_in,
+                ct_out: cost.ct_out,
+                kept: cost.kept,
+                tiling: mapping.tiling,
+                packing: mapping.packing,
+                error_std: pf.he.error_std,
+            },
+            layer: l.clone(),
+            packer,
+            layout,
+            cost,
+            predicted_s,
+        });
+    }
+    Ok(Plan {
+        network: net.name.clone(),
+        protocol,
+        bits: report.bits.clone(),
+        link: report.link.name.clone(),
+        layers,
+        skipped,
+    })
+}
+
+/// A CSPRNG (tfhe's AES-CTR generator) from a seed.
+pub(crate) fn rng(seed: u128) -> RandomGenerator<DefaultRandomGenerator> {
+    RandomGenerator::new(Seed(seed))
+}
+
+/// A fresh seed from the operating system's entropy (tfhe's seeder).
+pub(crate) fn fresh_seed() -> u128 {
+    tfhe::core_crypto::prelude::new_seeder().seed().0
+}
+
+pub(crate) fn ring_mask(l: u32) -> u64 {
+    if l >= 64 { u64::MAX } else { (1u64 << l) - 1 }
+}
+
+/// Shares mod 2^l of `count` elements.
+pub(crate) fn draw_shares(
+    g: &mut RandomGenerator<DefaultRandomGenerator>,
+    count: usize,
+    l: u32,
+    mode: DataMode,
+) -> Vec<u64> {
+    let mask = ring_mask(l);
+    (0..count)
+        .map(|_| match mode {
+            DataMode::Random => g.random_uniform::<u64>() & mask,
+            DataMode::WorstCase => mask,
+        })
+        .collect()
+}
+
+/// The server's data for one layer: weights, its input share, and the mask of each
+/// (virtual) output coefficient, uniform mod t.
+pub struct ServerData {
+    pub weights: Vec<i64>,
+    pub x_s: Vec<u64>,
+    pub mask: Vec<u128>,
+}
+
+/// The server's layer data, drawn from `seed` (so that the client can check the result
+/// once the seed is revealed).
+pub fn server_data(seed: u128, p: &LayerPlan, mode: DataMode) -> ServerData {
+    let mut g = rng(seed);
+    let wb = p.params.weight_bits.clamp(1, 63);
+    let count = encoding::weight_count(&p.layer).unwrap_or(0);
+    let half = 1i64 << (wb - 1);
+    let weights = (0..count)
+        .map(|_| match mode {
+            DataMode::Random => (g.random_uniform::<u64>() >> (64 - wb)) as i64 - half,
+            DataMode::WorstCase => -half,
+        })
+        .collect();
+    let x_s = draw_shares(
+        &mut g,
+        p.layer.input.elems() as usize,
+        p.params.ring_bits,
+        mode,
+    );
+    let tmask = he::low_mask(p.params.log_t);
+    let mask = (0..p.packer.virt.out_elems())
+        .map(|_| {
+            let hi = g.random_uniform::<u64>() as u128;
+            ((hi << 64) | g.random_uniform::<u64>() as u128) & tmask
+        })
+        .collect();
+    ServerData { weights, x_s, mask }
+}
+
+/// One wrong output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mismatch {
+    /// Index in the output tensor (channel-major) and as (channel, row, column).
+    pub index: usize,
+    pub position: [u64; 3],
+    pub got: u64,
+    pub expected: u64,
+}
+
+/// A decrypted coefficient that is not the plaintext result plus the mask (values mod t,
+/// in decimal: they can exceed 64 bits).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CoefficientMismatch {
+    /// Index of the (virtual) output coefficient, M' x out_h' x out_w'.
+    pub index: usize,
+    pub got: String,
+    pub expected: String,
+}
+
+/// Measured against predicted, for one layer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LayerResult {
+    pub name: String,
+    pub correct: bool,
+    pub mismatches: u64,
+    pub first_mismatches: Vec<Mismatch>,
+    /// Decrypted coefficients that differ from plaintext result + mask (exact check, also
+    /// for packed layers, whose slot decoding has a tolerance).
+    pub coefficient_mismatches: u64,
+    pub first_coefficient_mismatches: Vec<CoefficientMismatch>,
+    /// Largest |error| accepted per output (0: exact).
+    pub tolerance: u64,
+    pub n: u64,
+    pub log_q: u32,
+    pub log_t: u32,
+    pub tiling: String,
+    pub packing: String,
+    pub ct_in: u64,
+    pub ct_out: u64,
+    /// Bytes both ways: the model's (bit-packed), the ciphertext payloads sent, and all
+    /// bytes on the socket for the layer (payloads, frame headers, the layer's parameter set).
+    pub predicted_bytes: u64,
+    pub payload_bytes: u64,
+    pub measured_bytes: u64,
+    pub predicted_bytes_client_to_server: u64,
+    pub measured_bytes_client_to_server: u64,
+    pub predicted_bytes_server_to_client: u64,
+    pub measured_bytes_server_to_client: u64,
+    pub predicted_s: f64,
+    pub measured_s: f64,
+    pub encrypt_s: f64,
+    pub server_s: f64,
+    /// Server time encoding the weights into NTT form: input-independent (offline), not
+    /// included in `measured_s`.
+    pub weight_encode_s: f64,
+    pub decrypt_s: f64,
+    pub transfer_s: f64,
+    /// log2((Delta / 2) / largest decryption error observed), after truncation.
+    pub noise_headroom_bits: f64,
+    /// The model's headroom (before the response truncation).
+    pub model_headroom_bits: f64,
+}
+
+/// The result of a verify run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VerifyReport {
+    pub ok: bool,
+    pub network: String,
+    pub protocol: String,
+    pub bits: String,
+    pub link: String,
+    pub tolerance: String,
+    pub layers: Vec<LayerResult>,
+    pub not_run: Vec<Skipped>,
+    pub predicted_bytes: u64,
+    pub measured_bytes: u64,
+    pub predicted_s: f64,
+    pub measured_s: f64,
+}
+
+/// Options of a run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub data: DataMode,
+    /// Flip one bit of one response (mutation testing).
+    pub fault: Option<server::Fault>,
+}
+
+/// Runs both parties as threads of this process over a loopback TCP connection.
+pub fn run_local(p: &Plan, opts: &RunOptions) -> Result<VerifyReport, VerifyError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| VerifyError::Setup(format!("cannot listen on loopback: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| VerifyError::Setup(format!("loopback address: {e}")))?;
+    std::thread::scope(|s| {
+        let srv = s.spawn(|| -> Result<(), VerifyError> {
+            let (stream, _) = listener
+                .accept()
+                .map_err(|e| VerifyError::Setup(format!("accept: {e}")))?;
+            let _ = stream.set_nodelay(true);
+            server::serve(stream, p, opts)
+        });
+        let stream = std::net::TcpStream::connect(addr)
+            .map_err(|e| VerifyError::Setup(format!("cannot connect to {addr}: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        let res = client::run(stream, p, opts);
+        let srv_res = srv
+            .join()
+            .map_err(|_| VerifyError::Setup("the server thread panicked".into()))?;
+        match (res, srv_res) {
+            (Ok(r), Ok(())) => Ok(r),
+            (Err(e), _) => Err(e),
+            (Ok(_), Err(e)) => Err(e),
+        }
+    })
+}

@@ -1,0 +1,245 @@
+//! Exact negacyclic products of ciphertext polynomials (coefficients mod 2^log_q, up to
+//! 2^128) with small signed weight polynomials, by NTTs over several 62-bit primes
+//! (`tfhe-ntt`'s `prime64` plans) and CRT reconstruction.
+//!
+//! Each coefficient of a product sum is an integer V with |V| < 2^bound_bits, where
+//! bound_bits = (log_q - 1) + (b_w - 1) + log2 N + log2(terms) + 1 (ciphertext
+//! coefficients taken centred). With primes p_i whose product P exceeds 2^(bound_bits + 1),
+//! V + 2^bound_bits is recovered exactly by Garner's mixed-radix CRT, evaluated with
+//! wrapping arithmetic mod 2^128, which is all that is needed for a result mod 2^log_q.
+//! Ciphertexts and weights stay in NTT form, so each extra (ciphertext, weight) pair costs
+//! one pointwise multiply-accumulate per prime.
+
+use tfhe_ntt::prime64::Plan;
+
+/// Bits of each NTT prime (below 2^62 so that tfhe-ntt's fast reduction applies).
+const PRIME_BITS: u32 = 62;
+
+/// Deterministic Miller-Rabin for u64.
+fn is_prime(n: u64) -> bool {
+    if n < 2 {
+        return false;
+    }
+    for p in [2u64, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37] {
+        if n.is_multiple_of(p) {
+            return n == p;
+        }
+    }
+    let (mut d, mut s) = (n - 1, 0);
+    while d.is_multiple_of(2) {
+        d /= 2;
+        s += 1;
+    }
+    'outer: for a in [2u64, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37] {
+        let mut x = pow_mod(a, d, n);
+        if x == 1 || x == n - 1 {
+            continue;
+        }
+        for _ in 1..s {
+            x = mul_mod(x, x, n);
+            if x == n - 1 {
+                continue 'outer;
+            }
+        }
+        return false;
+    }
+    true
+}
+
+fn mul_mod(a: u64, b: u64, p: u64) -> u64 {
+    ((a as u128 * b as u128) % p as u128) as u64
+}
+
+fn pow_mod(mut a: u64, mut e: u64, p: u64) -> u64 {
+    let mut r = 1u64;
+    a %= p;
+    while e > 0 {
+        if e & 1 == 1 {
+            r = mul_mod(r, a, p);
+        }
+        a = mul_mod(a, a, p);
+        e >>= 1;
+    }
+    r
+}
+
+/// A polynomial in NTT form: one vector per prime.
+#[derive(Debug, Clone)]
+pub struct NttPoly(pub Vec<Vec<u64>>);
+
+/// NTT plans over enough primes for products bounded by 2^bound_bits.
+pub struct CrtNtt {
+    n: usize,
+    plans: Vec<Plan>,
+    primes: Vec<u64>,
+    /// inv[j][i] = p_i^-1 mod p_j for i < j.
+    inv: Vec<Vec<u64>>,
+    bound_bits: u32,
+    /// 2^bound_bits mod p_i.
+    offset_res: Vec<u64>,
+}
+
+impl CrtNtt {
+    /// Plans for ring degree `n` and sums of absolute value below 2^bound_bits.
+    pub fn new(n: usize, bound_bits: u32) -> Option<CrtNtt> {
+        let k = (bound_bits + 2).div_ceil(PRIME_BITS - 1) as usize;
+        let step = 2 * n as u64;
+        let mut primes = Vec::with_capacity(k);
+        let mut cand = ((1u64 << PRIME_BITS) / step) * step + 1;
+        while primes.len() < k {
+            cand -= step;
+            if is_prime(cand) {
+                primes.push(cand);
+            }
+        }
+        let plans: Option<Vec<Plan>> = primes.iter().map(|&p| Plan::try_new(n, p)).collect();
+        let plans = plans?;
+        let inv = (0..k)
+            .map(|j| {
+                (0..j)
+                    .map(|i| pow_mod(primes[i] % primes[j], primes[j] - 2, primes[j]))
+                    .collect()
+            })
+            .collect();
+        let offset_res = primes
+            .iter()
+            .map(|&p| pow_mod(2, bound_bits as u64, p))
+            .collect();
+        Some(CrtNtt {
+            n,
+            plans,
+            primes,
+            inv,
+            bound_bits,
+            offset_res,
+        })
+    }
+
+    pub fn primes(&self) -> usize {
+        self.primes.len()
+    }
+
+    pub fn zero(&self) -> NttPoly {
+        NttPoly(vec![vec![0u64; self.n]; self.primes.len()])
+    }
+
+    /// Forward transform of signed integer coefficients.
+    pub fn forward(&self, coeffs: &[i128]) -> NttPoly {
+        NttPoly(
+            self.plans
+                .iter()
+                .zip(&self.primes)
+                .map(|(plan, &p)| {
+                    let mut v: Vec<u64> = coeffs
+                        .iter()
+                        .map(|&c| c.rem_euclid(p as i128) as u64)
+                        .collect();
+                    plan.fwd(&mut v);
+                    v
+                })
+                .collect(),
+        )
+    }
+
+    /// acc += a * b (pointwise, per prime).
+    pub fn mul_acc(&self, acc: &mut NttPoly, a: &NttPoly, b: &NttPoly) {
+        for (((plan, acc), a), b) in self.plans.iter().zip(&mut acc.0).zip(&a.0).zip(&b.0) {
+            plan.mul_accumulate(acc, a, b);
+        }
+    }
+
+    /// Inverse transform, each coefficient reduced mod 2^128 (wrapping).
+    pub fn inverse(&self, mut p: NttPoly) -> Vec<u128> {
+        for (plan, v) in self.plans.iter().zip(&mut p.0) {
+            plan.inv(v);
+            plan.normalize(v);
+        }
+        let k = self.primes.len();
+        let offset = if self.bound_bits >= 128 {
+            0u128
+        } else {
+            1u128 << self.bound_bits
+        };
+        let mut y = vec![0u64; k];
+        (0..self.n)
+            .map(|c| {
+                // Residues of V + 2^bound_bits, then Garner's mixed radix digits.
+                for j in 0..k {
+                    let pj = self.primes[j];
+                    let mut a = (p.0[j][c] + self.offset_res[j]) % pj;
+                    for (yi, inv) in y.iter().zip(&self.inv[j]) {
+                        let d = (a + pj - yi % pj) % pj;
+                        a = mul_mod(d, *inv, pj);
+                    }
+                    y[j] = a;
+                }
+                let mut v = 0u128;
+                for j in (0..k).rev() {
+                    v = v
+                        .wrapping_mul(self.primes[j] as u128)
+                        .wrapping_add(y[j] as u128);
+                }
+                v.wrapping_sub(offset)
+            })
+            .collect()
+    }
+}
+
+/// Bits of the bound on |sum of `terms` products| of centred log_q-bit coefficients and
+/// weights of magnitude below 2^(weight_bits - 1), in a ring of degree n.
+pub fn bound_bits(log_q: u32, weight_bits: u32, n: usize, terms: u64) -> u32 {
+    (log_q - 1) + weight_bits.saturating_sub(1).max(1) + n.ilog2() + 64
+        - terms.max(1).leading_zeros()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn schoolbook(a: &[i128], b: &[i128], modbits: u32) -> Vec<u128> {
+        let n = a.len();
+        let mut out = vec![0u128; n];
+        for i in 0..n {
+            for j in 0..n {
+                let prod = (a[i] as u128).wrapping_mul(b[j] as u128);
+                if i + j < n {
+                    out[i + j] = out[i + j].wrapping_add(prod);
+                } else {
+                    out[i + j - n] = out[i + j - n].wrapping_sub(prod);
+                }
+            }
+        }
+        let mask = if modbits == 128 {
+            u128::MAX
+        } else {
+            (1u128 << modbits) - 1
+        };
+        out.iter().map(|v| v & mask).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+        #[test]
+        fn matches_schoolbook(log_q in 20u32..=120, wb in 2u32..=13, terms in 1usize..4, seed in any::<u64>()) {
+            let n = 64;
+            let mut s = seed;
+            let mut next = || { s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); s };
+            let ntt = CrtNtt::new(n, bound_bits(log_q, wb, n, terms as u64)).unwrap();
+            let mut acc = ntt.zero();
+            let mask = (1u128 << log_q) - 1;
+            let mut expect = vec![0u128; n];
+            let half = 1i128 << (log_q - 1);
+            let wh = 1i128 << (wb - 1);
+            for _ in 0..terms {
+                let a: Vec<i128> = (0..n).map(|_| (((next() as u128) << 64 | next() as u128) & mask) as i128 - half).collect();
+                let b: Vec<i128> = (0..n).map(|_| (next() as i128).rem_euclid(2 * wh) - wh).collect();
+                ntt.mul_acc(&mut acc, &ntt.forward(&a), &ntt.forward(&b));
+                for (e, v) in expect.iter_mut().zip(schoolbook(&a, &b, 128)) { *e = e.wrapping_add(v); }
+            }
+            let got: Vec<u128> = ntt.inverse(acc).iter().map(|v| v & mask).collect();
+            let expect: Vec<u128> = expect.iter().map(|v| v & mask).collect();
+            prop_assert_eq!(got, expect);
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! The server party: holds the weights and its input share; for each layer adds its share
+//! to the client's queries, multiplies by the weight polynomials in NTT form, sums over the
+//! channel groups, masks, truncates and returns the responses.
+
+use super::bitpack::{BitReader, BitWriter};
+use super::he::{self, Query, low_mask};
+use super::ntt::{CrtNtt, NttPoly, bound_bits};
+use super::transport::{Channel, Kind};
+use super::{LayerParams, LayerPlan, Plan, RunOptions, VerifyError, encoding};
+use crate::protocol::sizes::{SEED_BYTES, query_ct_bytes};
+use serde::{Deserialize, Serialize};
+use std::io::{Read, Write};
+use std::time::Instant;
+
+/// Flip bit `bit` of response `response` of layer `layer` before sending it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    pub layer: String,
+    pub response: usize,
+    pub bit: usize,
+}
+
+/// The client's opening message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    pub network: String,
+    pub protocol: String,
+    pub layers: Vec<String>,
+}
+
+/// What the server reveals after a layer so that the client can check it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reveal {
+    /// Seed of the server's weights, input share and mask (as bytes of a u128, hex).
+    pub seed: String,
+    /// Server time on the client's ciphertexts (decompression, NTTs, products, truncation).
+    pub compute_s: f64,
+    /// Server time encoding its weights into NTT form (input-independent, offline).
+    pub weight_encode_s: f64,
+}
+
+/// Decodes one query frame.
+pub fn parse_query(p: &LayerParams, payload: &[u8]) -> Result<Query, String> {
+    let want = query_ct_bytes(p.n, p.log_q, true) as usize;
+    if payload.len() != want {
+        return Err(format!(
+            "a query ciphertext has {} bytes, expected {want} (N = {}, log q = {})",
+            payload.len(),
+            p.n,
+            p.log_q
+        ));
+    }
+    let body_len = want - SEED_BYTES as usize;
+    let mut r = BitReader::new(&payload[..body_len]);
+    let body = (0..p.n)
+        .map(|_| r.get(p.log_q))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let mut seed = [0u8; 16];
+    seed.copy_from_slice(&payload[body_len..]);
+    Ok(Query {
+        body,
+        seed: u128::from_le_bytes(seed),
+    })
+}
+
+/// Centred representative of v mod 2^bits.
+fn centred(v: u128, bits: u32) -> i128 {
+    let v = v & low_mask(bits);
+    if bits < 128 && v >= 1u128 << (bits - 1) {
+        (v as i128).wrapping_sub((1u128 << bits) as i128)
+    } else {
+        v as i128
+    }
+}
+
+/// Rounds v mod 2^log_q to its top `bits` bits.
+fn round_to(v: u128, log_q: u32, bits: u32) -> u128 {
+    let drop = log_q - bits;
+    if drop == 0 {
+        return v & low_mask(bits);
+    }
+    (v.wrapping_add(1u128 << (drop - 1)) >> drop) & low_mask(bits)
+}
+
+/// Responses of one output-channel group (response index, bytes) and its weight-encoding time.
+type OgResult = (Vec<(u64, Vec<u8>)>, f64);
+
+/// The server's computation of one layer from decompressed queries: the bit-packed
+/// responses in order (`queries[q]` = (mask, body) mod 2^log_q), and the seconds spent
+/// encoding the weights into NTT form (work that does not depend on the client's input,
+/// which a deployment does once ahead of time).
+pub fn compute_layer(
+    lp: &LayerPlan,
+    data: &super::ServerData,
+    queries: Vec<(Vec<u128>, Vec<u128>)>,
+    parallel: bool,
+) -> (Vec<Vec<u8>>, f64) {
+    let p = &lp.params;
+    let lay = &lp.layout;
+    let (log_q, log_t) = (p.log_q, p.log_t);
+    let delta = log_q - log_t;
+    let qmask = low_mask(log_q);
+    let n = lay.n;
+    let wbits = lp.packer.weight_bits(p.weight_bits);
+    let ntt = CrtNtt::new(n, bound_bits(log_q, wbits, n, lay.cb))
+        .expect("NTT primes exist for power-of-two N >= 16");
+    // Add the server's share, then go to NTT form.
+    let x_s = lp
+        .packer
+        .pack_input(&encoding::preprocess(&lp.layer, &data.x_s));
+    let w_virtual = lp.packer.pack_weights(&data.weights);
+    let fwd = |(q, (mask, mut body)): (usize, (Vec<u128>, Vec<u128>))| -> (NttPoly, NttPoly) {
+        let m = lay.encode_input(&x_s, q as u64);
+        for (b, &v) in body.iter_mut().zip(&m) {
+            *b = b.wrapping_add(v << delta) & qmask;
+        }
+        let c = |p: &[u128]| p.iter().map(|&v| centred(v, log_q)).collect::<Vec<_>>();
+        (ntt.forward(&c(&mask)), ntt.forward(&c(&body)))
+    };
+    let q_ntt: Vec<(NttPoly, NttPoly)> = if parallel {
+        use rayon::prelude::*;
+        queries.into_par_iter().enumerate().map(fwd).collect()
+    } else {
+        queries.into_iter().enumerate().map(fwd).collect()
+    };
+    let tiles = lay.tiles();
+    let per_og = |og: u64| -> OgResult {
+        let tw = Instant::now();
+        let weights: Vec<Option<NttPoly>> = (0..lay.cb)
+            .map(|cb| lay.weight_poly(&w_virtual, og, cb).map(|w| ntt.forward(&w)))
+            .collect();
+        let weight_s = tw.elapsed().as_secs_f64();
+        let out = (0..tiles)
+            .map(|t| {
+                let (mut am, mut ab) = (ntt.zero(), ntt.zero());
+                for (cb, w) in weights.iter().enumerate() {
+                    if let Some(w) = w {
+                        let (qm, qb) = &q_ntt[(t * lay.cb) as usize + cb];
+                        ntt.mul_acc(&mut am, qm, w);
+                        ntt.mul_acc(&mut ab, qb, w);
+                    }
+                }
+                let c1 = ntt.inverse(am);
+                let c0 = ntt.inverse(ab);
+                let r = t * lay.og + og;
+                let outs = lay.outputs(r);
+                let mut wr = BitWriter::with_capacity_bits(
+                    n as u64 * p.c1_bits as u64 + outs.len() as u64 * p.c0_bits as u64,
+                );
+                for &v in &c1 {
+                    wr.put(round_to(v & qmask, log_q, p.c1_bits), p.c1_bits);
+                }
+                for s in &outs {
+                    let masked = c0[s.coeff].wrapping_add(data.mask[s.index] << delta);
+                    wr.put(round_to(masked & qmask, log_q, p.c0_bits), p.c0_bits);
+                }
+                (r, wr.finish())
+            })
+            .collect();
+        (out, weight_s)
+    };
+    let parts: Vec<OgResult> = if parallel {
+        use rayon::prelude::*;
+        (0..lay.og).into_par_iter().map(per_og).collect()
+    } else {
+        (0..lay.og).map(per_og).collect()
+    };
+    let weight_s = parts.iter().map(|p| p.1).sum();
+    let mut out: Vec<(u64, Vec<u8>)> = parts.into_iter().flat_map(|p| p.0).collect();
+    out.sort_by_key(|x| x.0);
+    (out.into_iter().map(|x| x.1).collect(), weight_s)
+}
+
+/// Serves one client over `stream` until it has run every layer of the plan.
+pub fn serve<S: Read + Write>(
+    stream: S,
+    plan: &Plan,
+    opts: &RunOptions,
+) -> Result<(), VerifyError> {
+    let mut ch = Channel::new(stream);
+    let hello = ch.recv(Kind::Hello).map_err(VerifyError::frame(
+        "(handshake)",
+        "reading the client's hello",
+    ))?;
+    let hello: Hello = serde_json::from_slice(&hello)
+        .map_err(|e| VerifyError::Mismatch(format!("the client's hello is not valid: {e}")))?;
+    let mine = Hello {
+        network: plan.network.clone(),
+        protocol: plan.protocol.name().into(),
+        layers: plan.layers.iter().map(|l| l.params.name.clone()).collect(),
+    };
+    if hello != mine {
+        let msg = format!(
+            "client runs {} / {} / layers {:?}, server runs {} / {} / layers {:?}",
+            hello.network, hello.protocol, hello.layers, mine.network, mine.protocol, mine.layers
+        );
+        let _ = ch.send(Kind::Abort, msg.as_bytes());
+        return Err(VerifyError::Mismatch(msg));
+    }
+    ch.send(Kind::HelloAck, b"{}").map_err(VerifyError::frame(
+        "(handshake)",
+        "sending the hello acknowledgement",
+    ))?;
+    for lp in &plan.layers {
+        serve_layer(&mut ch, lp, opts)?;
+    }
+    Ok(())
+}
+
+fn serve_layer<S: Read + Write>(
+    ch: &mut Channel<S>,
+    lp: &LayerPlan,
+    opts: &RunOptions,
+) -> Result<(), VerifyError> {
+    let p = &lp.params;
+    let name = p.name.as_str();
+    let start = ch.recv(Kind::LayerStart).map_err(VerifyError::frame(
+        name,
+        "reading the layer's parameter set",
+    ))?;
+    let theirs: LayerParams = serde_json::from_slice(&start).map_err(|e| VerifyError::Layer {
+        layer: name.into(),
+        message: format!("the client's parameter set is not valid: {e}"),
+    })?;
+    if &theirs != p {
+        let msg = format!("layer '{name}': parameter sets differ: client {theirs:?}, server {p:?}");
+        let _ = ch.send(Kind::Abort, msg.as_bytes());
+        return Err(VerifyError::Mismatch(msg));
+    }
+    let seed = super::fresh_seed();
+    let data = super::server_data(seed, lp, opts.data);
+    let mut queries = Vec::with_capacity(p.ct_in as usize);
+    let mut compute = 0.0;
+    for q in 0..p.ct_in {
+        let payload = ch
+            .recv(Kind::Query)
+            .map_err(VerifyError::frame(name, &format!("reading query {q}")))?;
+        let t = Instant::now();
+        let query = match parse_query(p, &payload) {
+            Ok(x) => x,
+            Err(m) => {
+                let msg = format!("layer '{name}', query {q}: {m}");
+                let _ = ch.send(Kind::Abort, msg.as_bytes());
+                return Err(VerifyError::Layer {
+                    layer: name.into(),
+                    message: format!("query {q}: {m}"),
+                });
+            }
+        };
+        queries.push(if p.log_q <= 64 {
+            he::decompress::<u64>(&query, p.log_q)
+        } else {
+            he::decompress::<u128>(&query, p.log_q)
+        });
+        compute += t.elapsed().as_secs_f64();
+    }
+    let t = Instant::now();
+    let (mut responses, weight_s) = compute_layer(lp, &data, queries, false);
+    compute += t.elapsed().as_secs_f64() - weight_s;
+    if let Some(f) = &opts.fault
+        && f.layer == p.name
+        && let Some(r) = responses.get_mut(f.response)
+        && f.bit / 8 < r.len()
+    {
+        r[f.bit / 8] ^= 1 << (f.bit % 8);
+    }
+    for (i, r) in responses.iter().enumerate() {
+        ch.send(Kind::Response, r)
+            .map_err(VerifyError::frame(name, &format!("sending response {i}")))?;
+    }
+    let reveal = Reveal {
+        seed: format!("{seed:032x}"),
+        compute_s: compute,
+        weight_encode_s: weight_s,
+    };
+    let body = serde_json::to_vec(&reveal).expect("a reveal serialises");
+    ch.send(Kind::Reveal, &body)
+        .map_err(VerifyError::frame(name, "sending the reveal"))?;
+    ch.flush().map_err(VerifyError::frame(name, "flushing"))?;
+    Ok(())
+}
