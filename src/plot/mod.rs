@@ -70,6 +70,13 @@ impl Size {
     /// A one-column figure of a two-column paper at about 200 dpi.
     pub const COLUMN: Size = Size { w: 720, h: 450 };
 
+    /// The default size of a bar chart with `rows` bars: one column wide, tall enough for
+    /// a readable label on every bar.
+    pub fn for_rows(rows: usize) -> Size {
+        let h = (120 + 16 * rows as u32).clamp(Size::COLUMN.h, 8000);
+        Size { h, ..Size::COLUMN }
+    }
+
     /// Parses `720x450`.
     pub fn parse(s: &str) -> Result<Size, PlotError> {
         let err = || PlotError::Size(s.to_string());
@@ -740,6 +747,25 @@ mod tests {
         for bad in ["720", "0x10", "99x500", "720x9000", "axb", ""] {
             assert!(Size::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn log_axes_step_by_one_two_five() {
+        assert_eq!(step125(35.0, true), 20.0);
+        assert_eq!(step125(35.0, false), 50.0);
+        assert_eq!(step125(710.0, false), 1000.0);
+        assert_eq!(step125(100.0, true), 100.0);
+        assert_eq!(log_bounds(35.0, 710.0, 0.0), (20.0, 1000.0));
+        // Headroom 1.0 doubles the span in log terms: 710 * (710 / 35) = 14403 -> 20000.
+        assert_eq!(log_bounds(35.0, 710.0, 1.0), (20.0, 20000.0));
+    }
+
+    #[test]
+    fn layer_plots_grow_with_the_network() {
+        assert_eq!(Size::for_rows(10), Size::COLUMN);
+        let tall = Size::for_rows(54);
+        assert_eq!(tall.w, Size::COLUMN.w);
+        assert!(tall.h >= 54 * 16);
     }
 
     #[test]
