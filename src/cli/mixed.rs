@@ -2,12 +2,14 @@
 
 use super::{BnArg, ModelArgs, WireArg, eval_options, load_network};
 use crate::export::table::{Table, aligned_left, totals_text};
-use crate::mapper::mixed::{Budget, Metric, Mixed, mixed};
+use crate::mapper::mixed::{Budget, Metric, Mixed, mixed_with_progress};
 use crate::mapper::sweep::BitRange;
 use crate::protocol::{CostModel, Protocol};
 use crate::spec::mapping::MappingFile;
 use clap::{ArgGroup, Args};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::fmt::Write;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -109,7 +111,18 @@ pub fn run(a: &MixedArgs, cm: &CostModel) -> Result<(), String> {
         allow_insecure: false,
     };
     let base = eval_options(&margs, protocol, cm)?;
-    let m = mixed(
+    let bar = if std::io::stderr().is_terminal() {
+        let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} measuring cost tables: {pos} evaluations {elapsed}",
+        ) {
+            b.set_style(style);
+        }
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let m = mixed_with_progress(
         &net,
         &base,
         cm,
@@ -118,8 +131,10 @@ pub fn run(a: &MixedArgs, cm: &CostModel) -> Result<(), String> {
         budget,
         sens.as_ref(),
         a.points,
-    )
-    .map_err(|e| e.to_string())?;
+        &|| bar.inc(1),
+    );
+    bar.finish_and_clear();
+    let m = m.map_err(|e| e.to_string())?;
     if let Some(path) = &a.save {
         let f = MappingFile::from_report(&a.network, &m.report);
         crate::io::write_atomic(path, f.to_toml().as_bytes())?;

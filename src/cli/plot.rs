@@ -20,9 +20,10 @@ pub struct Output {
     /// Output image: .png or .svg.
     #[arg(long, short = 'o')]
     pub output: PathBuf,
-    /// Image size WIDTHxHEIGHT in pixels (default: one paper column).
-    #[arg(long, default_value = "720x450")]
-    pub size: String,
+    /// Image size WIDTHxHEIGHT in pixels (default: one paper column, 720x450; `layers`
+    /// grows taller with the number of layers).
+    #[arg(long)]
+    pub size: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -69,21 +70,31 @@ pub fn run(a: &PlotArgs, cm: &CostModel) -> Result<(), String> {
     };
     // Check the output before any work.
     let format = ImageFormat::from_path(&out.output).map_err(|e| e.to_string())?;
-    let size = Size::parse(&out.size).map_err(|e| e.to_string())?;
+    let size = out
+        .size
+        .as_deref()
+        .map(Size::parse)
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let bytes = match &a.chart {
         PlotChart::CommVsBits { sweep, .. } => {
             let s = sweep.run(cm)?;
-            plot::render(&Chart::CommVsBits(&s), format, size)
+            plot::render(&Chart::CommVsBits(&s), format, size.unwrap_or(Size::COLUMN))
         }
         PlotChart::Pareto { sweep, .. } => {
             let s = sweep.run(cm)?;
-            plot::render(&Chart::Pareto(&s), format, size)
+            plot::render(&Chart::Pareto(&s), format, size.unwrap_or(Size::COLUMN))
         }
         PlotChart::Layers { model: m, .. } => {
             let net = load_network(&m.network)?;
             let o = eval_options(m, Protocol::parse(&m.protocol)?, cm)?;
             let r = model::evaluate(&net, &o, cm).map_err(|e| e.to_string())?;
-            plot::render(&Chart::Layers(&r), format, size)
+            let rows = plot::layer_bars(&r).len();
+            plot::render(
+                &Chart::Layers(&r),
+                format,
+                size.unwrap_or(Size::for_rows(rows)),
+            )
         }
         PlotChart::Compare {
             model: m,
@@ -96,7 +107,11 @@ pub fn run(a: &PlotArgs, cm: &CostModel) -> Result<(), String> {
                 let o = eval_options(m, p, cm)?;
                 reports.push(model::evaluate(&net, &o, cm).map_err(|e| e.to_string())?);
             }
-            plot::render(&Chart::Compare(&reports), format, size)
+            plot::render(
+                &Chart::Compare(&reports),
+                format,
+                size.unwrap_or(Size::COLUMN),
+            )
         }
     }
     .map_err(|e| e.to_string())?;

@@ -216,6 +216,21 @@ pub fn tables(
     sensitivity: Option<&HashMap<String, Sensitivity>>,
     reference: &[BitWidths],
 ) -> Result<Tables, MixedError> {
+    tables_with_progress(net, base, cm, set, metric, sensitivity, reference, &|| {})
+}
+
+/// [`tables`], calling `progress` after each evaluation.
+#[allow(clippy::too_many_arguments)]
+fn tables_with_progress(
+    net: &Network,
+    base: &EvalOptions,
+    cm: &CostModel,
+    set: BitRange,
+    metric: Metric,
+    sensitivity: Option<&HashMap<String, Sensitivity>>,
+    reference: &[BitWidths],
+    progress: &(dyn Fn() + Sync),
+) -> Result<Tables, MixedError> {
     let weighted = weighted_layers(net);
     if weighted.is_empty() {
         return Err(MixedError::Options(format!(
@@ -290,9 +305,11 @@ pub fn tables(
                     linear: None,
                 },
             );
-            model::evaluate(net, &o, cm)
+            let r = model::evaluate(net, &o, cm)
                 .map(|r| metric.of_report(&r))
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string());
+            progress();
+            r
         })
         .collect();
     let mut layers: Vec<LayerTable> = weighted
@@ -525,6 +542,32 @@ pub fn mixed(
     sensitivity: Option<&HashMap<String, Sensitivity>>,
     shown: usize,
 ) -> Result<Mixed, MixedError> {
+    mixed_with_progress(
+        net,
+        base,
+        cm,
+        set,
+        metric,
+        budget,
+        sensitivity,
+        shown,
+        &|| {},
+    )
+}
+
+/// [`mixed`], calling `progress` after each evaluation of the network.
+#[allow(clippy::too_many_arguments)]
+pub fn mixed_with_progress(
+    net: &Network,
+    base: &EvalOptions,
+    cm: &CostModel,
+    set: BitRange,
+    metric: Metric,
+    budget: Budget,
+    sensitivity: Option<&HashMap<String, Sensitivity>>,
+    shown: usize,
+    progress: &(dyn Fn() + Sync),
+) -> Result<Mixed, MixedError> {
     let weighted = weighted_layers(net);
     let widest = uniform_bits(set.hi).map_err(MixedError::Options)?;
     let narrowest = uniform_bits(set.lo).map_err(MixedError::Options)?;
@@ -536,7 +579,16 @@ pub fn mixed(
     let mut best: Option<(Tables, Front, usize, Report, f64)> = None;
     while rounds < MAX_ROUNDS {
         rounds += 1;
-        let t = tables(net, base, cm, set, metric, sensitivity, &reference)?;
+        let t = tables_with_progress(
+            net,
+            base,
+            cm,
+            set,
+            metric,
+            sensitivity,
+            &reference,
+            progress,
+        )?;
         let front = Front::new(&t);
         let pts = front.points();
         let exact = |i: usize| -> Result<(Report, f64), MixedError> {

@@ -9,6 +9,7 @@ use crate::model::report::Report;
 use crate::protocol::Protocol;
 use crate::workload::CostClass;
 use plotters::coord::Shift;
+use plotters::coord::combinators::{LogCoord, WithKeyPoints};
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
@@ -68,6 +69,13 @@ pub struct Size {
 impl Size {
     /// A one-column figure of a two-column paper at about 200 dpi.
     pub const COLUMN: Size = Size { w: 720, h: 450 };
+
+    /// The default size of a bar chart with `rows` bars: one column wide, tall enough for
+    /// a readable label on every bar.
+    pub fn for_rows(rows: usize) -> Size {
+        let h = (120 + 16 * rows as u32).clamp(Size::COLUMN.h, 8000);
+        Size { h, ..Size::COLUMN }
+    }
 
     /// Parses `720x450`.
     pub fn parse(s: &str) -> Result<Size, PlotError> {
@@ -175,11 +183,56 @@ fn text(size: u32) -> TextStyle<'static> {
 
 const MB: f64 = 1e6;
 
-/// Axis bounds for values on a log axis: whole decades or halves around the data.
-fn log_bounds(lo: f64, hi: f64) -> (f64, f64) {
-    let lo = 10f64.powf((lo.log10() * 2.0).floor() / 2.0);
-    let hi = 10f64.powf((hi.log10() * 2.0).ceil() / 2.0);
-    if hi <= lo { (lo, lo * 10.0) } else { (lo, hi) }
+/// The 1-2-5 step of a log axis at or below (`down`), or at or above, `v`.
+fn step125(v: f64, down: bool) -> f64 {
+    let base = 10f64.powf(v.log10().floor());
+    let steps = [1.0, 2.0, 5.0, 10.0];
+    if down {
+        steps
+            .iter()
+            .rev()
+            .map(|m| m * base)
+            .find(|&x| x <= v * (1.0 + 1e-12))
+            .unwrap_or(base)
+    } else {
+        steps
+            .iter()
+            .map(|m| m * base)
+            .find(|&x| x >= v * (1.0 - 1e-12))
+            .unwrap_or(10.0 * base)
+    }
+}
+
+/// Axis bounds for values on a log axis: 1-2-5 steps around the data, the top raised by
+/// `headroom` (a fraction of the span, in log terms) to leave room for a legend.
+fn log_bounds(lo: f64, hi: f64, headroom: f64) -> (f64, f64) {
+    let top = hi * (hi / lo).powf(headroom);
+    (step125(lo, true), step125(top, false))
+}
+
+/// A log axis over `lo..hi` with bold lines and labels at 1, 2 and 5 times a power of ten
+/// and light lines at the other whole multiples.
+fn log_axis(lo: f64, hi: f64) -> WithKeyPoints<LogCoord<f64>> {
+    let mut bold = Vec::new();
+    let mut light = Vec::new();
+    let mut base = 10f64.powf(lo.log10().floor());
+    while base <= hi * 1.000001 {
+        for m in 1..10 {
+            let v = base * m as f64;
+            if v >= lo * 0.999999 && v <= hi * 1.000001 {
+                if [1, 2, 5].contains(&m) {
+                    bold.push(v);
+                } else {
+                    light.push(v);
+                }
+            }
+        }
+        base *= 10.0;
+    }
+    (lo..hi)
+        .log_scale()
+        .with_key_points(bold)
+        .with_light_points(light)
 }
 
 /// Whether values span at least a decade (then a log axis reads better).
@@ -241,11 +294,11 @@ fn comm_vs_bits<DB: DrawingBackend>(
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(64);
+    // The legend takes the top of the plot: keep that band free of lines.
+    let band = (0.08 + 0.055 * protocols_of(s).len() as f64).min(0.45);
     if spans_decades(lo, hi) {
-        let (a, b) = log_bounds(lo, hi);
-        let mut c = builder
-            .build_cartesian_2d(x, (a..b).log_scale())
-            .map_err(de)?;
+        let (a, b) = log_bounds(lo, hi, band / (1.0 - band));
+        let mut c = builder.build_cartesian_2d(x, log_axis(a, b)).map_err(de)?;
         c.configure_mesh()
             .x_desc(x_desc)
             .y_desc(y_desc)
@@ -261,7 +314,7 @@ fn comm_vs_bits<DB: DrawingBackend>(
         }
         legend(&mut c, SeriesLabelPosition::UpperLeft)
     } else {
-        let b = hi * 1.08;
+        let b = hi / (1.0 - band);
         let mut c = builder.build_cartesian_2d(x, 0f64..b).map_err(de)?;
         c.configure_mesh()
             .x_desc(x_desc)
@@ -276,7 +329,7 @@ fn comm_vs_bits<DB: DrawingBackend>(
         for p in protocols_of(s) {
             protocol_line(&mut c, p, series(p))?;
         }
-        legend(&mut c, SeriesLabelPosition::LowerRight)
+        legend(&mut c, SeriesLabelPosition::UpperLeft)
     }
 }
 
@@ -385,21 +438,25 @@ fn pareto<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, s: &Sweep) -> Resul
         .x_label_area_size(44)
         .y_label_area_size(60);
     if spans_decades(xlo, xhi) {
-        let (a, b) = log_bounds(xlo, xhi);
-        let mut c = builder
-            .build_cartesian_2d((a..b).log_scale(), y)
-            .map_err(de)?;
+        let (a, b) = log_bounds(xlo, xhi, 0.0);
+        let mut c = builder.build_cartesian_2d(log_axis(a, b), y).map_err(de)?;
         pareto_body(
             &mut c,
             s,
             "total communication (MB, both directions, log scale)",
+            &|v| si(*v),
         )
     } else {
         let pad = (xhi - xlo).max(xhi * 0.02) * 0.06;
         let mut c = builder
             .build_cartesian_2d((xlo - pad).max(0.0)..(xhi + pad), y)
             .map_err(de)?;
-        pareto_body(&mut c, s, "total communication (MB, both directions)")
+        pareto_body(
+            &mut c,
+            s,
+            "total communication (MB, both directions)",
+            &|v| si(*v),
+        )
     }
 }
 
@@ -407,6 +464,7 @@ fn pareto_body<'a, DB, X>(
     c: &mut ChartContext<'a, DB, Cartesian2d<X, RangedCoordf64>>,
     s: &Sweep,
     x_desc: &str,
+    x_fmt: &dyn Fn(&f64) -> String,
 ) -> Result<(), PlotError>
 where
     DB: DrawingBackend + 'a,
@@ -415,7 +473,7 @@ where
     c.configure_mesh()
         .x_desc(x_desc)
         .y_desc(format!("latency on {} (s)", s.link))
-        .x_label_formatter(&|v| si(*v))
+        .x_label_formatter(x_fmt)
         .y_label_formatter(&|v| si(*v))
         .label_style(text(13))
         .axis_desc_style(text(14))
@@ -449,18 +507,27 @@ where
     .map_err(de)?
     .label("Pareto front (filled points)")
     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], grey));
-    let n = front.len();
-    let step = n.div_ceil(6).max(1);
-    c.draw_series(
-        front
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| i % step == 0 || *i + 1 == n)
-            .map(|(_, q)| {
-                EmptyElement::at((q.bytes as f64 / MB, q.latency_s))
-                    + Text::new(format!("w{}a{}", q.bits, q.bits), (-8, -22), text(12))
-            }),
-    )
+    // Label front points at least a label's width apart on the image; the last (widest)
+    // point always gets its label, replacing a too-close neighbour's.
+    let at = |q: &SweepPoint| (q.bytes as f64 / MB, q.latency_s);
+    let mut labelled: Vec<usize> = Vec::new();
+    for (i, q) in front.iter().enumerate() {
+        let (x, y) = c.backend_coord(&at(q));
+        let clear = |j: &usize| {
+            let (px, py) = c.backend_coord(&at(front[*j]));
+            (x - px).abs() >= 52 || (y - py).abs() >= 18
+        };
+        if labelled.last().is_none_or(clear) {
+            labelled.push(i);
+        } else if i + 1 == front.len() {
+            labelled.pop();
+            labelled.push(i);
+        }
+    }
+    c.draw_series(labelled.iter().map(|&i| {
+        let q = front[i];
+        EmptyElement::at(at(q)) + Text::new(format!("w{}a{}", q.bits, q.bits), (-8, -22), text(12))
+    }))
     .map_err(de)?;
     legend(c, SeriesLabelPosition::LowerRight)
 }
@@ -680,6 +747,25 @@ mod tests {
         for bad in ["720", "0x10", "99x500", "720x9000", "axb", ""] {
             assert!(Size::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn log_axes_step_by_one_two_five() {
+        assert_eq!(step125(35.0, true), 20.0);
+        assert_eq!(step125(35.0, false), 50.0);
+        assert_eq!(step125(710.0, false), 1000.0);
+        assert_eq!(step125(100.0, true), 100.0);
+        assert_eq!(log_bounds(35.0, 710.0, 0.0), (20.0, 1000.0));
+        // Headroom 1.0 doubles the span in log terms: 710 * (710 / 35) = 14403 -> 20000.
+        assert_eq!(log_bounds(35.0, 710.0, 1.0), (20.0, 20000.0));
+    }
+
+    #[test]
+    fn layer_plots_grow_with_the_network() {
+        assert_eq!(Size::for_rows(10), Size::COLUMN);
+        let tall = Size::for_rows(54);
+        assert_eq!(tall.w, Size::COLUMN.w);
+        assert!(tall.h >= 54 * 16);
     }
 
     #[test]
