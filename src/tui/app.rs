@@ -113,6 +113,8 @@ pub struct ChartKey {
 pub enum ChartScope {
     Network,
     Layer,
+    /// The selected layer's search: every feasible candidate and the Pareto front.
+    Pareto,
 }
 
 /// Why a layer's mapping is what it is: its search, and the best alternatives.
@@ -129,6 +131,12 @@ pub struct Detail {
     pub best: Option<(LinearMapping, LinearCost)>,
     /// The best feasible candidates by the objective: (mapping, cost, latency in s).
     pub alternatives: Vec<(LinearMapping, LinearCost, f64)>,
+    /// Every feasible candidate as (bytes, latency in s), and the Pareto front of them
+    /// (no other candidate has both fewer bytes and a lower latency), by bytes.
+    pub cloud: Vec<(u64, f64)>,
+    pub front: Vec<(u64, f64)>,
+    /// The layer's current mapping on the same axes.
+    pub current: (u64, f64),
     /// Whether the layer's mapping is pinned by hand (or by a loaded mapping).
     pub pinned: bool,
 }
@@ -329,7 +337,8 @@ impl App {
             Action::ChartScope => {
                 self.chart_scope = match self.chart_scope {
                     ChartScope::Network => ChartScope::Layer,
-                    ChartScope::Layer => ChartScope::Network,
+                    ChartScope::Layer => ChartScope::Pareto,
+                    ChartScope::Pareto => ChartScope::Network,
                 };
                 self.refresh_charts();
             }
@@ -854,7 +863,8 @@ impl App {
     /// The search behind the selected layer's mapping.
     fn compute_detail(&self) -> Option<Detail> {
         let idx = self.selected_index()?;
-        let (g, ctx, _) = self.layer_he(idx)?;
+        let (g, ctx, m) = self.layer_he(idx)?;
+        let he = self.report.layers[idx].he?;
         let space = space_options(self.opts.protocol, &self.cm);
         let link = self.opts.link;
         let profile = &self.cm.compute;
@@ -881,6 +891,11 @@ impl App {
         let mut alts: Vec<(usize, LinearMapping, LinearCost, f64)> =
             seen.into_inner().unwrap_or_default();
         let feasible = alts.len() as u64;
+        let cloud: Vec<(u64, f64)> = alts
+            .iter()
+            .map(|a| (a.2.bytes_in + a.2.bytes_out, a.3))
+            .collect();
+        let front = pareto_front(&cloud);
         match self.opts.objective {
             Objective::Latency => alts.sort_by(|a, b| a.3.total_cmp(&b.3).then(a.0.cmp(&b.0))),
             _ => alts.sort_by_key(|a| (a.2.bytes_in + a.2.bytes_out, a.0)),
@@ -895,6 +910,9 @@ impl App {
             examples: s.examples,
             best: s.best,
             alternatives: alts.into_iter().map(|a| (a.1, a.2, a.3)).collect(),
+            cloud,
+            front,
+            current: (he.bytes_in + he.bytes_out, lat(&m, &he)),
             pinned: self
                 .opts
                 .overrides
@@ -902,6 +920,19 @@ impl App {
                 .is_some_and(|c| c.linear.is_some()),
         })
     }
+}
+
+/// The points no other point beats on both coordinates (ties kept once), by the first.
+pub fn pareto_front(points: &[(u64, f64)]) -> Vec<(u64, f64)> {
+    let mut v = points.to_vec();
+    v.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let mut front: Vec<(u64, f64)> = Vec::new();
+    for p in v {
+        if front.last().is_none_or(|l| p.1 < l.1) {
+            front.push(p);
+        }
+    }
+    front
 }
 
 /// The export format of a path, by its extension: `.csv`, `.md`, `.txt` (the terminal
@@ -1433,6 +1464,43 @@ mod tests {
     }
 
     #[test]
+    fn pareto_front_of_hand_made_points() {
+        let pts = [
+            (5, 1.0),
+            (3, 3.0),
+            (4, 2.0),
+            (4, 2.5),
+            (6, 0.5),
+            (7, 0.7),
+            (3, 3.0),
+        ];
+        assert_eq!(
+            pareto_front(&pts),
+            vec![(3, 3.0), (4, 2.0), (5, 1.0), (6, 0.5)]
+        );
+        assert!(pareto_front(&[]).is_empty());
+    }
+
+    #[test]
+    fn the_search_choice_is_on_the_front() {
+        let mut a = app(Protocol::Hequant);
+        select(&mut a, is_conv);
+        let d = a.detail.clone().unwrap();
+        assert_eq!(d.cloud.len() as u64, d.feasible);
+        let (_, c) = d.best.unwrap();
+        let best_bytes = c.bytes_in + c.bytes_out;
+        // Minimum communication is the front's first point.
+        assert_eq!(d.front[0].0, best_bytes);
+        assert_eq!(d.current, d.front[0]);
+        for p in &d.cloud {
+            assert!(
+                d.front.iter().any(|f| f.0 <= p.0 && f.1 <= p.1),
+                "{p:?} is not dominated by the front"
+            );
+        }
+    }
+
+    #[test]
     fn non_linear_layers_have_no_mapping_to_change() {
         let mut a = app(Protocol::Hequant);
         select(&mut a, |l| l.kind == "relu");
@@ -1614,6 +1682,9 @@ mod tests {
         assert_ne!(a.layer_chart.as_ref().unwrap().key, c.key);
         // Layers without weights have no layer chart.
         select(&mut a, |l| l.kind == "relu");
+        assert_eq!(a.layer_chart_key(), None);
+        a.update(Action::ChartScope);
+        assert_eq!(a.chart_scope, ChartScope::Pareto);
         assert_eq!(a.layer_chart_key(), None);
         a.update(Action::ChartScope);
         assert_eq!(a.chart_scope, ChartScope::Network);
