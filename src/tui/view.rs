@@ -1,6 +1,7 @@
 //! Drawing: borrows the state, never changes it.
 
-use super::app::{App, CHART_BITS, ChartScope, Pane, SortColumn};
+use super::app::{App, Pane, SortColumn};
+use super::chart::{CHART_BITS, ChartScope};
 use super::keymap::{KEYMAP, key_labels};
 use crate::mapper::describe;
 use crate::model::report::LayerReport;
