@@ -348,7 +348,7 @@ impl App {
             Ok(m) => m,
             Err(e) => return self.error(e),
         };
-        match model::evaluate(&self.net, &o, &self.cm) {
+        match model::evaluate(&self.net, &self.warm_start(&o), &self.cm) {
             Ok(r) => {
                 let keep = self.selected_index();
                 let old_opts = std::mem::replace(&mut self.opts, o);
@@ -366,6 +366,52 @@ impl App {
             }
             Err(e) => self.error(format!("not applied: {e}")),
         }
+    }
+
+    /// The options `new` with the searched mapping of every layer whose search cannot have
+    /// changed pinned, so that the model searches only the layers a change touches.
+    ///
+    /// A linear layer's search depends on the protocol, objective, link and the other
+    /// global options, and on its own bit widths alone (they set its accumulator ring and
+    /// so its HE context); the search is deterministic and a pinned mapping is priced by
+    /// the same `evaluate_coeff`, so the report is the one a full evaluation gives (a test
+    /// checks this after every kind of change).
+    fn warm_start(&self, new: &EvalOptions) -> EvalOptions {
+        let mut o = new.clone();
+        let old = &self.opts;
+        let same_globals = new.protocol == old.protocol
+            && new.objective == old.objective
+            && new.link == old.link
+            && new.wire == old.wire
+            && new.bits == old.bits
+            && new.bn == old.bn
+            && new.relu == old.relu
+            && new.allow_insecure == old.allow_insecure;
+        if !same_globals {
+            return o;
+        }
+        for r in &self.report.layers {
+            let Some(m) = r.mapping else {
+                continue;
+            };
+            let (before, after) = (old.overrides.get(&r.name), new.overrides.get(&r.name));
+            let pinned = |c: Option<&LayerChoice>| c.is_some_and(|c| c.linear.is_some());
+            if before.and_then(|c| c.bits) != after.and_then(|c| c.bits)
+                || pinned(before)
+                || pinned(after)
+            {
+                continue;
+            }
+            o.overrides
+                .entry(r.name.clone())
+                .or_insert_with(|| LayerChoice {
+                    layer: r.name.clone(),
+                    bits: None,
+                    linear: None,
+                })
+                .linear = Some(m);
+        }
+        o
     }
 
     /// Re-derives rows, selection, detail and (when their inputs changed) the charts.
@@ -944,6 +990,57 @@ mod tests {
 
     fn is_conv(l: &LayerReport) -> bool {
         l.kind == "conv2d"
+    }
+
+    /// After any change, the state's report is the one a full evaluation of its options
+    /// gives (the warm start only saves searches).
+    #[test]
+    fn state_report_equals_a_full_evaluation() {
+        for (net, protocol) in [
+            ("resnet18-cifar100", Protocol::Hequant),
+            ("resnet18-cifar100", Protocol::HequantPacked),
+            ("resnet18-cifar100", Protocol::HequantNaive),
+            ("mobilenetv2-cifar100", Protocol::Hequant),
+        ] {
+            let cm = CostModel::builtin().unwrap();
+            let n = load_network(net).unwrap();
+            let mut o = EvalOptions::new(protocol, &cm);
+            o.bits.uniform = Some(model::parse_bits("w4a4").unwrap());
+            let mut a = App::new(n, cm, net, o).unwrap();
+            let steps = [
+                Action::WeightBits(1),
+                Action::Down,
+                Action::Down,
+                Action::Down,
+                Action::ActBits(1),
+                Action::AllBits(-1),
+                Action::Tile(Axis::Rows, -1),
+                Action::Down,
+                Action::WeightBits(2),
+                Action::NextAlternative,
+                Action::Up,
+                Action::AutoMapping,
+                Action::Up,
+                Action::WeightBits(-1),
+                Action::Undo,
+                Action::CycleObjective,
+                Action::WeightBits(1),
+                Action::CycleLink,
+                Action::AllBits(1),
+                // Wide steps move the best packing and ring degree.
+                Action::WeightBits(8),
+                Action::ActBits(6),
+                Action::AllBits(-3),
+                Action::AllBits(-1),
+                Action::Top,
+                Action::WeightBits(-6),
+            ];
+            for s in steps {
+                a.update(s);
+                let full = model::evaluate(&a.net, &a.opts, &a.cm).unwrap();
+                assert_eq!(a.report, full, "{net} {protocol} after {s:?}");
+            }
+        }
     }
 
     #[test]
