@@ -371,8 +371,8 @@ impl App {
     /// The options `new` with the searched mapping of every layer whose search cannot have
     /// changed pinned, so that the model searches only the layers a change touches.
     ///
-    /// A linear layer's search depends on the protocol, objective, link and the other
-    /// global options, and on its own bit widths alone (they set its accumulator ring and
+    /// A linear layer's search depends on the protocol, objective, link (unless the
+    /// objective is communication) and the other global options, and on its own bit widths alone (they set its accumulator ring and
     /// so its HE context); the search is deterministic and a pinned mapping is priced by
     /// the same `evaluate_coeff`, so the report is the one a full evaluation gives (a test
     /// checks this after every kind of change).
@@ -381,7 +381,8 @@ impl App {
         let old = &self.opts;
         let same_globals = new.protocol == old.protocol
             && new.objective == old.objective
-            && new.link == old.link
+            // Minimum communication does not look at the link.
+            && (new.link == old.link || new.objective == Objective::Comm)
             && new.wire == old.wire
             && new.bits == old.bits
             && new.bn == old.bn
@@ -1008,6 +1009,7 @@ mod tests {
             o.bits.uniform = Some(model::parse_bits("w4a4").unwrap());
             let mut a = App::new(n, cm, net, o).unwrap();
             let steps = [
+                Action::CycleLink,
                 Action::WeightBits(1),
                 Action::Down,
                 Action::Down,
