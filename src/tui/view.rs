@@ -351,7 +351,14 @@ fn draw_table(f: &mut Frame, app: &App, area: Rect) {
             })
         }))
     });
-    let widths = cols.iter().map(|c| Constraint::Length(c.width));
+    // The layer name takes what the other columns leave.
+    let widths = cols.iter().map(|c| {
+        if c.header == "layer" {
+            Constraint::Min(c.width)
+        } else {
+            Constraint::Length(c.width)
+        }
+    });
     let visible = inner.height.saturating_sub(1) as usize;
     let offset = table_offset(app, visible);
     let mut state = TableState::default()
