@@ -93,7 +93,7 @@ fn bench(c: &mut Criterion) {
         ratio(t_key)
     );
     println!(
-        "  of which model::evaluate alone: {:.2} ms ({:.2} x budget); render alone: {:.2} ms ({:.2} x budget)",
+        "  a full model::evaluate: {:.2} ms ({:.2} x budget); the render alone: {:.2} ms ({:.2} x budget)",
         ms(t_eval),
         ratio(t_eval),
         ms(t_draw),

@@ -3,28 +3,25 @@
 //! the state, so bad input leaves a message in the status line and nothing else.
 
 use super::action::{Action, Axis};
+use super::chart::{
+    ChartData, ChartJob, ChartKey, ChartScope, chart_data, chart_key, drain, sweep,
+};
 use crate::export;
 use crate::mapper::{Objective, search_layer};
 use crate::mapping::{LayerChoice, LinearMapping, PackDirection, Packing, Tiling};
 use crate::model::linear::{ConvGeom, HeContext, LinearCost, evaluate_coeff};
-use crate::model::report::{LayerReport, Report, Totals};
-use crate::model::{
-    self, BitsPolicy, EvalOptions, he_context, linear_compute_s, space_options, step_latency,
-};
+use crate::model::report::{LayerReport, Report};
+use crate::model::{self, EvalOptions, he_context, linear_compute_s, space_options, step_latency};
 use crate::protocol::{CostModel, Link, Protocol};
 use crate::spec::mapping::MappingFile;
 use crate::units::Bits;
 use crate::workload::{BitWidths, CostClass, Network};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, TryRecvError, channel};
 use std::sync::{Arc, Mutex};
 
 /// How many of the best alternatives the detail pane lists.
 pub const ALTERNATIVES: usize = 5;
-/// Bit widths the chart sweeps.
-pub const CHART_BITS: std::ops::RangeInclusive<u32> = 2..=16;
 /// Deepest undo history kept.
 const UNDO_DEPTH: usize = 200;
 /// Rows moved by PageUp / PageDown.
@@ -86,35 +83,6 @@ pub struct Status {
     pub error: bool,
 }
 
-/// Communication against uniform bit width for each protocol, and the baselines.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChartData {
-    /// (protocol, points (bits, total bytes)); a width the model rejects has no point.
-    pub series: Vec<(Protocol, Vec<(f64, f64)>)>,
-    /// Totals of Cheetah and CrypTFlow2 on the same network and link.
-    pub baselines: Vec<(Protocol, Result<Totals, String>)>,
-    /// What the chart was computed for.
-    pub key: ChartKey,
-}
-
-/// What a chart depends on besides the network and the cost model.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChartKey {
-    objective: String,
-    link: String,
-    all_layers: bool,
-    /// For a chart of one layer: the layer's index and the revision of the settings
-    /// (the other layers' choices change its rings).
-    layer: Option<(usize, u64)>,
-}
-
-/// Whether the chart shows the whole network or the selected layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChartScope {
-    Network,
-    Layer,
-}
-
 /// Why a layer's mapping is what it is: its search, and the best alternatives.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Detail {
@@ -129,6 +97,12 @@ pub struct Detail {
     pub best: Option<(LinearMapping, LinearCost)>,
     /// The best feasible candidates by the objective: (mapping, cost, latency in s).
     pub alternatives: Vec<(LinearMapping, LinearCost, f64)>,
+    /// Every feasible candidate as (bytes, latency in s), and the Pareto front of them
+    /// (no other candidate has both fewer bytes and a lower latency), by bytes.
+    pub cloud: Vec<(u64, f64)>,
+    pub front: Vec<(u64, f64)>,
+    /// The layer's current mapping on the same axes.
+    pub current: (u64, f64),
     /// Whether the layer's mapping is pinned by hand (or by a loaded mapping).
     pub pinned: bool,
 }
@@ -329,7 +303,8 @@ impl App {
             Action::ChartScope => {
                 self.chart_scope = match self.chart_scope {
                     ChartScope::Network => ChartScope::Layer,
-                    ChartScope::Layer => ChartScope::Network,
+                    ChartScope::Layer => ChartScope::Pareto,
+                    ChartScope::Pareto => ChartScope::Network,
                 };
                 self.refresh_charts();
             }
@@ -373,7 +348,7 @@ impl App {
             Ok(m) => m,
             Err(e) => return self.error(e),
         };
-        match model::evaluate(&self.net, &o, &self.cm) {
+        match model::evaluate(&self.net, &self.warm_start(&o), &self.cm) {
             Ok(r) => {
                 let keep = self.selected_index();
                 let old_opts = std::mem::replace(&mut self.opts, o);
@@ -391,6 +366,53 @@ impl App {
             }
             Err(e) => self.error(format!("not applied: {e}")),
         }
+    }
+
+    /// The options `new` with the searched mapping of every layer whose search cannot have
+    /// changed pinned, so that the model searches only the layers a change touches.
+    ///
+    /// A linear layer's search depends on the protocol, objective, link (unless the
+    /// objective is communication) and the other global options, and on its own bit widths alone (they set its accumulator ring and
+    /// so its HE context); the search is deterministic and a pinned mapping is priced by
+    /// the same `evaluate_coeff`, so the report is the one a full evaluation gives (a test
+    /// checks this after every kind of change).
+    fn warm_start(&self, new: &EvalOptions) -> EvalOptions {
+        let mut o = new.clone();
+        let old = &self.opts;
+        let same_globals = new.protocol == old.protocol
+            && new.objective == old.objective
+            // Minimum communication does not look at the link.
+            && (new.link == old.link || new.objective == Objective::Comm)
+            && new.wire == old.wire
+            && new.bits == old.bits
+            && new.bn == old.bn
+            && new.relu == old.relu
+            && new.allow_insecure == old.allow_insecure;
+        if !same_globals {
+            return o;
+        }
+        for r in &self.report.layers {
+            let Some(m) = r.mapping else {
+                continue;
+            };
+            let (before, after) = (old.overrides.get(&r.name), new.overrides.get(&r.name));
+            let pinned = |c: Option<&LayerChoice>| c.is_some_and(|c| c.linear.is_some());
+            if before.and_then(|c| c.bits) != after.and_then(|c| c.bits)
+                || pinned(before)
+                || pinned(after)
+            {
+                continue;
+            }
+            o.overrides
+                .entry(r.name.clone())
+                .or_insert_with(|| LayerChoice {
+                    layer: r.name.clone(),
+                    bits: None,
+                    linear: None,
+                })
+                .linear = Some(m);
+        }
+        o
     }
 
     /// Re-derives rows, selection, detail and (when their inputs changed) the charts.
@@ -854,7 +876,8 @@ impl App {
     /// The search behind the selected layer's mapping.
     fn compute_detail(&self) -> Option<Detail> {
         let idx = self.selected_index()?;
-        let (g, ctx, _) = self.layer_he(idx)?;
+        let (g, ctx, m) = self.layer_he(idx)?;
+        let he = self.report.layers[idx].he?;
         let space = space_options(self.opts.protocol, &self.cm);
         let link = self.opts.link;
         let profile = &self.cm.compute;
@@ -881,6 +904,11 @@ impl App {
         let mut alts: Vec<(usize, LinearMapping, LinearCost, f64)> =
             seen.into_inner().unwrap_or_default();
         let feasible = alts.len() as u64;
+        let cloud: Vec<(u64, f64)> = alts
+            .iter()
+            .map(|a| (a.2.bytes_in + a.2.bytes_out, a.3))
+            .collect();
+        let front = pareto_front(&cloud);
         match self.opts.objective {
             Objective::Latency => alts.sort_by(|a, b| a.3.total_cmp(&b.3).then(a.0.cmp(&b.0))),
             _ => alts.sort_by_key(|a| (a.2.bytes_in + a.2.bytes_out, a.0)),
@@ -895,6 +923,9 @@ impl App {
             examples: s.examples,
             best: s.best,
             alternatives: alts.into_iter().map(|a| (a.1, a.2, a.3)).collect(),
+            cloud,
+            front,
+            current: (he.bytes_in + he.bytes_out, lat(&m, &he)),
             pinned: self
                 .opts
                 .overrides
@@ -902,6 +933,19 @@ impl App {
                 .is_some_and(|c| c.linear.is_some()),
         })
     }
+}
+
+/// The points no other point beats on both coordinates (ties kept once), by the first.
+pub fn pareto_front(points: &[(u64, f64)]) -> Vec<(u64, f64)> {
+    let mut v = points.to_vec();
+    v.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let mut front: Vec<(u64, f64)> = Vec::new();
+    for p in v {
+        if front.last().is_none_or(|l| p.1 < l.1) {
+            front.push(p);
+        }
+    }
+    front
 }
 
 /// The export format of a path, by its extension: `.csv`, `.md`, `.txt` (the terminal
@@ -922,197 +966,6 @@ fn step_bits(b: BitWidths, dw: i32, da: i32) -> Result<BitWidths, String> {
     let bw = Bits::try_new(w).map_err(|e| format!("weight bits {w}: {e}"))?;
     let ba = Bits::try_new(a).map_err(|e| format!("activation bits {a}: {e}"))?;
     Ok(BitWidths { w: bw, a: ba })
-}
-
-fn chart_key(o: &EvalOptions) -> ChartKey {
-    ChartKey {
-        objective: o.objective.name().to_string(),
-        link: o.link_name.clone(),
-        all_layers: o.bits.all_layers,
-        layer: None,
-    }
-}
-
-/// Evaluations one chart sweep runs.
-pub fn chart_steps() -> usize {
-    let widths = CHART_BITS.count();
-    Protocol::ALL
-        .iter()
-        .map(|p| if p.is_quantized() { widths } else { 1 })
-        .sum()
-}
-
-/// Communication against uniform bit width for every protocol (no per-layer overrides).
-pub fn chart_data(net: &Network, cm: &CostModel, opts: &EvalOptions) -> ChartData {
-    sweep(net, cm, opts, chart_key(opts), &|_| true)
-        .expect("a sweep that is never stopped finishes")
-}
-
-/// The chart sweep; `progress(done)` is called after each evaluation and stops the
-/// sweep (returning `None`) when it returns false. For a layer chart (`key.layer`), only
-/// that layer's bit widths vary (the other layers keep the current choices, manual
-/// mappings only under the current protocol) and its own bytes are plotted.
-fn sweep(
-    net: &Network,
-    cm: &CostModel,
-    opts: &EvalOptions,
-    key: ChartKey,
-    progress: &dyn Fn(usize) -> bool,
-) -> Option<ChartData> {
-    let base = EvalOptions {
-        overrides: Default::default(),
-        ..opts.clone()
-    };
-    let layer = key.layer.map(|(i, _)| i);
-    let y = |r: &Report| match layer {
-        Some(i) => r.layers[i].bytes() as f64,
-        None => r.total.bytes() as f64,
-    };
-    let mut series = Vec::new();
-    let mut baselines = Vec::new();
-    let mut done = 0;
-    let mut step = || {
-        done += 1;
-        progress(done)
-    };
-    for p in Protocol::ALL {
-        let mut pts = Vec::new();
-        if p.is_quantized() {
-            for b in CHART_BITS {
-                let bits = Bits::try_new(b as i64).expect("chart widths are in 1..=32");
-                let bits = BitWidths { w: bits, a: bits };
-                let o = match layer {
-                    None => EvalOptions {
-                        protocol: p,
-                        bits: BitsPolicy {
-                            uniform: Some(bits),
-                            all_layers: opts.bits.all_layers,
-                        },
-                        ..base.clone()
-                    },
-                    Some(i) => {
-                        let mut o = EvalOptions {
-                            protocol: p,
-                            ..opts.clone()
-                        };
-                        let name = &net.layers[i].name;
-                        for (n, c) in o.overrides.iter_mut() {
-                            if p != opts.protocol || n == name {
-                                c.linear = None;
-                            }
-                        }
-                        o.overrides.insert(
-                            name.clone(),
-                            LayerChoice {
-                                layer: name.clone(),
-                                bits: Some(bits),
-                                linear: None,
-                            },
-                        );
-                        o
-                    }
-                };
-                if let Ok(r) = model::evaluate(net, &o, cm) {
-                    pts.push((b as f64, y(&r)));
-                }
-                if !step() {
-                    return None;
-                }
-            }
-        } else {
-            let o = EvalOptions {
-                protocol: p,
-                ..base.clone()
-            };
-            let r = model::evaluate(net, &o, cm).map_err(|e| e.to_string());
-            if let Ok(r) = &r {
-                for b in [*CHART_BITS.start(), *CHART_BITS.end()] {
-                    pts.push((b as f64, y(r)));
-                }
-            }
-            baselines.push((p, r.map(|r| r.total)));
-            if !step() {
-                return None;
-            }
-        }
-        series.push((p, pts));
-    }
-    Some(ChartData {
-        series,
-        baselines,
-        key,
-    })
-}
-
-/// A chart sweep running on its own thread.
-#[derive(Debug)]
-pub struct ChartJob {
-    rx: Receiver<JobMsg>,
-    cancel: Arc<AtomicBool>,
-    key: ChartKey,
-    /// Evaluations finished and in all.
-    pub done: usize,
-    pub total: usize,
-}
-
-#[derive(Debug)]
-enum JobMsg {
-    Progress(usize),
-    Done(Box<ChartData>),
-}
-
-impl ChartJob {
-    fn start(net: Arc<Network>, cm: Arc<CostModel>, opts: EvalOptions, key: ChartKey) -> ChartJob {
-        let (tx, rx) = channel();
-        let cancel = Arc::new(AtomicBool::new(false));
-        let stop = cancel.clone();
-        let job_key = key.clone();
-        std::thread::spawn(move || {
-            let progress =
-                |n: usize| !stop.load(Ordering::Relaxed) && tx.send(JobMsg::Progress(n)).is_ok();
-            if let Some(c) = sweep(&net, &cm, &opts, job_key, &progress) {
-                let _ = tx.send(JobMsg::Done(Box::new(c)));
-            }
-        });
-        ChartJob {
-            rx,
-            cancel,
-            key,
-            done: 0,
-            total: chart_steps(),
-        }
-    }
-}
-
-/// Takes a job's messages: (something changed, the finished chart).
-fn drain(job: &mut Option<ChartJob>) -> (bool, Option<ChartData>) {
-    let Some(j) = job.as_mut() else {
-        return (false, None);
-    };
-    let mut changed = false;
-    loop {
-        match j.rx.try_recv() {
-            Ok(JobMsg::Progress(n)) => {
-                j.done = n;
-                changed = true;
-            }
-            Ok(JobMsg::Done(c)) => {
-                *job = None;
-                return (true, Some(*c));
-            }
-            Err(TryRecvError::Empty) => return (changed, None),
-            Err(TryRecvError::Disconnected) => {
-                *job = None;
-                return (true, None);
-            }
-        }
-    }
-}
-
-impl Drop for ChartJob {
-    fn drop(&mut self) {
-        self.cancel.store(true, Ordering::Relaxed);
-    }
 }
 
 #[cfg(test)]
@@ -1138,6 +991,58 @@ mod tests {
 
     fn is_conv(l: &LayerReport) -> bool {
         l.kind == "conv2d"
+    }
+
+    /// After any change, the state's report is the one a full evaluation of its options
+    /// gives (the warm start only saves searches).
+    #[test]
+    fn state_report_equals_a_full_evaluation() {
+        for (net, protocol) in [
+            ("resnet18-cifar100", Protocol::Hequant),
+            ("resnet18-cifar100", Protocol::HequantPacked),
+            ("resnet18-cifar100", Protocol::HequantNaive),
+            ("mobilenetv2-cifar100", Protocol::Hequant),
+        ] {
+            let cm = CostModel::builtin().unwrap();
+            let n = load_network(net).unwrap();
+            let mut o = EvalOptions::new(protocol, &cm);
+            o.bits.uniform = Some(model::parse_bits("w4a4").unwrap());
+            let mut a = App::new(n, cm, net, o).unwrap();
+            let steps = [
+                Action::CycleLink,
+                Action::WeightBits(1),
+                Action::Down,
+                Action::Down,
+                Action::Down,
+                Action::ActBits(1),
+                Action::AllBits(-1),
+                Action::Tile(Axis::Rows, -1),
+                Action::Down,
+                Action::WeightBits(2),
+                Action::NextAlternative,
+                Action::Up,
+                Action::AutoMapping,
+                Action::Up,
+                Action::WeightBits(-1),
+                Action::Undo,
+                Action::CycleObjective,
+                Action::WeightBits(1),
+                Action::CycleLink,
+                Action::AllBits(1),
+                // Wide steps move the best packing and ring degree.
+                Action::WeightBits(8),
+                Action::ActBits(6),
+                Action::AllBits(-3),
+                Action::AllBits(-1),
+                Action::Top,
+                Action::WeightBits(-6),
+            ];
+            for s in steps {
+                a.update(s);
+                let full = model::evaluate(&a.net, &a.opts, &a.cm).unwrap();
+                assert_eq!(a.report, full, "{net} {protocol} after {s:?}");
+            }
+        }
     }
 
     #[test]
@@ -1433,6 +1338,43 @@ mod tests {
     }
 
     #[test]
+    fn pareto_front_of_hand_made_points() {
+        let pts = [
+            (5, 1.0),
+            (3, 3.0),
+            (4, 2.0),
+            (4, 2.5),
+            (6, 0.5),
+            (7, 0.7),
+            (3, 3.0),
+        ];
+        assert_eq!(
+            pareto_front(&pts),
+            vec![(3, 3.0), (4, 2.0), (5, 1.0), (6, 0.5)]
+        );
+        assert!(pareto_front(&[]).is_empty());
+    }
+
+    #[test]
+    fn the_search_choice_is_on_the_front() {
+        let mut a = app(Protocol::Hequant);
+        select(&mut a, is_conv);
+        let d = a.detail.clone().unwrap();
+        assert_eq!(d.cloud.len() as u64, d.feasible);
+        let (_, c) = d.best.unwrap();
+        let best_bytes = c.bytes_in + c.bytes_out;
+        // Minimum communication is the front's first point.
+        assert_eq!(d.front[0].0, best_bytes);
+        assert_eq!(d.current, d.front[0]);
+        for p in &d.cloud {
+            assert!(
+                d.front.iter().any(|f| f.0 <= p.0 && f.1 <= p.1),
+                "{p:?} is not dominated by the front"
+            );
+        }
+    }
+
+    #[test]
     fn non_linear_layers_have_no_mapping_to_change() {
         let mut a = app(Protocol::Hequant);
         select(&mut a, |l| l.kind == "relu");
@@ -1536,7 +1478,7 @@ mod tests {
         a.background = true;
         a.update(Action::CycleObjective);
         let job = a.chart_job.as_ref().expect("a sweep started");
-        assert_eq!(job.total, chart_steps());
+        assert_eq!(job.total, crate::tui::chart::chart_steps());
         finish(&mut a);
         let inline = chart_data(&a.net, &a.cm, &a.opts);
         assert_eq!(a.chart, inline);
@@ -1614,6 +1556,9 @@ mod tests {
         assert_ne!(a.layer_chart.as_ref().unwrap().key, c.key);
         // Layers without weights have no layer chart.
         select(&mut a, |l| l.kind == "relu");
+        assert_eq!(a.layer_chart_key(), None);
+        a.update(Action::ChartScope);
+        assert_eq!(a.chart_scope, ChartScope::Pareto);
         assert_eq!(a.layer_chart_key(), None);
         a.update(Action::ChartScope);
         assert_eq!(a.chart_scope, ChartScope::Network);

@@ -179,7 +179,7 @@ pub const KEYMAP: &[Binding] = &[
     Binding {
         keys: &[ch('v', "v")],
         action: Action::ChartScope,
-        help: "chart: network or layer",
+        help: "chart: network, layer, front",
     },
     Binding {
         keys: &[ch('z', "z")],

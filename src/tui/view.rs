@@ -1,6 +1,7 @@
 //! Drawing: borrows the state, never changes it.
 
-use super::app::{App, CHART_BITS, ChartScope, Pane, SortColumn};
+use super::app::{App, Pane, SortColumn};
+use super::chart::{CHART_BITS, ChartScope};
 use super::keymap::{KEYMAP, key_labels};
 use crate::mapper::describe;
 use crate::model::report::LayerReport;
@@ -350,7 +351,14 @@ fn draw_table(f: &mut Frame, app: &App, area: Rect) {
             })
         }))
     });
-    let widths = cols.iter().map(|c| Constraint::Length(c.width));
+    // The layer name takes what the other columns leave.
+    let widths = cols.iter().map(|c| {
+        if c.header == "layer" {
+            Constraint::Min(c.width)
+        } else {
+            Constraint::Length(c.width)
+        }
+    });
     let visible = inner.height.saturating_sub(1) as usize;
     let offset = table_offset(app, visible);
     let mut state = TableState::default()
@@ -437,6 +445,7 @@ fn short_name(p: Protocol) -> &'static str {
 fn draw_chart(f: &mut Frame, app: &App, area: Rect) {
     let log = |v: f64| v.max(1.0).log10();
     let (data, job, title, current) = match app.chart_scope {
+        ChartScope::Pareto => return draw_pareto(f, app, area),
         ChartScope::Network => (
             Some(&app.chart),
             app.chart_job.as_ref(),
@@ -545,6 +554,74 @@ fn draw_chart(f: &mut Frame, app: &App, area: Rect) {
                 .labels(["2", "9", "16"].map(Span::raw)),
         )
         .y_axis(Axis::default().bounds([lo, hi]).labels(ylabels))
+        .legend_position(None);
+    f.render_widget(chart, area);
+}
+
+/// The selected layer's search: bytes (log) against latency for every feasible candidate,
+/// the Pareto front, and the current mapping.
+fn draw_pareto(f: &mut Frame, app: &App, area: Rect) {
+    let (Some(d), Some(l)) = (app.detail.as_ref(), app.selected_layer()) else {
+        let p = Paragraph::new("select a layer with an HE mapping (v: network chart)")
+            .block(Block::bordered().title(" search front "))
+            .wrap(Wrap { trim: true });
+        f.render_widget(p, area);
+        return;
+    };
+    let pt = |&(b, t): &(u64, f64)| ((b.max(1) as f64).log10(), t * 1e3);
+    let cloud: Vec<(f64, f64)> = d.cloud.iter().map(pt).collect();
+    let front: Vec<(f64, f64)> = d.front.iter().map(pt).collect();
+    let current = [pt(&d.current)];
+    let (x0, x1, y1) = cloud
+        .iter()
+        .chain(&current)
+        .fold((f64::INFINITY, f64::NEG_INFINITY, 0f64), |(a, b, c), p| {
+            (a.min(p.0), b.max(p.0), c.max(p.1))
+        });
+    let (x0, x1) = (x0 - 0.02, x1 + 0.02);
+    let y1 = if y1 > 0.0 { y1 * 1.05 } else { 1.0 };
+    let datasets = vec![
+        Dataset::default()
+            .marker(Marker::Dot)
+            .graph_type(GraphType::Scatter)
+            .style(Style::new().fg(Color::DarkGray))
+            .data(&cloud),
+        Dataset::default()
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::new().fg(Color::Green))
+            .data(&front),
+        Dataset::default()
+            .marker(Marker::Custom('#'))
+            .graph_type(GraphType::Scatter)
+            .style(Style::new().fg(Color::White).add_modifier(Modifier::BOLD))
+            .data(&current),
+    ];
+    let bytes = |x: f64| Span::raw(human_bytes(10f64.powf(x).round() as u64));
+    let ms = |y: f64| Span::raw(human_seconds(y / 1e3));
+    let chart = Chart::new(datasets)
+        .block(
+            Block::bordered()
+                .title(format!(
+                    " {}: {} candidates, bytes (log) vs latency ",
+                    l.name, d.feasible
+                ))
+                .title_bottom(Line::from(vec![
+                    Span::styled(" • feasible ", Style::new().fg(Color::DarkGray)),
+                    Span::styled(" Pareto front ", Style::new().fg(Color::Green)),
+                    Span::raw(" # now "),
+                ])),
+        )
+        .x_axis(Axis::default().bounds([x0, x1]).labels([
+            bytes(x0),
+            bytes((x0 + x1) / 2.0),
+            bytes(x1),
+        ]))
+        .y_axis(
+            Axis::default()
+                .bounds([0.0, y1])
+                .labels([ms(0.0), ms(y1 / 2.0), ms(y1)]),
+        )
         .legend_position(None);
     f.render_widget(chart, area);
 }
@@ -719,6 +796,15 @@ mod tests {
         a.update(Action::Down);
         a.update(Action::Down);
         a.update(Action::TogglePane);
+        a.update(Action::ChartScope);
+        insta::assert_snapshot!(screen(&a, 120, 40));
+    }
+
+    #[test]
+    fn pareto_120x40() {
+        let mut a = app();
+        a.update(Action::TogglePane);
+        a.update(Action::ChartScope);
         a.update(Action::ChartScope);
         insta::assert_snapshot!(screen(&a, 120, 40));
     }
