@@ -33,11 +33,7 @@ pub fn run<S: Read + Write>(
     opts: &RunOptions,
 ) -> Result<VerifyReport, VerifyError> {
     let mut ch = Channel::new(stream);
-    let hello = Hello {
-        network: plan.network.clone(),
-        protocol: plan.protocol.name().into(),
-        layers: plan.layers.iter().map(|l| l.params.name.clone()).collect(),
-    };
+    let hello = Hello::of(plan, opts);
     ch.send(
         Kind::Hello,
         &serde_json::to_vec(&hello).expect("hello serialises"),
