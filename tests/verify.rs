@@ -126,14 +126,16 @@ fn a_corrupted_ciphertext_coefficient_is_detected() {
 
 #[test]
 fn a_corrupted_mask_coefficient_is_detected() {
-    // Flipping a high bit of a c1 coefficient perturbs many outputs.
+    // Flipping bit c1_bits - 2 of c1's coefficient 0 moves the phase of output coefficient
+    // j by q/4 wherever the binary secret key has s_j = 1: with 64 outputs in a response of
+    // conv7, missing them all would need 64 zero key bits.
     let net = minionn();
-    let plan = plan_for(&net, Protocol::Cheetah, Some(&["fc".to_string()]));
+    let plan = plan_for(&net, Protocol::Cheetah, Some(&["conv7".to_string()]));
     let p = &plan.layers[0].params;
     let opts = RunOptions {
         data: DataMode::Random,
         fault: Some(Fault {
-            layer: "fc".into(),
+            layer: "conv7".into(),
             response: 0,
             bit: (p.c1_bits - 2) as usize,
         }),
