@@ -120,7 +120,7 @@ fn a_corrupted_ciphertext_coefficient_is_detected() {
     assert!(!l.correct);
     assert_eq!(l.mismatches, 1);
     let m = &l.first_mismatches[0];
-    let diff = m.got.wrapping_sub(m.expected) & ((1u64 << p.ring_bits) - 1);
+    let diff = m.got.unwrap().wrapping_sub(m.expected) & ((1u64 << p.ring_bits) - 1);
     assert_eq!(diff, 1u64 << (p.ring_bits - 1));
 }
 

@@ -197,7 +197,12 @@ pub fn table(r: &VerifyReport) -> String {
             let _ = writeln!(
                 s,
                 "  MISMATCH {} at output (c {}, y {}, x {}): got {}, expected {}",
-                l.name, m.position[0], m.position[1], m.position[2], m.got, m.expected
+                l.name,
+                m.position[0],
+                m.position[1],
+                m.position[2],
+                m.got.map_or("nothing".to_string(), |v| v.to_string()),
+                m.expected
             );
         }
         for m in &l.first_coefficient_mismatches {
