@@ -356,3 +356,73 @@ proptest! {
         prop_assert_eq!(l.payload_bytes, l.predicted_bytes);
     }
 }
+
+/// The JSON contract of `hequant verify --format json`: ok, protocol, and per layer name,
+/// correct, predicted/measured bytes (both directions) and seconds, noise headroom.
+#[test]
+fn cli_json_contract() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hequant"))
+        .args([
+            "verify",
+            "--network",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/networks/minionn-cifar10.toml"),
+            "--protocol",
+            "hequant-naive",
+            "--layers",
+            "conv7,fc",
+            "--format",
+            "json",
+        ])
+        .output()
+        .expect("the binary runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["protocol"], "hequant-naive");
+    let layers = v["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2);
+    for l in layers {
+        assert_eq!(l["correct"], true);
+        for k in [
+            "predicted_bytes",
+            "measured_bytes",
+            "predicted_s",
+            "measured_s",
+            "noise_headroom_bits",
+        ] {
+            assert!(l[k].is_number(), "{k} in {l}");
+        }
+        let (p, m) = (
+            l["predicted_bytes"].as_u64().unwrap(),
+            l["measured_bytes"].as_u64().unwrap(),
+        );
+        assert_eq!(
+            m,
+            l["measured_bytes_client_to_server"].as_u64().unwrap()
+                + l["measured_bytes_server_to_client"].as_u64().unwrap()
+        );
+        assert!(m >= p && (m as f64) < p as f64 * 1.01);
+    }
+}
+
+#[test]
+fn cli_refuses_an_unknown_layer() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hequant"))
+        .args([
+            "verify",
+            "--network",
+            "minionn-cifar10",
+            "--layers",
+            "conv99",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no layer named 'conv99'"), "{err}");
+}
