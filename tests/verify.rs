@@ -88,6 +88,18 @@ fn minionn_hequant_layers_are_exact() {
 }
 
 #[test]
+fn minionn_hequant_packed_layers_are_exact() {
+    // hequant-packed may pack; on MiniONN at w8a8 the model keeps every layer unpacked.
+    let r = run(
+        &minionn(),
+        Protocol::HequantPacked,
+        &LAYERS,
+        &RunOptions::default(),
+    );
+    check_bytes_and_shares(&r);
+}
+
+#[test]
 fn worst_case_data_is_exact_unpacked() {
     // Every share 2^l - 1 and every weight -2^(b_w - 1): with t = 2^l and q a power of
     // two the share wrap vanishes, so the result is exact.
