@@ -88,6 +88,18 @@ fn minionn_hequant_layers_are_exact() {
 }
 
 #[test]
+fn minionn_hequant_packed_layers_are_exact() {
+    // hequant-packed may pack; on MiniONN at w8a8 the model keeps every layer unpacked.
+    let r = run(
+        &minionn(),
+        Protocol::HequantPacked,
+        &LAYERS,
+        &RunOptions::default(),
+    );
+    check_bytes_and_shares(&r);
+}
+
+#[test]
 fn worst_case_data_is_exact_unpacked() {
     // Every share 2^l - 1 and every weight -2^(b_w - 1): with t = 2^l and q a power of
     // two the share wrap vanishes, so the result is exact.
@@ -120,20 +132,22 @@ fn a_corrupted_ciphertext_coefficient_is_detected() {
     assert!(!l.correct);
     assert_eq!(l.mismatches, 1);
     let m = &l.first_mismatches[0];
-    let diff = m.got.wrapping_sub(m.expected) & ((1u64 << p.ring_bits) - 1);
+    let diff = m.got.unwrap().wrapping_sub(m.expected) & ((1u64 << p.ring_bits) - 1);
     assert_eq!(diff, 1u64 << (p.ring_bits - 1));
 }
 
 #[test]
 fn a_corrupted_mask_coefficient_is_detected() {
-    // Flipping a high bit of a c1 coefficient perturbs many outputs.
+    // Flipping bit c1_bits - 2 of c1's coefficient 0 moves the phase of output coefficient
+    // j by q/4 wherever the binary secret key has s_j = 1: with 64 outputs in a response of
+    // conv7, missing them all would need 64 zero key bits.
     let net = minionn();
-    let plan = plan_for(&net, Protocol::Cheetah, Some(&["fc".to_string()]));
+    let plan = plan_for(&net, Protocol::Cheetah, Some(&["conv7".to_string()]));
     let p = &plan.layers[0].params;
     let opts = RunOptions {
         data: DataMode::Random,
         fault: Some(Fault {
-            layer: "fc".into(),
+            layer: "conv7".into(),
             response: 0,
             bit: (p.c1_bits - 2) as usize,
         }),
@@ -353,4 +367,74 @@ proptest! {
         prop_assert!(r.ok, "{:?} {:?}", l.first_mismatches, l.first_coefficient_mismatches);
         prop_assert_eq!(l.payload_bytes, l.predicted_bytes);
     }
+}
+
+/// The JSON contract of `hequant verify --format json`: ok, protocol, and per layer name,
+/// correct, predicted/measured bytes (both directions) and seconds, noise headroom.
+#[test]
+fn cli_json_contract() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hequant"))
+        .args([
+            "verify",
+            "--network",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/networks/minionn-cifar10.toml"),
+            "--protocol",
+            "hequant-naive",
+            "--layers",
+            "conv7,fc",
+            "--format",
+            "json",
+        ])
+        .output()
+        .expect("the binary runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["protocol"], "hequant-naive");
+    let layers = v["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2);
+    for l in layers {
+        assert_eq!(l["correct"], true);
+        for k in [
+            "predicted_bytes",
+            "measured_bytes",
+            "predicted_s",
+            "measured_s",
+            "noise_headroom_bits",
+        ] {
+            assert!(l[k].is_number(), "{k} in {l}");
+        }
+        let (p, m) = (
+            l["predicted_bytes"].as_u64().unwrap(),
+            l["measured_bytes"].as_u64().unwrap(),
+        );
+        assert_eq!(
+            m,
+            l["measured_bytes_client_to_server"].as_u64().unwrap()
+                + l["measured_bytes_server_to_client"].as_u64().unwrap()
+        );
+        assert!(m >= p && (m as f64) < p as f64 * 1.01);
+    }
+}
+
+#[test]
+fn cli_refuses_an_unknown_layer() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hequant"))
+        .args([
+            "verify",
+            "--network",
+            "minionn-cifar10",
+            "--layers",
+            "conv99",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no layer named 'conv99'"), "{err}");
 }

@@ -16,6 +16,14 @@ pub enum VerifyFormat {
     Json,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum DataArg {
+    /// Shares uniform mod 2^l, weights uniform signed integers (CSPRNG).
+    Random,
+    /// Every share 2^l - 1, every weight -2^(b_w - 1): the fullest slots.
+    WorstCase,
+}
+
 #[derive(Args)]
 pub struct VerifyArgs {
     #[command(flatten)]
@@ -35,6 +43,9 @@ pub struct VerifyArgs {
     /// Be the client party only, connecting to a server on this address.
     #[arg(long)]
     pub connect: Option<String>,
+    /// Data of the layers (both parties must use the same).
+    #[arg(long, value_enum, default_value = "random")]
+    pub data: DataArg,
     /// Write the report to this file instead of standard output.
     #[arg(long, short = 'o')]
     pub output: Option<PathBuf>,
@@ -71,7 +82,13 @@ pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
         }
         return Err(m);
     }
-    let opts = RunOptions::default();
+    let opts = RunOptions {
+        data: match a.data {
+            DataArg::Random => verify::DataMode::Random,
+            DataArg::WorstCase => verify::DataMode::WorstCase,
+        },
+        fault: None,
+    };
     if let Some(addr) = &a.listen {
         let listener = std::net::TcpListener::bind(addr)
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -180,7 +197,12 @@ pub fn table(r: &VerifyReport) -> String {
             let _ = writeln!(
                 s,
                 "  MISMATCH {} at output (c {}, y {}, x {}): got {}, expected {}",
-                l.name, m.position[0], m.position[1], m.position[2], m.got, m.expected
+                l.name,
+                m.position[0],
+                m.position[1],
+                m.position[2],
+                m.got.map_or("nothing".to_string(), |v| v.to_string()),
+                m.expected
             );
         }
         for m in &l.first_coefficient_mismatches {

@@ -33,11 +33,7 @@ pub fn run<S: Read + Write>(
     opts: &RunOptions,
 ) -> Result<VerifyReport, VerifyError> {
     let mut ch = Channel::new(stream);
-    let hello = Hello {
-        network: plan.network.clone(),
-        protocol: plan.protocol.name().into(),
-        layers: plan.layers.iter().map(|l| l.params.name.clone()).collect(),
-    };
+    let hello = Hello::of(plan, opts);
     ch.send(
         Kind::Hello,
         &serde_json::to_vec(&hello).expect("hello serialises"),
@@ -262,17 +258,22 @@ fn run_layer<S: Read + Write>(
     let o = lp.layer.output;
     let mut mism = 0u64;
     let mut shown = Vec::new();
-    for (i, (g, &e)) in got.iter().zip(&expected).enumerate() {
-        let got = g.unwrap_or(e.wrapping_add(1 << 20) & mask);
-        let d = got.wrapping_sub(e) & mask;
-        if d.min(mask - d + 1) > tolerance || g.is_none() {
+    for (i, (&g, &e)) in got.iter().zip(&expected).enumerate() {
+        let wrong = match g {
+            Some(v) => {
+                let d = v.wrapping_sub(e) & mask;
+                d.min(mask - d + 1) > tolerance
+            }
+            None => true,
+        };
+        if wrong {
             mism += 1;
             if shown.len() < SHOWN {
                 let i64_ = i as u64;
                 shown.push(Mismatch {
                     index: i,
                     position: [i64_ / (o.h * o.w), (i64_ / o.w) % o.h, i64_ % o.w],
-                    got,
+                    got: g,
                     expected: e,
                 });
             }

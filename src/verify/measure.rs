@@ -24,6 +24,10 @@ pub struct Calibration {
     pub ntt_inverse_us: f64,
     pub primes: usize,
     pub reps: usize,
+    /// Encryption and decryption with Cheetah's q = 2^109 in the u128 container (the
+    /// compute profile has one figure each; these are for comparison).
+    pub encrypt_wide_us: f64,
+    pub decrypt_wide_us: f64,
 }
 
 fn median_us(reps: usize, mut f: impl FnMut()) -> f64 {
@@ -73,7 +77,19 @@ pub fn calibrate(reps: usize) -> Calibration {
     let ntt_inverse_us = median_us(reps, || {
         std::hint::black_box(ntt.inverse(acc.clone()));
     });
+    let mut wide = ClientKey::<u128>::new(n);
+    let mut last_wide = None;
+    let encrypt_wide_us = median_us(reps, || {
+        last_wide = Some(wide.encrypt(&m, 37, 109, 3.2));
+    });
+    let c1w: Vec<u128> = last_wide.map(|q| q.body).unwrap_or_else(|| vec![0; n]);
+    let c0w: Vec<(usize, u128)> = (0..n).map(|i| (i, c1w[i] >> 71)).collect();
+    let decrypt_wide_us = median_us(reps, || {
+        std::hint::black_box(wide.decrypt(&c1w, 109, &c0w, 38, 37, 109));
+    });
     Calibration {
+        encrypt_wide_us,
+        decrypt_wide_us,
         encrypt_us,
         decrypt_us,
         ntt_forward_us,

@@ -320,7 +320,8 @@ pub struct Mismatch {
     /// Index in the output tensor (channel-major) and as (channel, row, column).
     pub index: usize,
     pub position: [u64; 3],
-    pub got: u64,
+    /// `None`: no response slot held this output.
+    pub got: Option<u64>,
     pub expected: u64,
 }
 

@@ -221,3 +221,72 @@ impl Packer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::PackDirection;
+    use proptest::prelude::*;
+
+    fn geom(c: u64, h: u64, m: u64, k: u64) -> ConvGeom {
+        ConvGeom {
+            c,
+            h,
+            w: h,
+            m,
+            kh: k,
+            kw: k,
+            sh: 1,
+            sw: 1,
+            groups: 1,
+            out_h: h + 1 - k,
+            out_w: h + 1 - k,
+            fan_in: c * k * k,
+        }
+    }
+
+    proptest! {
+        /// Every real output is held by exactly one slot of one virtual output.
+        #[test]
+        fn slots_cover_every_output_once(
+            c in 1u64..9, h in 3u64..12, m in 1u64..9, k in 1u64..4, dir in 0usize..4, b in 2u32..4,
+        ) {
+            let g = geom(c, h.max(k), m, k);
+            let p = Packer::new(&g, Packing { direction: PackDirection::ALL[dir], factor: b }, 20);
+            prop_assume!(p.is_ok());
+            let p = p.unwrap();
+            let mut seen = vec![0u32; g.out_elems() as usize];
+            for v in 0..p.virt.out_elems() as usize {
+                for (_, real) in p.slots(v) {
+                    seen[real] += 1;
+                }
+            }
+            prop_assert!(seen.iter().all(|&n| n == 1), "{seen:?}");
+        }
+    }
+
+    #[test]
+    fn input_channel_product_lands_in_the_middle_slot() {
+        // One output of a 1 x 1 conv over 3 channels packed by 2: (x0 + 2^S x1) * (w1 + 2^S w0)
+        // + x2 * 2^S w2 holds x0 w0 + x1 w1 + x2 w2 in slot 1.
+        let g = geom(3, 1, 1, 1);
+        let p = Packer::new(
+            &g,
+            Packing {
+                direction: PackDirection::InputChannel,
+                factor: 2,
+            },
+            16,
+        )
+        .unwrap();
+        let x = p.pack_input(&[3, 5, 7]);
+        let w = p.pack_weights(&[2, -1, 4]);
+        let y: i128 = x.iter().zip(&w).map(|(&a, &b)| a as i128 * b).sum();
+        let (shift, _) = p.slots(0)[0];
+        // Slot 0 holds the cross term x0 w1 = -3: reading slot 1 takes a borrow of one
+        // unit from it (the decoding's tolerance); without slot 0 it is exact.
+        assert_eq!((y >> shift) & 0xffff, 3 * 2 - 5 + 7 * 4 - 1);
+        let slot0 = -3; // x0 * w1
+        assert_eq!(((y - slot0) >> shift) & 0xffff, 3 * 2 - 5 + 7 * 4);
+    }
+}

@@ -26,6 +26,19 @@ pub struct Hello {
     pub network: String,
     pub protocol: String,
     pub layers: Vec<String>,
+    /// How the layers' data are drawn (the check regenerates the server's data).
+    pub data: String,
+}
+
+impl Hello {
+    pub fn of(plan: &Plan, opts: &RunOptions) -> Hello {
+        Hello {
+            network: plan.network.clone(),
+            protocol: plan.protocol.name().into(),
+            layers: plan.layers.iter().map(|l| l.params.name.clone()).collect(),
+            data: format!("{:?}", opts.data),
+        }
+    }
 }
 
 /// What the server reveals after a layer so that the client can check it.
@@ -185,15 +198,18 @@ pub fn serve<S: Read + Write>(
     ))?;
     let hello: Hello = serde_json::from_slice(&hello)
         .map_err(|e| VerifyError::Mismatch(format!("the client's hello is not valid: {e}")))?;
-    let mine = Hello {
-        network: plan.network.clone(),
-        protocol: plan.protocol.name().into(),
-        layers: plan.layers.iter().map(|l| l.params.name.clone()).collect(),
-    };
+    let mine = Hello::of(plan, opts);
     if hello != mine {
         let msg = format!(
-            "client runs {} / {} / layers {:?}, server runs {} / {} / layers {:?}",
-            hello.network, hello.protocol, hello.layers, mine.network, mine.protocol, mine.layers
+            "client runs {} / {} / layers {:?} / data {}, server runs {} / {} / layers {:?} / data {}",
+            hello.network,
+            hello.protocol,
+            hello.layers,
+            hello.data,
+            mine.network,
+            mine.protocol,
+            mine.layers,
+            mine.data
         );
         let _ = ch.send(Kind::Abort, msg.as_bytes());
         return Err(VerifyError::Mismatch(msg));
