@@ -36,8 +36,11 @@ pub fn run(a: &CalibrateArgs, cm: &CostModel) -> Result<(), String> {
          ntt_inverse_us = {:.1}\n\
          # OT-based non-linear layers: not measured here, kept from the cost model in use.\n\
          ot_ns_per_bit = {}\n\
-         # For comparison (the profile holds one figure each): with q = 2^109 in a u128\n\
-         # container, as Cheetah's parameters run, encryption took {:.1} us and decryption {:.1} us.\n",
+         # The NTT figures are for this many CRT primes; a mapping's own prime count scales them.\n\
+         ntt_primes = {primes}\n\
+         # With q = 2^109 in a u128 container, as Cheetah's parameters run (log q > 64).\n\
+         encrypt_wide_us = {:.1}\n\
+         decrypt_wide_us = {:.1}\n",
         c.encrypt_us,
         c.decrypt_us,
         c.ntt_forward_us,

@@ -180,6 +180,26 @@ pub struct LinearCost {
     pub headroom_bits: f64,
     pub tiles: u64,
     pub insecure: bool,
+    /// NTT primes the server's exact products need ([`ntt_primes`]).
+    pub ntt_primes: u32,
+}
+
+/// Bits of the primes of the exact NTT the server computes with (tfhe-ntt's `prime64`
+/// plans, below 2^62 for its fast reduction).
+pub const NTT_PRIME_BITS: u32 = 62;
+
+/// Bits of the bound on |sum of `terms` products| of centred log_q-bit ciphertext
+/// coefficients and weights of magnitude below 2^(weight_bits - 1), in a ring of degree n:
+/// (log_q - 1) + (b_w - 1) + log2 N + log2(terms) + 1.
+pub fn ntt_bound_bits(log_q: u32, weight_bits: u32, n: u64, terms: u64) -> u32 {
+    (log_q - 1) + weight_bits.saturating_sub(1).max(1) + n.ilog2() + 64
+        - terms.max(1).leading_zeros()
+}
+
+/// Number of NTT primes whose product exceeds 2^(bound_bits + 1), so that CRT recovers the
+/// exact sum: the server's NTT work per polynomial grows with it.
+pub fn ntt_primes(bound_bits: u32) -> u32 {
+    (bound_bits + 2).div_ceil(NTT_PRIME_BITS - 1)
 }
 
 /// Expected square of a uniform signed weight of `b` bits: about 4^(b-1) / 3.
@@ -486,6 +506,16 @@ pub fn evaluate_coeff(
         headroom_bits,
         tiles,
         insecure,
+        ntt_primes: ntt_primes(ntt_bound_bits(
+            log_q,
+            if amp_bits > 0 {
+                amp_bits + eff_w_bits + 1
+            } else {
+                eff_w_bits
+            },
+            n,
+            c_eff.div_ceil(c_w),
+        )),
     })
 }
 

@@ -114,16 +114,30 @@ pub enum ModelError {
 
 /// Seconds of compute for a linear mapping on a profile (client encrypt/decrypt, server
 /// NTTs and multiply-accumulates), scaled linearly in N from the profile's N = 4096.
+/// A calibrated profile also scales the NTT work with the CRT primes the mapping needs
+/// and prices encryption and decryption above 2^64 with its wide-container figures.
 pub fn linear_compute_s(p: &ComputeProfile, n: u64, c: &LinearCost, ntt: bool) -> f64 {
     let scale = n as f64 / 4096.0;
-    let us = if ntt {
-        c.ct_in as f64 * (p.encrypt_us + 2.0 * p.ntt_forward_us)
-            + c.products as f64 * 2.0 * p.mul_acc_us
-            + c.ct_out as f64 * (2.0 * p.ntt_inverse_us + p.decrypt_us)
+    let wide = c.log_q > 64;
+    let enc = if wide {
+        p.encrypt_wide_us.unwrap_or(p.encrypt_us)
     } else {
-        c.ct_in as f64 * p.encrypt_us
-            + c.products as f64 * 2.0 * p.mul_acc_us
-            + c.ct_out as f64 * p.decrypt_us
+        p.encrypt_us
+    };
+    let dec = if wide {
+        p.decrypt_wide_us.unwrap_or(p.decrypt_us)
+    } else {
+        p.decrypt_us
+    };
+    let primes = p
+        .ntt_primes
+        .map_or(1.0, |m| c.ntt_primes as f64 / m.max(1) as f64);
+    let us = if ntt {
+        c.ct_in as f64 * (enc + 2.0 * p.ntt_forward_us * primes)
+            + c.products as f64 * 2.0 * p.mul_acc_us * primes
+            + c.ct_out as f64 * (2.0 * p.ntt_inverse_us * primes + dec)
+    } else {
+        c.ct_in as f64 * enc + c.products as f64 * 2.0 * p.mul_acc_us + c.ct_out as f64 * dec
     };
     us * scale * 1e-6 / p.threads.max(1) as f64
 }
@@ -667,5 +681,66 @@ fn join(a: &str, b: &str) -> String {
         b.to_string()
     } else {
         format!("{a}; {b}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::{LinearMapping, Packing, Tiling};
+    use crate::model::linear::{ConvGeom, evaluate_coeff};
+    use crate::units::RingDegree;
+
+    fn cost(log_q_fixed: Option<u32>) -> LinearCost {
+        let cm = CostModel::builtin().unwrap();
+        let g = ConvGeom {
+            c: 16,
+            h: 10,
+            w: 10,
+            m: 16,
+            kh: 3,
+            kw: 3,
+            sh: 1,
+            sw: 1,
+            groups: 1,
+            out_h: 8,
+            out_w: 8,
+            fan_in: 144,
+        };
+        let mut ctx = he_context(Protocol::Cheetah, &cm, 37, None, false);
+        ctx.fixed_log_q = log_q_fixed;
+        let m = LinearMapping {
+            n: RingDegree::try_new(4096).unwrap(),
+            tiling: Tiling {
+                c_w: 16,
+                h_w: 10,
+                w_w: 10,
+                m_w: 1,
+            },
+            packing: Packing::NONE,
+        };
+        evaluate_coeff(&g, &m, &ctx, &cm).unwrap()
+    }
+
+    /// A calibrated profile prices a 109-bit modulus with its wide-container figures and
+    /// scales the NTT work with the primes the mapping needs (3 at 109 bits: the bound is
+    /// 108 + 12 + 12 + 1 bits); an uncalibrated one keeps its single figures.
+    #[test]
+    fn calibrated_profile_prices_wide_moduli_and_ntt_primes() {
+        let c = cost(Some(109));
+        assert_eq!(c.ntt_primes, 3);
+        let mut p = CostModel::builtin().unwrap().compute;
+        let plain = linear_compute_s(&p, 4096, &c, true);
+        p.encrypt_wide_us = Some(p.encrypt_us * 2.0);
+        p.decrypt_wide_us = Some(p.decrypt_us * 2.0);
+        p.ntt_primes = Some(3);
+        let wide = linear_compute_s(&p, 4096, &c, true);
+        let enc_dec = (c.ct_in as f64 * p.encrypt_us + c.ct_out as f64 * p.decrypt_us) * 1e-6;
+        assert!(
+            (wide - plain - enc_dec).abs() < 1e-9,
+            "{wide} {plain} {enc_dec}"
+        );
+        p.ntt_primes = Some(1);
+        assert!(linear_compute_s(&p, 4096, &c, true) > wide);
     }
 }

@@ -287,6 +287,16 @@ pub struct ComputeProfile {
     pub mul_acc_us: f64,
     pub ntt_inverse_us: f64,
     pub ot_ns_per_bit: f64,
+    /// NTT primes the NTT figures above were measured with; when given, the server's NTT
+    /// costs scale with the primes a mapping needs (`LinearCost::ntt_primes`).
+    #[serde(default)]
+    pub ntt_primes: Option<u32>,
+    /// Encryption and decryption with a ciphertext modulus above 2^64 (the u128 container,
+    /// Cheetah's 109 bits); when absent, the figures above are used.
+    #[serde(default)]
+    pub encrypt_wide_us: Option<f64>,
+    #[serde(default)]
+    pub decrypt_wide_us: Option<f64>,
 }
 
 pub const COMPUTE_FORMAT: &str = "hequant-compute";

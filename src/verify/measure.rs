@@ -65,7 +65,7 @@ pub fn calibrate(reps: usize) -> Calibration {
             CALIBRATION_LOG_Q,
         ));
     });
-    let ntt = CrtNtt::new(n, bound_bits(CALIBRATION_LOG_Q, 8, n, 64))
+    let ntt = CrtNtt::new(n, bound_bits(CALIBRATION_LOG_Q, 8, n as u64, 64))
         .expect("NTT primes exist at N = 4096");
     let a: Vec<i128> = c1.iter().map(|&v| v as i128 - (1i128 << 42)).collect();
     let w: Vec<i128> = (0..n as i128).map(|i| (i * 31) % 255 - 127).collect();

@@ -12,8 +12,8 @@
 
 use tfhe_ntt::prime64::Plan;
 
-/// Bits of each NTT prime (below 2^62 so that tfhe-ntt's fast reduction applies).
-const PRIME_BITS: u32 = 62;
+pub use crate::model::linear::ntt_bound_bits as bound_bits;
+use crate::model::linear::{NTT_PRIME_BITS as PRIME_BITS, ntt_primes};
 
 /// Deterministic Miller-Rabin for u64.
 fn is_prime(n: u64) -> bool {
@@ -82,7 +82,7 @@ pub struct CrtNtt {
 impl CrtNtt {
     /// Plans for ring degree `n` and sums of absolute value below 2^bound_bits.
     pub fn new(n: usize, bound_bits: u32) -> Option<CrtNtt> {
-        let k = (bound_bits + 2).div_ceil(PRIME_BITS - 1) as usize;
+        let k = ntt_primes(bound_bits) as usize;
         let step = 2 * n as u64;
         let mut primes = Vec::with_capacity(k);
         let mut cand = ((1u64 << PRIME_BITS) / step) * step + 1;
@@ -185,13 +185,6 @@ impl CrtNtt {
     }
 }
 
-/// Bits of the bound on |sum of `terms` products| of centred log_q-bit coefficients and
-/// weights of magnitude below 2^(weight_bits - 1), in a ring of degree n.
-pub fn bound_bits(log_q: u32, weight_bits: u32, n: usize, terms: u64) -> u32 {
-    (log_q - 1) + weight_bits.saturating_sub(1).max(1) + n.ilog2() + 64
-        - terms.max(1).leading_zeros()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,7 +218,7 @@ mod tests {
             let n = 64;
             let mut s = seed;
             let mut next = || { s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); s };
-            let ntt = CrtNtt::new(n, bound_bits(log_q, wb, n, terms as u64)).unwrap();
+            let ntt = CrtNtt::new(n, bound_bits(log_q, wb, n as u64, terms as u64)).unwrap();
             let mut acc = ntt.zero();
             let mask = (1u128 << log_q) - 1;
             let mut expect = vec![0u128; n];

@@ -116,7 +116,7 @@ pub fn compute_layer(
     let qmask = low_mask(log_q);
     let n = lay.n;
     let wbits = lp.packer.weight_bits(p.weight_bits);
-    let ntt = CrtNtt::new(n, bound_bits(log_q, wbits, n, lay.cb))
+    let ntt = CrtNtt::new(n, bound_bits(log_q, wbits, n as u64, lay.cb))
         .expect("NTT primes exist for power-of-two N >= 16");
     // Add the server's share, then go to NTT form.
     let x_s = lp
