@@ -26,6 +26,9 @@ pub struct ExploreArgs {
     /// Where `e` exports the report; the extension picks the format (.csv, .md, .txt; else JSON).
     #[arg(long, default_value = "report.json")]
     pub export: PathBuf,
+    /// Where `i` writes the chart image (.png or .svg).
+    #[arg(long, default_value = "chart.png")]
+    pub chart: PathBuf,
 }
 
 pub fn run(a: &ExploreArgs, cm: &CostModel) -> Result<(), String> {
@@ -47,5 +50,6 @@ pub fn run(a: &ExploreArgs, cm: &CostModel) -> Result<(), String> {
     let mut app = App::new(net, cm.clone(), &a.model.network, opts)?;
     app.save_path = a.save.clone();
     app.export_path = a.export.clone();
+    app.chart_path = a.chart.clone();
     crate::tui::event::run(&mut app)
 }

@@ -67,6 +67,8 @@ pub enum Action {
     Undo,
     SaveMapping,
     ExportReport,
+    /// Write the chart to an image file through the `plot` module (PNG or SVG).
+    ExportChart,
     Help,
     Quit,
 }

@@ -152,6 +152,8 @@ pub struct App {
     pub detail: Option<Detail>,
     pub save_path: PathBuf,
     pub export_path: PathBuf,
+    /// Where `i` writes the chart image (PNG or SVG by extension).
+    pub chart_path: PathBuf,
     pub quit: bool,
     undo: Vec<Saved>,
 }
@@ -196,6 +198,7 @@ impl App {
             detail: None,
             save_path: PathBuf::from("mapping.toml"),
             export_path: PathBuf::from("report.json"),
+            chart_path: PathBuf::from("chart.png"),
             quit: false,
             undo: Vec::new(),
         };
@@ -311,6 +314,7 @@ impl App {
             Action::Undo => self.undo(),
             Action::SaveMapping => self.save(),
             Action::ExportReport => self.export(),
+            Action::ExportChart => self.export_chart(),
             Action::Help => self.show_help = true,
             Action::Quit => self.quit = true,
         }
@@ -873,6 +877,59 @@ impl App {
         }
     }
 
+    /// Writes the chart through the same renderer as `hequant plot`: with the network chart
+    /// showing, communication against the uniform bit width for every protocol (2..16, as
+    /// on screen); otherwise the per-layer breakdown of the current report. The status line
+    /// says which.
+    fn export_chart(&mut self) {
+        use crate::plot::{Chart, ImageFormat, Size, layer_bars, render};
+        let format = match ImageFormat::from_path(&self.chart_path) {
+            Ok(f) => f,
+            Err(e) => return self.error(e.to_string()),
+        };
+        let (bytes, what) = if self.chart_scope == ChartScope::Network {
+            let bits = crate::mapper::sweep::BitRange {
+                lo: *super::chart::CHART_BITS.start(),
+                hi: *super::chart::CHART_BITS.end(),
+            };
+            let base = EvalOptions {
+                overrides: Default::default(),
+                ..self.opts.clone()
+            };
+            let sw = crate::mapper::sweep::sweep(
+                &self.net,
+                &base,
+                &self.cm,
+                &Protocol::ALL,
+                bits,
+                self.opts.bits.all_layers,
+            );
+            match sw {
+                Ok(sw) => (
+                    render(&Chart::CommVsBits(&sw), format, Size::COLUMN),
+                    "communication vs bit width",
+                ),
+                Err(e) => return self.error(e.to_string()),
+            }
+        } else {
+            let rows = layer_bars(&self.report).len();
+            (
+                render(&Chart::Layers(&self.report), format, Size::for_rows(rows)),
+                "per-layer breakdown",
+            )
+        };
+        match bytes
+            .map_err(|e| e.to_string())
+            .and_then(|b| crate::io::write_atomic(&self.chart_path, &b))
+        {
+            Ok(()) => self.info(format!(
+                "exported the {what} chart to {}",
+                self.chart_path.display()
+            )),
+            Err(e) => self.error(e),
+        }
+    }
+
     /// The search behind the selected layer's mapping.
     fn compute_detail(&self) -> Option<Detail> {
         let idx = self.selected_index()?;
@@ -1422,6 +1479,47 @@ mod tests {
             md.starts_with("### resnet18-cifar100 under hequant"),
             "{md}"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn chart_export_goes_through_the_plot_renderer() {
+        let dir = std::env::temp_dir().join(format!("hequant-tui-chart-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut a = app(Protocol::Hequant);
+        // The network chart: communication against bit width, as a PNG.
+        a.chart_path = dir.join("c.png");
+        a.update(Action::ExportChart);
+        assert!(!a.status.error, "{}", a.status.text);
+        assert!(
+            a.status.text.contains("communication vs bit width"),
+            "{}",
+            a.status.text
+        );
+        let png = std::fs::read(&a.chart_path).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        // Another scope: the per-layer breakdown, as SVG with every linear layer named.
+        a.update(Action::ChartScope);
+        a.chart_path = dir.join("l.svg");
+        a.update(Action::ExportChart);
+        assert!(
+            a.status.text.contains("per-layer breakdown"),
+            "{}",
+            a.status.text
+        );
+        let svg = std::fs::read_to_string(&a.chart_path).unwrap();
+        assert!(svg.contains("<svg") && svg.contains("layer4.1.conv2"));
+        // A bad extension: a message, no file, nothing else changed.
+        let before = a.report.total.clone();
+        a.chart_path = dir.join("c.gif");
+        a.update(Action::ExportChart);
+        assert!(
+            a.status.error && a.status.text.contains("extension"),
+            "{}",
+            a.status.text
+        );
+        assert!(!a.chart_path.exists());
+        assert_eq!(a.report.total, before);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

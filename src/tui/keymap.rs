@@ -202,6 +202,11 @@ pub const KEYMAP: &[Binding] = &[
         help: "export report (--export)",
     },
     Binding {
+        keys: &[ch('i', "i")],
+        action: Action::ExportChart,
+        help: "export chart image (--chart)",
+    },
+    Binding {
         keys: &[ch('?', "?")],
         action: Action::Help,
         help: "this help",
