@@ -11,7 +11,7 @@ use crate::mapper::{Objective, search_layer};
 use crate::mapping::{LayerChoice, LinearMapping, PackDirection, Packing, Tiling};
 use crate::model::linear::{ConvGeom, HeContext, LinearCost, evaluate_coeff};
 use crate::model::report::{LayerReport, Report};
-use crate::model::{self, EvalOptions, he_context, linear_compute_s, space_options, step_latency};
+use crate::model::{self, EvalOptions, he_context, space_options};
 use crate::protocol::{CostModel, Link, Protocol};
 use crate::spec::mapping::MappingFile;
 use crate::units::Bits;
@@ -938,14 +938,7 @@ impl App {
         let space = space_options(self.opts.protocol, &self.cm);
         let link = self.opts.link;
         let profile = &self.cm.compute;
-        let lat = |m: &LinearMapping, c: &LinearCost| {
-            step_latency(
-                &link,
-                c.bytes_in + c.bytes_out,
-                1,
-                linear_compute_s(profile, m.n.as_u64(), c, true),
-            )
-        };
+        let lat = |m: &LinearMapping, c: &LinearCost| model::mapping_latency(&link, profile, m, c);
         // The search reports the latency of every feasible candidate, in candidate order:
         // recording them there ranks the alternatives without a second pass.
         let seen = Mutex::new(Vec::new());

@@ -18,9 +18,9 @@ pub mod server;
 pub mod transport;
 
 use crate::mapping::{LinearMapping, Packing, Tiling};
+use crate::model::he_context;
 use crate::model::linear::{ConvGeom, LinearCost};
 use crate::model::report::Report;
-use crate::model::{he_context, linear_compute_s, step_latency};
 use crate::protocol::{CostModel, Link, Protocol};
 use crate::workload::{Layer, Network};
 use encoding::Layout;
@@ -211,8 +211,7 @@ pub fn plan(
                 ),
             });
         }
-        let compute = linear_compute_s(&cm.compute, mapping.n.as_u64(), &cost, true);
-        let predicted_s = step_latency(link, cost.bytes_in + cost.bytes_out, 1, compute);
+        let predicted_s = crate::model::mapping_latency(link, &cm.compute, &mapping, &cost);
         layers.push(LayerPlan {
             params: LayerParams {
                 name: l.name.clone(),
