@@ -1,8 +1,8 @@
 //! Property tests of the model's invariants (issue 2, check 6).
 
 use hequant::mapping::space::{SpaceOptions, candidates};
-use hequant::mapping::{LinearMapping, PackDirection, Packing, Tiling};
-use hequant::model::linear::{ConvGeom, HeContext, evaluate_coeff};
+use hequant::mapping::{LinearMapping, PackDirection, Packing, SlotScheme, Tiling};
+use hequant::model::linear::{ConvGeom, HeContext, crt_log_t, crt_moduli, evaluate_coeff};
 use hequant::model::{EvalOptions, evaluate, parse_bits};
 use hequant::protocol::{CostModel, Protocol};
 use hequant::units::RingDegree;
@@ -38,6 +38,10 @@ fn ctx(ring: u32, wb: u32) -> HeContext {
         failure_log2: -40,
         flood_bits: 0,
         allow_insecure: false,
+        client_input: false,
+        batch: 1,
+        crt_conversion_bytes: 0,
+        crt_conversion_rounds: 0,
     }
 }
 
@@ -50,13 +54,13 @@ proptest! {
     fn accepted_mappings_fit_ring_slots_and_security(
         c in 1u64..300, hw in 1u64..40, m in 1u64..300, k in prop::sample::select(vec![1u64, 3, 5]),
         logn in 11u32..14, c_w in 1u64..64, h_w in 1u64..80, w_w in 1u64..80, m_w in 1u64..16,
-        dir in prop::sample::select(PackDirection::ALL.to_vec()), factor in 1u32..6,
+        dir in prop::sample::select(vec![PackDirection::None, PackDirection::Spatial, PackDirection::OutputChannel, PackDirection::InputChannel]), factor in 1u32..6,
         ring in 8u32..40, wb in 1u32..9,
     ) {
         let cm = CostModel::builtin().unwrap();
         let g = geom(c, hw, m, k);
         let n = RingDegree::try_new(1 << logn).unwrap();
-        let map = LinearMapping { n, tiling: Tiling { c_w, h_w, w_w, m_w }, packing: Packing { direction: dir, factor } };
+        let map = LinearMapping { n, tiling: Tiling { c_w, h_w, w_w, m_w }, packing: Packing::new(dir, factor, SlotScheme::Exact) };
         if let Ok(cost) = evaluate_coeff(&g, &map, &ctx(ring, wb), &cm) {
             let b = if dir == PackDirection::None { 1 } else { factor as u64 };
             let h_eff = if dir == PackDirection::Spatial && b > 1 { hw.div_ceil(b) + k - 1 } else { g.h };
@@ -90,10 +94,45 @@ proptest! {
             max_m_w: 16,
             free_tiling: true,
             pack_directions: PackDirection::ALL.to_vec(),
+            schemes: SlotScheme::ALL.to_vec(),
+            batch: 4,
         };
         for map in candidates(&g, &opts) {
             prop_assert!(map.tiling.m_w * map.tiling.c_w * map.tiling.h_w * map.tiling.w_w <= map.n.as_u64() || map.tiling.h_w > g.h);
         }
+    }
+}
+
+proptest! {
+    /// CRT slots: every component is a prime above the share ring 2^l, the components are
+    /// pairwise distinct (so coprime), t is their product, and a batch mapping covers the
+    /// batch with batch / c runs of one ciphertext set each.
+    #[test]
+    fn crt_mappings_use_coprime_components_above_the_ring(
+        c in 1u64..64, hw in 1u64..20, m in 1u64..64, ring in 8u32..28, comps in 2u32..6, k in 1u64..5,
+    ) {
+        let cm = CostModel::builtin().unwrap();
+        let g = geom(c, hw, m, 1);
+        let n = RingDegree::try_new(8192).unwrap();
+        let batch = comps as u64 * k;
+        let mut cx = ctx(ring, 4);
+        cx.batch = batch;
+        let map = LinearMapping { n, tiling: Tiling { c_w: c.min(8), h_w: g.h, w_w: g.w, m_w: 1 }, packing: Packing::new(PackDirection::Batch, comps, SlotScheme::Crt) };
+        let moduli = crt_moduli(ring, comps).unwrap();
+        for (i, &t) in moduli.iter().enumerate() {
+            prop_assert!(t > 1u64 << ring);
+            prop_assert!((2..t).take_while(|d| d * d <= t).all(|d| t % d != 0), "{t} not prime");
+            prop_assert!(moduli[..i].iter().all(|&u| u != t));
+        }
+        let product: f64 = moduli.iter().map(|&t| (t as f64).log2()).sum();
+        prop_assert_eq!(crt_log_t(&moduli), product.ceil() as u32);
+        if let Ok(cost) = evaluate_coeff(&g, &map, &cx, &cm) {
+            prop_assert_eq!(cost.log_t, crt_log_t(&moduli));
+            prop_assert_eq!(cost.runs, k);
+        }
+        // A component count that does not divide the batch is refused.
+        cx.batch = batch + 1;
+        prop_assert!(evaluate_coeff(&g, &map, &cx, &cm).is_err());
     }
 }
 
@@ -141,10 +180,7 @@ fn packed_mappings_are_accepted_somewhere() {
                 w_w: g.w,
                 m_w: 1,
             },
-            packing: Packing {
-                direction: dir,
-                factor: 2,
-            },
+            packing: Packing::new(dir, 2, SlotScheme::Exact),
         };
         let c =
             evaluate_coeff(&g, &map, &ctx(12, 2), &cm).unwrap_or_else(|e| panic!("{dir:?}: {e}"));

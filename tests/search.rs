@@ -3,11 +3,10 @@
 
 use hequant::mapper::network::{NetworkSearch, search_network};
 use hequant::mapper::sweep::{BitRange, sweep};
-use hequant::mapper::{Objective, pareto};
+use hequant::mapper::{Objective, layer_candidates, pareto};
 use hequant::mapping::LayerChoice;
-use hequant::mapping::space::candidates;
 use hequant::model::linear::evaluate_coeff;
-use hequant::model::{self, BitsPolicy, EvalOptions, mapping_latency, parse_bits, space_options};
+use hequant::model::{self, BitsPolicy, EvalOptions, mapping_latency, parse_bits};
 use hequant::protocol::{CostModel, Protocol};
 use hequant::workload::Network;
 use std::path::Path;
@@ -82,9 +81,9 @@ fn search_equals_brute_force() {
         let problems = model::search_problems(&n, &o, &cm).expect("problems");
         assert_eq!(problems.len(), s.layers.len());
         assert!(problems.len() >= 8, "every conv and the fc are searched");
-        let space = space_options(Protocol::Hequant, &cm);
+        let space = model::space_for(&o, &cm);
         for (p, l) in problems.iter().zip(&s.layers) {
-            let all = candidates(&p.geom, &space);
+            let all = layer_candidates(&p.geom, &p.ctx, &space);
             let mut best: Option<(usize, f64)> = None;
             let mut infeasible = 0u64;
             for (i, m) in all.iter().enumerate() {
@@ -93,7 +92,7 @@ fn search_equals_brute_force() {
                     continue;
                 };
                 let v = match objective {
-                    Objective::Comm => (c.bytes_in + c.bytes_out) as f64,
+                    Objective::Comm => c.total_bytes() as f64,
                     _ => mapping_latency(&o.link, &cm.compute, m, &c),
                 };
                 if best.is_none_or(|(_, b)| v < b) {
@@ -121,7 +120,7 @@ fn no_candidate_beats_the_choice_in_the_full_model() {
     let p = problems.iter().find(|p| p.layer == "conv5").expect("conv5");
     let chosen = &s.report.layers[p.index];
     let mut feasible = 0;
-    for m in candidates(&p.geom, &space_options(Protocol::Hequant, &cm)) {
+    for m in layer_candidates(&p.geom, &p.ctx, &model::space_for(&o, &cm)) {
         let mut oo = o.clone();
         oo.overrides.insert(
             p.layer.clone(),

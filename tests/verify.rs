@@ -244,7 +244,7 @@ proptest! {
 /// MiniONN with one layer forced to a packed mapping at w2a2 (hequant-packed), the way a
 /// saved mapping file forces it.
 fn packed_plan(layer: &str, dir: hequant::mapping::PackDirection, n: i64) -> verify::Plan {
-    use hequant::mapping::{LayerChoice, LinearMapping, Packing, Tiling};
+    use hequant::mapping::{LayerChoice, LinearMapping, Packing, SlotScheme, Tiling};
     use hequant::units::{Bits, RingDegree};
     use hequant::workload::BitWidths;
     let net = minionn();
@@ -264,10 +264,7 @@ fn packed_plan(layer: &str, dir: hequant::mapping::PackDirection, n: i64) -> ver
                     w_w: 8,
                     m_w: 1,
                 },
-                packing: Packing {
-                    direction: dir,
-                    factor: 2,
-                },
+                packing: Packing::new(dir, 2, SlotScheme::Exact),
             }),
         },
     );
@@ -342,7 +339,7 @@ proptest! {
         c in 1u64..9, hw in 4u64..14, m in 1u64..7, k in prop::sample::select(vec![1u64, 3]),
         wb in 2u32..4, ab in 2u32..4, dir in 1usize..4, factor in 2u32..4, c_w in 1u64..4,
     ) {
-        use hequant::mapping::{LayerChoice, LinearMapping, PackDirection, Packing, Tiling};
+        use hequant::mapping::{LayerChoice, LinearMapping, PackDirection, Packing, SlotScheme, Tiling};
         use hequant::units::RingDegree;
         let net = single_conv(c, hw, m, k, 1, k / 2, (wb, ab));
         let cm = CostModel::builtin().unwrap();
@@ -353,7 +350,7 @@ proptest! {
             linear: Some(LinearMapping {
                 n: RingDegree::try_new(8192).unwrap(),
                 tiling: Tiling { c_w, h_w: 64, w_w: 64, m_w: 1 },
-                packing: Packing { direction: PackDirection::ALL[dir], factor },
+                packing: Packing::new(PackDirection::ALL[dir], factor, SlotScheme::Exact),
             }),
         });
         // Mappings the model refuses (capacity, slots, noise, security) are not run.

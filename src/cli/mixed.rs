@@ -45,6 +45,12 @@ pub struct MixedArgs {
     /// Byte counts on the protocol's own wire format (native) or bit-packed for every protocol.
     #[arg(long, value_enum, default_value = "native")]
     pub wire: WireArg,
+    /// Images per inference; costs are reported per inference.
+    #[arg(long, default_value_t = 1)]
+    pub batch: u64,
+    /// Slot schemes the packing protocols may use: exact, crt, client, paper, comma-separated.
+    #[arg(long, default_value = "exact,crt,client")]
+    pub slots: String,
     /// Points of the front to evaluate exactly and show.
     #[arg(long, default_value_t = 8)]
     pub points: usize,
@@ -109,6 +115,8 @@ pub fn run(a: &MixedArgs, cm: &CostModel) -> Result<(), String> {
         relu: None,
         objective: "comm".into(),
         allow_insecure: false,
+        batch: a.batch,
+        slots: a.slots.clone(),
     };
     let base = eval_options(&margs, protocol, cm)?;
     let bar = if std::io::stderr().is_terminal() {

@@ -97,6 +97,13 @@ pub struct ModelArgs {
     /// Accept parameter sets below 128-bit security (every output is then marked insecure).
     #[arg(long)]
     pub allow_insecure: bool,
+    /// Images per inference; costs are reported per inference and per image.
+    #[arg(long, default_value_t = 1)]
+    pub batch: u64,
+    /// Slot schemes the packing protocols may use: exact, crt, client, paper (not sound for
+    /// secret shares), comma-separated.
+    #[arg(long, default_value = "exact,crt,client")]
+    pub slots: String,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -233,6 +240,15 @@ pub fn eval_options(
     });
     o.objective = Objective::parse(&a.objective)?;
     o.allow_insecure = a.allow_insecure;
+    if a.batch == 0 || a.batch > model::MAX_BATCH {
+        return Err(format!(
+            "--batch {}: must be between 1 and {}",
+            a.batch,
+            model::MAX_BATCH
+        ));
+    }
+    o.batch = a.batch;
+    o.slots = model::parse_slots(&a.slots)?;
     Ok(o)
 }
 

@@ -35,6 +35,12 @@ pub struct SweepOptions {
     /// Search objective for protocols that search: comm, latency, or comm,latency.
     #[arg(long, default_value = "comm")]
     pub objective: String,
+    /// Images per inference; costs are reported per inference.
+    #[arg(long, default_value_t = 1)]
+    pub batch: u64,
+    /// Slot schemes the packing protocols may use: exact, crt, client, paper, comma-separated.
+    #[arg(long, default_value = "exact,crt,client")]
+    pub slots: String,
 }
 
 impl SweepOptions {
@@ -56,6 +62,8 @@ impl SweepOptions {
             relu: None,
             objective: self.objective.clone(),
             allow_insecure: false,
+            batch: self.batch,
+            slots: self.slots.clone(),
         };
         let base = eval_options(&margs, Protocol::Hequant, cm)?;
         sweep(&net, &base, cm, &protocols, range, self.bits_all).map_err(|e| e.to_string())

@@ -7,9 +7,10 @@ pub mod network;
 pub mod pareto;
 pub mod sweep;
 
-use crate::mapping::LinearMapping;
 use crate::mapping::space::{SpaceOptions, candidates};
+use crate::mapping::{LinearMapping, SlotScheme};
 use crate::model::linear::{ConvGeom, HeContext, Infeasible, LinearCost, evaluate_coeff};
+use crate::model::report::SchemeOutcome;
 use crate::protocol::CostModel;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -55,6 +56,27 @@ pub struct LayerSearch {
     pub infeasible: BTreeMap<&'static str, u64>,
     /// One example of each violated constraint, for "why is nothing feasible?".
     pub examples: BTreeMap<&'static str, String>,
+    /// Per slot scheme (and `unpacked`): its best candidate or why none was feasible.
+    pub schemes: Vec<SchemeOutcome>,
+}
+
+/// The slot-scheme family a candidate belongs to, for the per-scheme summary.
+fn scheme_key(m: &LinearMapping) -> &'static str {
+    if m.packing.is_packed() {
+        m.packing.scheme.name()
+    } else {
+        "unpacked"
+    }
+}
+
+/// The candidates of one layer: the mapspace, without `client` bit slots where the layer's
+/// input is a secret share rather than the client's own data.
+pub fn layer_candidates(g: &ConvGeom, ctx: &HeContext, opts: &SpaceOptions) -> Vec<LinearMapping> {
+    let mut cands = candidates(g, opts);
+    if !ctx.client_input {
+        cands.retain(|m| !(m.packing.is_packed() && m.packing.scheme == SlotScheme::Client));
+    }
+    cands
 }
 
 /// Exhaustive search of one layer's candidates. `latency` prices a candidate's latency.
@@ -67,26 +89,33 @@ pub fn search_layer(
     objective: Objective,
     latency: &(dyn Fn(&LinearMapping, &LinearCost) -> f64 + Sync),
 ) -> LayerSearch {
-    let cands = candidates(g, opts);
+    let cands = layer_candidates(g, ctx, opts);
     let mut infeasible = BTreeMap::new();
     let mut examples = BTreeMap::new();
     let mut feasible: Vec<(usize, LinearMapping, LinearCost, f64)> = Vec::new();
+    // Per scheme: evaluated, feasible, infeasible counts with one example each.
+    type PerScheme = (u64, u64, BTreeMap<&'static str, (u64, String)>);
+    let mut per: BTreeMap<&'static str, PerScheme> = BTreeMap::new();
     for (i, m) in cands.iter().enumerate() {
+        let e = per.entry(scheme_key(m)).or_default();
+        e.0 += 1;
         match evaluate_coeff(g, m, ctx, cm) {
             Ok(c) => {
+                e.1 += 1;
                 let lat = latency(m, &c);
                 feasible.push((i, *m, c, lat));
             }
-            Err(e) => {
-                let k = e.constraint();
+            Err(err) => {
+                let k = err.constraint();
                 *infeasible.entry(k).or_insert(0) += 1;
-                examples
-                    .entry(k)
-                    .or_insert_with(|| format!("{}: {}", describe(m), e));
+                let text = format!("{}: {}", describe(m), err);
+                let x = e.2.entry(k).or_insert((0, text.clone()));
+                x.0 += 1;
+                examples.entry(k).or_insert(text);
             }
         }
     }
-    let comm = |c: &LinearCost| c.bytes_in + c.bytes_out;
+    let comm = |c: &LinearCost| c.total_bytes();
     let best = match objective {
         Objective::Comm => feasible
             .iter()
@@ -103,11 +132,37 @@ pub fn search_layer(
                 .min_by(|a, b| a.3.total_cmp(&b.3).then(a.0.cmp(&b.0)))
         }
     };
+    let schemes = per
+        .into_iter()
+        .map(|(name, (evaluated, nfeas, inf))| {
+            let mine = feasible.iter().filter(|f| scheme_key(&f.1) == name);
+            let top = match objective {
+                Objective::Latency => mine.min_by(|a, b| a.3.total_cmp(&b.3).then(a.0.cmp(&b.0))),
+                _ => mine.min_by(|a, b| (comm(&a.2), a.0).cmp(&(comm(&b.2), b.0))),
+            };
+            let binding = if nfeas == 0 {
+                inf.iter()
+                    .max_by(|a, b| a.1.0.cmp(&b.1.0).then(b.0.cmp(a.0)))
+                    .map(|(k, (count, ex))| format!("{k} ({count} of {evaluated}; e.g. {ex})"))
+            } else {
+                None
+            };
+            SchemeOutcome {
+                scheme: name.to_string(),
+                evaluated,
+                feasible: nfeas,
+                best_bytes: top.map(|f| comm(&f.2)),
+                best: top.map(|f| describe(&f.1)),
+                binding,
+            }
+        })
+        .collect();
     LayerSearch {
         best: best.map(|f| (f.1, f.2)),
         evaluated: cands.len() as u64,
         infeasible,
         examples,
+        schemes,
     }
 }
 

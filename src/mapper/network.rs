@@ -5,7 +5,7 @@
 use super::{LayerSearch, explain_infeasible, search_layer};
 use crate::mapping::LayerChoice;
 use crate::model::report::Report;
-use crate::model::{self, EvalOptions, ModelError, mapping_latency, space_options};
+use crate::model::{self, EvalOptions, ModelError, mapping_latency};
 use crate::protocol::CostModel;
 use crate::workload::Network;
 use rayon::prelude::*;
@@ -52,7 +52,7 @@ pub fn search_network(
             opts.protocol
         )));
     }
-    let space = space_options(opts.protocol, cm);
+    let space = model::space_for(opts, cm);
     let (link, profile) = (opts.link, &cm.compute);
     let lat = |m: &_, c: &_| mapping_latency(&link, profile, m, c);
     let layers: Vec<LayerResult> = problems
@@ -86,7 +86,13 @@ pub fn search_network(
             },
         );
     }
-    let report = model::evaluate(net, &o, cm)?;
+    let mut report = model::evaluate(net, &o, cm)?;
+    // The report of a pinned mapping carries no search: give it the one that ran.
+    for l in &layers {
+        if let Some(r) = report.layers.get_mut(l.index) {
+            r.schemes = l.search.schemes.clone();
+        }
+    }
     Ok(NetworkSearch {
         objective: opts.objective.name(),
         candidates: layers.iter().map(|l| l.search.evaluated).sum(),

@@ -1,7 +1,7 @@
 //! The legal choices for one linear layer: a list of candidate mappings addressed by
 //! index, so that a search can split them across threads and break ties by index.
 
-use super::{LinearMapping, PackDirection, Packing, Tiling};
+use super::{LinearMapping, PackDirection, Packing, SlotScheme, Tiling};
 use crate::model::linear::{ConvGeom, cheetah_tiling};
 use crate::units::RingDegree;
 
@@ -14,6 +14,10 @@ pub struct SpaceOptions {
     /// Free tiling (HEQuant's quantization-aware tiling) or Cheetah's rule.
     pub free_tiling: bool,
     pub pack_directions: Vec<PackDirection>,
+    /// Slot schemes the packed candidates may use (protocol reference 4.1, 4.2).
+    pub schemes: Vec<SlotScheme>,
+    /// Images per inference (CRT batch factors divide it).
+    pub batch: u64,
 }
 
 fn powers_of_two_upto(max: u64) -> Vec<u64> {
@@ -42,15 +46,28 @@ fn packed_dims(g: &ConvGeom, p: Packing) -> (u64, u64) {
 /// All candidate mappings of one layer, in a fixed order.
 pub fn candidates(g: &ConvGeom, opts: &SpaceOptions) -> Vec<LinearMapping> {
     let mut packs = vec![Packing::NONE];
-    for &d in &opts.pack_directions {
-        if d == PackDirection::None {
+    for &scheme in &opts.schemes {
+        if scheme == SlotScheme::Crt {
+            for &d in &PackDirection::CRT {
+                if !opts.pack_directions.contains(&d) {
+                    continue;
+                }
+                for f in 2..=opts.max_pack_factor {
+                    if d == PackDirection::Batch && !opts.batch.is_multiple_of(f as u64) {
+                        continue;
+                    }
+                    packs.push(Packing::new(d, f, scheme));
+                }
+            }
             continue;
         }
-        for f in 2..=opts.max_pack_factor {
-            packs.push(Packing {
-                direction: d,
-                factor: f,
-            });
+        for &d in &PackDirection::BIT_SLOTS {
+            if !opts.pack_directions.contains(&d) {
+                continue;
+            }
+            for f in 2..=opts.max_pack_factor {
+                packs.push(Packing::new(d, f, scheme));
+            }
         }
     }
     let mut out = Vec::new();

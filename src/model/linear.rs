@@ -2,7 +2,7 @@
 //! variants (protocol reference 2.1-2.3, 4), CrypTFlow2's SIMD encoding (section 3),
 //! and the noise bound that sets each mapping's moduli.
 
-use crate::mapping::{LinearMapping, PackDirection, Packing, Tiling};
+use crate::mapping::{LinearMapping, PackDirection, Packing, SlotScheme, Tiling};
 use crate::protocol::sizes::{
     RESPONSE_C0_EXTRA_BITS, full_ct_bytes, query_ct_bytes, response_c1_extra_bits,
     response_ct_bytes,
@@ -155,6 +155,15 @@ pub struct HeContext {
     pub failure_log2: i32,
     pub flood_bits: u32,
     pub allow_insecure: bool,
+    /// The layer's input is the client's own data (the network input), not a share.
+    pub client_input: bool,
+    /// Images per inference; every count and byte of a [`LinearCost`] covers all of them.
+    pub batch: u64,
+    /// OT bytes and rounds that moving this layer's shares into and out of CRT components
+    /// costs, for the whole batch (the model prices them from its OT model; charged to a
+    /// mapping only when it uses CRT slots).
+    pub crt_conversion_bytes: u64,
+    pub crt_conversion_rounds: u32,
 }
 
 /// What one linear mapping costs: counts, sizes, the moduli it needs and its noise headroom.
@@ -182,6 +191,20 @@ pub struct LinearCost {
     pub insecure: bool,
     /// NTT primes the server's exact products need ([`ntt_primes`]).
     pub ntt_primes: u32,
+    /// Independent runs of the layout the counts above sum over: the batch, or the batch
+    /// divided by the CRT factor when batch images share ciphertexts.
+    pub runs: u64,
+    /// OT bytes and rounds of the CRT conversions (0 without CRT slots): not HE bytes, but
+    /// part of what the mapping costs, so the search weighs them.
+    pub conversion_bytes: u64,
+    pub conversion_rounds: u32,
+}
+
+impl LinearCost {
+    /// Everything the mapping sends: ciphertexts both ways and its CRT conversions.
+    pub fn total_bytes(&self) -> u64 {
+        self.bytes_in + self.bytes_out + self.conversion_bytes
+    }
 }
 
 /// Bits of the primes of the exact NTT the server computes with (tfhe-ntt's `prime64`
@@ -218,6 +241,124 @@ pub fn tail_factor(failure_log2: i32) -> f64 {
 /// that, and the slot is signed: S = l + b_w + ceil(log2 fan_in) + 1.
 pub fn slot_bits(ring_bits: u32, weight_bits: u32, fan_in: u64) -> u32 {
     ring_bits + weight_bits + ceil_log2(fan_in) + 1
+}
+
+/// Slot width of a bit-slot scheme (protocol reference 4.1, 4.2):
+/// - `exact`: [`slot_bits`], the secret-share wrap included;
+/// - `client`: the accumulator b_a + b_w + ceil(log2 fan_in) (signed), for the client's own
+///   data, which no share wraps;
+/// - `paper`: the HEQuant authors' `ILP.py`, b_a + ceil(log2 max_o sum |W_o|), at its worst
+///   case sum |W_o| <= fan_in 2^(b_w - 1): b_a + b_w - 1 + ceil(log2 fan_in).
+pub fn scheme_slot_bits(scheme: SlotScheme, ctx: &HeContext, fan_in: u64) -> u32 {
+    match scheme {
+        SlotScheme::Exact | SlotScheme::Crt => slot_bits(ctx.ring_bits, ctx.weight_bits, fan_in),
+        SlotScheme::Client => accumulator_bits(ctx.act_bits, ctx.weight_bits, fan_in),
+        SlotScheme::Paper => accumulator_bits(ctx.act_bits, ctx.weight_bits, fan_in) - 1,
+    }
+}
+
+/// The floor `ILP.py` puts on the plaintext modulus of a packed layer (17-18 bits;
+/// protocol reference 4.1): the `paper` scheme uses the larger.
+pub const PAPER_MIN_LOG_T: u32 = 18;
+
+/// Widest CRT component this model prices (primes below 2^61; the verify mode's
+/// arithmetic is exact up to there).
+pub const CRT_MAX_COMPONENT_BITS: u32 = 60;
+/// Most CRT components per coefficient.
+pub const CRT_MAX_COMPONENTS: u32 = 16;
+
+/// Deterministic Miller-Rabin for 64-bit integers (the bases 2, 325, 9375, 28178, 450775,
+/// 9780504, 1795265022 decide every n < 2^64; Jim Sinclair, 2011).
+pub(crate) fn is_prime_u64(n: u64) -> bool {
+    if n < 2 {
+        return false;
+    }
+    for p in [2u64, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37] {
+        if n.is_multiple_of(p) {
+            return n == p;
+        }
+    }
+    let mul = |a: u64, b: u64| ((a as u128 * b as u128) % n as u128) as u64;
+    let pow = |mut b: u64, mut e: u64| {
+        let mut r = 1u64;
+        b %= n;
+        while e > 0 {
+            if e & 1 == 1 {
+                r = mul(r, b);
+            }
+            b = mul(b, b);
+            e >>= 1;
+        }
+        r
+    };
+    let (mut d, mut r) = (n - 1, 0);
+    while d % 2 == 0 {
+        d /= 2;
+        r += 1;
+    }
+    'bases: for a in [2u64, 325, 9375, 28178, 450775, 9780504, 1795265022] {
+        let a = a % n;
+        if a == 0 {
+            continue;
+        }
+        let mut x = pow(a, d);
+        if x == 1 || x == n - 1 {
+            continue;
+        }
+        for _ in 1..r {
+            x = mul(x, x);
+            if x == n - 1 {
+                continue 'bases;
+            }
+        }
+        return false;
+    }
+    true
+}
+
+/// The CRT plaintext moduli of a layer whose shares need `w` bits: the `c` smallest primes
+/// above 2^w (pairwise coprime, each holding a signed w-bit accumulator; protocol
+/// reference 4.2). `None` above [`CRT_MAX_COMPONENT_BITS`] or [`CRT_MAX_COMPONENTS`].
+pub fn crt_moduli(w: u32, c: u32) -> Option<Vec<u64>> {
+    use std::sync::OnceLock;
+    static TABLE: OnceLock<Vec<Vec<u64>>> = OnceLock::new();
+    if w == 0 || w > CRT_MAX_COMPONENT_BITS || c > CRT_MAX_COMPONENTS {
+        return None;
+    }
+    let table = TABLE.get_or_init(|| {
+        (0..=CRT_MAX_COMPONENT_BITS)
+            .map(|w| {
+                let mut v = Vec::with_capacity(CRT_MAX_COMPONENTS as usize);
+                let mut x = (1u64 << w) + 1;
+                while v.len() < CRT_MAX_COMPONENTS as usize {
+                    if is_prime_u64(x) {
+                        v.push(x);
+                    }
+                    x += 1;
+                }
+                v
+            })
+            .collect()
+    });
+    Some(table[w as usize][..c as usize].to_vec())
+}
+
+/// ceil(log2(t_1 * ... * t_c)) exactly (the product is odd and above 1, so its bit length).
+pub fn crt_log_t(moduli: &[u64]) -> u32 {
+    let mut limbs: Vec<u64> = vec![1];
+    for &t in moduli {
+        let mut carry = 0u128;
+        for l in limbs.iter_mut() {
+            let v = *l as u128 * t as u128 + carry;
+            *l = v as u64;
+            carry = v >> 64;
+        }
+        if carry > 0 {
+            limbs.push(carry as u64);
+        }
+    }
+    let top = *limbs.last().expect("at least one limb");
+    (limbs.len() as u32 - 1) * 64 + (64 - top.leading_zeros())
 }
 
 /// Accumulator width of a layer: b_a + b_w + ceil(log2(fan_in)) (protocol reference 4).
@@ -302,7 +443,8 @@ pub fn cheetah_tiling(g: &ConvGeom, n: u64) -> Tiling {
     }
 }
 
-/// Evaluates one coefficient-encoded mapping: counts, moduli, noise and bytes.
+/// Evaluates one coefficient-encoded mapping: counts, moduli, noise and bytes, for the
+/// whole batch of `ctx.batch` images.
 ///
 /// The formulas (protocol reference 2.1, 2.2, 4):
 /// - spatial packing by b splits the rows into b bands that share coefficients;
@@ -310,12 +452,21 @@ pub fn cheetah_tiling(g: &ConvGeom, n: u64) -> Tiling {
 /// - capacity: M_w * C_w * H_w * W_w <= N;
 /// - query ciphertexts = ceil(C' / C_w) * tiles (C' = ceil(C / b) when packing input channels);
 /// - response ciphertexts = ceil(M / (M_w * b_out)) * tiles;
-/// - log t = l unpacked; b * S (spatial, output channel) or (2b - 1) * S (input channel) packed;
+/// - log t = l unpacked; b * S (spatial, output channel) or (2b - 1) * S (input channel) for
+///   bit slots of S bits ([`scheme_slot_bits`]; the `paper` scheme at least
+///   [`PAPER_MIN_LOG_T`]); ceil(log2(t_1 ... t_c)) for c CRT components ([`crt_moduli`]);
 /// - noise: sigma_out = sigma * sqrt(M_w * fan_in * E[w^2]) * 2^((b-1) S) for weight-side packing;
-///   log q >= log t + 2 + log2(z * sigma_out) + flood bits, z = sqrt(2 * 40 * ln 2) (one bit
-///   for Delta / 2, one for the rounding of the truncated response body, up to Delta / 4);
+///   log q >= log t + 2 + log2(z * sigma_out + rounding) + flood bits, z = sqrt(2 * 40 * ln 2)
+///   (one bit for Delta / 2, one for the rounding of the truncated response body, up to
+///   Delta / 4); rounding = 0 when t divides q, and for an odd CRT t the encoding
+///   round(q m / t) of both shares and of the mask adds at most ||w||_1 + 1/2 <=
+///   M_w * fan_in * 2^(b_w - 1) + 1 (protocol reference 4.2);
 /// - response: c1 at log t + floor(log2(12 N sqrt(1/18))) bits for all N coefficients, c0 at
-///   log t + 1 bits for the coefficients that hold outputs.
+///   log t + 1 bits for the coefficients that hold outputs;
+/// - batch B: B runs of the layout, or B / c runs when c batch images share every
+///   coefficient (CRT `batch`); CRT `tiles` puts c spatial tiles of one image in one
+///   ciphertext (ceil(tiles / c) ciphertexts per channel group, each keeping the union of
+///   its tiles' output positions).
 pub fn evaluate_coeff(
     g: &ConvGeom,
     map: &LinearMapping,
@@ -324,12 +475,45 @@ pub fn evaluate_coeff(
 ) -> Result<LinearCost, Infeasible> {
     let n = map.n.as_u64();
     let Tiling { c_w, h_w, w_w, m_w } = map.tiling;
-    let Packing { direction, factor } = map.packing;
-    let b = if direction == PackDirection::None {
-        1
-    } else {
-        factor.max(1)
-    } as u64;
+    let Packing {
+        direction,
+        factor,
+        scheme,
+    } = map.packing;
+    let packed = map.packing.is_packed();
+    let crt = packed && scheme == SlotScheme::Crt;
+    let batch = ctx.batch.max(1);
+    if packed {
+        match (scheme, direction) {
+            (SlotScheme::Crt, PackDirection::Batch | PackDirection::Tiles) => {}
+            (SlotScheme::Crt, d) => {
+                return Err(Infeasible::Packing {
+                    what: format!(
+                        "CRT slots hold batch images or spatial tiles, not {} values",
+                        d.name()
+                    ),
+                });
+            }
+            (s, d @ (PackDirection::Batch | PackDirection::Tiles)) => {
+                return Err(Infeasible::Packing {
+                    what: format!(
+                        "{} packing needs CRT slots, not {} slots",
+                        d.name(),
+                        s.name()
+                    ),
+                });
+            }
+            (SlotScheme::Client, _) if !ctx.client_input => {
+                return Err(Infeasible::Packing {
+                    what: "client slots need the client's own data as input: only the network input is not a share".into(),
+                });
+            }
+            _ => {}
+        }
+    }
+    // Bit slots per coefficient (1 for CRT, whose components are not bit slots).
+    let b = if packed && !crt { factor as u64 } else { 1 };
+    let c = if crt { factor as u64 } else { 1 };
     if c_w == 0 || h_w == 0 || w_w == 0 || m_w == 0 {
         return Err(Infeasible::Tiling {
             what: "tile sizes must be at least 1".into(),
@@ -349,6 +533,19 @@ pub fn evaluate_coeff(
     {
         return Err(Infeasible::Packing {
             what: format!("channel packing needs groups = 1 (groups = {})", g.groups),
+        });
+    }
+    if crt && direction == PackDirection::Batch && !batch.is_multiple_of(c) {
+        return Err(Infeasible::Packing {
+            what: format!("{c} CRT components do not divide the batch of {batch} images"),
+        });
+    }
+    if crt && direction == PackDirection::Tiles && (g.sh > 1 || g.sw > 1) {
+        return Err(Infeasible::Packing {
+            what: format!(
+                "CRT tiles of a strided layer (stride {}x{}) keep different output positions",
+                g.sh, g.sw
+            ),
         });
     }
     // Spatial packing: b bands of rows share the coefficients.
@@ -394,23 +591,53 @@ pub fn evaluate_coeff(
     let (tiles_h, step_h) = axis_tiles(h_eff, g.kh, h_w)?;
     let (tiles_w, step_w) = axis_tiles(g.w, g.kw, w_w)?;
     let tiles = tiles_h * tiles_w;
+    let tile_cts = if crt && direction == PackDirection::Tiles {
+        if tiles < c {
+            return Err(Infeasible::Packing {
+                what: format!("{c} CRT components need {c} spatial tiles, the layer has {tiles}"),
+            });
+        }
+        tiles.div_ceil(c)
+    } else {
+        tiles
+    };
 
     // Moduli.
     let eff_w_bits = ctx.weight_bits;
-    let (log_t, slot, amp_bits) = if b > 1 {
-        let s = slot_bits(ctx.ring_bits, eff_w_bits, g.fan_in);
-        match direction {
-            PackDirection::Spatial => (b as u32 * s, s, 0),
-            PackDirection::OutputChannel => (b as u32 * s, s, (b as u32 - 1) * s),
-            PackDirection::InputChannel => ((2 * b as u32 - 1) * s, s, (b as u32 - 1) * s),
-            PackDirection::None => unreachable!("b > 1 only when packed"),
-        }
+    let (log_t, slot, amp_bits) = if crt {
+        let moduli = crt_moduli(ctx.ring_bits, c as u32).ok_or_else(|| Infeasible::Packing {
+            what: format!(
+                "{c} CRT components of {} bits (at most {CRT_MAX_COMPONENTS} of at most {CRT_MAX_COMPONENT_BITS} bits)",
+                ctx.ring_bits
+            ),
+        })?;
+        (crt_log_t(&moduli), 0, 0)
+    } else if b > 1 {
+        let s = scheme_slot_bits(scheme, ctx, g.fan_in);
+        let (t, amp) = match direction {
+            PackDirection::Spatial => (b as u32 * s, 0),
+            PackDirection::OutputChannel => (b as u32 * s, (b as u32 - 1) * s),
+            PackDirection::InputChannel => ((2 * b as u32 - 1) * s, (b as u32 - 1) * s),
+            _ => unreachable!("bit slots pack spatially or along channels (checked above)"),
+        };
+        let t = if scheme == SlotScheme::Paper {
+            t.max(PAPER_MIN_LOG_T)
+        } else {
+            t
+        };
+        (t, s, amp)
     } else {
         (ctx.ring_bits, 0, 0)
     };
     let terms = (m_w * g.fan_in) as f64;
     let sigma_out = ctx.error_std * (terms * weight_second_moment(eff_w_bits)).sqrt();
-    let noise_log2 = (tail_factor(ctx.failure_log2) * sigma_out).log2() + amp_bits as f64;
+    let rounding = if crt {
+        terms * 2f64.powi(eff_w_bits as i32 - 1) + 1.0
+    } else {
+        0.0
+    };
+    let noise_log2 =
+        (tail_factor(ctx.failure_log2) * sigma_out + rounding).log2() + amp_bits as f64;
     // Decryption needs |error| < Delta / 2. The response's body keeps only log t +
     // RESPONSE_C0_EXTRA_BITS (= 1) bits, whose rounding alone reaches Delta / 4, so the
     // noise must stay below the other Delta / 4: one bit more than the fresh-noise bound
@@ -447,12 +674,12 @@ pub fn evaluate_coeff(
         .min(ctx.response_log_q.max(log_t + response_c1_extra_bits(n)));
     let c0_bits = (log_t + RESPONSE_C0_EXTRA_BITS).min(log_q);
 
-    // Counts.
-    let ct_in = c_eff.div_ceil(c_w) * tiles;
+    // Counts of one run of the layout.
+    let ct_in = c_eff.div_ceil(c_w) * tile_cts;
     let per_ct_channels = m_w * m_slots;
     let groups_full = g.m / per_ct_channels;
     let rem = g.m % per_ct_channels;
-    let ct_out = g.m.div_ceil(per_ct_channels) * tiles;
+    let ct_out = g.m.div_ceil(per_ct_channels) * tile_cts;
     let c_per_group = g.c / g.groups;
     let in_per_out = if g.groups > 1 {
         c_per_group.div_ceil(c_w).max(1)
@@ -461,47 +688,76 @@ pub fn evaluate_coeff(
     };
     let products = ct_out * in_per_out;
 
-    // Response bytes, tile by tile (the last tile of an axis may be shorter).
+    // Response bytes of one run: ciphertext classes by the output positions they keep.
     let out_h_band = if direction == PackDirection::Spatial && b > 1 {
         g.out_h.div_ceil(b)
     } else {
         g.out_h
     };
-    let mut bytes_out = 0u64;
-    let mut kept_total = 0u64;
     let row_classes = tile_classes(tiles_h, step_h, h_eff + 1 - g.kh);
     let col_classes = tile_classes(tiles_w, step_w, g.w + 1 - g.kw);
-    for &(rh, r0, rows) in &row_classes {
-        let oh = strided_in(r0, rows, g.sh, out_h_band);
-        for &(cw, c0, cols) in &col_classes {
-            let ow = strided_in(c0, cols, g.sw, g.out_w);
-            let positions = oh * ow;
-            let kept_full = m_w * positions;
-            let kept_rem = rem.div_ceil(m_slots) * positions;
-            let count = rh * cw;
-            bytes_out += count
-                * (groups_full * response_ct_bytes(n, c1_bits, kept_full, c0_bits)
-                    + if rem > 0 {
-                        response_ct_bytes(n, c1_bits, kept_rem, c0_bits)
-                    } else {
-                        0
-                    });
-            kept_total += count * (groups_full * kept_full + if rem > 0 { kept_rem } else { 0 });
+    // (ciphertexts per output-channel group, output positions each keeps)
+    let mut position_classes: Vec<(u64, u64)> = Vec::new();
+    if crt && direction == PackDirection::Tiles {
+        // Tile k (row-major) goes to ciphertext k / c; a ciphertext keeps the union of its
+        // tiles' positions: the most rows times the most columns among them.
+        let rows: Vec<u64> = row_classes
+            .iter()
+            .map(|&(_, r0, rws)| strided_in(r0, rws, g.sh, out_h_band))
+            .collect();
+        let cols: Vec<u64> = col_classes
+            .iter()
+            .map(|&(_, c0, cls)| strided_in(c0, cls, g.sw, g.out_w))
+            .collect();
+        for j in 0..tile_cts {
+            let (mut mr, mut mc) = (0, 0);
+            for k in j * c..((j + 1) * c).min(tiles) {
+                mr = mr.max(rows[(k / tiles_w) as usize]);
+                mc = mc.max(cols[(k % tiles_w) as usize]);
+            }
+            position_classes.push((1, mr * mc));
+        }
+    } else {
+        for &(rh, r0, rows) in &row_classes {
+            let oh = strided_in(r0, rows, g.sh, out_h_band);
+            for &(cw, c0, cols) in &col_classes {
+                let ow = strided_in(c0, cols, g.sw, g.out_w);
+                position_classes.push((rh * cw, oh * ow));
+            }
         }
     }
+    let mut bytes_out = 0u64;
+    let mut kept_total = 0u64;
+    for &(count, positions) in &position_classes {
+        let kept_full = m_w * positions;
+        let kept_rem = rem.div_ceil(m_slots) * positions;
+        bytes_out += count
+            * (groups_full * response_ct_bytes(n, c1_bits, kept_full, c0_bits)
+                + if rem > 0 {
+                    response_ct_bytes(n, c1_bits, kept_rem, c0_bits)
+                } else {
+                    0
+                });
+        kept_total += count * (groups_full * kept_full + if rem > 0 { kept_rem } else { 0 });
+    }
     let bytes_in = ct_in * query_ct_bytes(n, log_q, ctx.seeded);
+    let runs = if crt && direction == PackDirection::Batch {
+        batch / c
+    } else {
+        batch
+    };
     Ok(LinearCost {
-        ct_in,
-        ct_out,
-        bytes_in,
-        bytes_out,
-        products,
+        ct_in: ct_in * runs,
+        ct_out: ct_out * runs,
+        bytes_in: bytes_in * runs,
+        bytes_out: bytes_out * runs,
+        products: products * runs,
         log_q,
         log_t,
         slot_bits: slot,
         c1_bits,
         c0_bits,
-        kept: kept_total,
+        kept: kept_total * runs,
         noise_log2,
         headroom_bits,
         tiles,
@@ -516,6 +772,9 @@ pub fn evaluate_coeff(
             n,
             c_eff.div_ceil(c_w),
         )),
+        runs,
+        conversion_bytes: if crt { ctx.crt_conversion_bytes } else { 0 },
+        conversion_rounds: if crt { ctx.crt_conversion_rounds } else { 0 },
     })
 }
 

@@ -8,7 +8,7 @@ pub mod report;
 
 use crate::mapper::{Objective, explain_infeasible, search_layer};
 use crate::mapping::space::SpaceOptions;
-use crate::mapping::{LayerChoice, LinearMapping, PackDirection};
+use crate::mapping::{LayerChoice, LinearMapping, PackDirection, SlotScheme};
 use crate::protocol::{ComputeProfile, CostModel, Link, Protocol, ReluVariant, WireFormat};
 use crate::units::Bits;
 use crate::workload::{BitWidths, CostClass, LayerKind, Network};
@@ -82,6 +82,31 @@ pub struct EvalOptions {
     pub objective: Objective,
     /// Per-layer choices that replace the protocol's own (a saved mapping).
     pub overrides: HashMap<String, LayerChoice>,
+    /// Images per inference: every count and byte of a report covers all of them.
+    pub batch: u64,
+    /// Slot schemes the searched protocols may pack with.
+    pub slots: Vec<SlotScheme>,
+}
+
+/// The slot schemes searched by default: the sound ones.
+pub const DEFAULT_SLOTS: [SlotScheme; 3] = [SlotScheme::Exact, SlotScheme::Crt, SlotScheme::Client];
+
+/// Largest batch a report prices.
+pub const MAX_BATCH: u64 = 1 << 16;
+
+/// Parses `--slots exact,crt,client,paper`.
+pub fn parse_slots(s: &str) -> Result<Vec<SlotScheme>, String> {
+    let mut v = Vec::new();
+    for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let x = SlotScheme::parse(p).map_err(|e| format!("--slots: {e}"))?;
+        if !v.contains(&x) {
+            v.push(x);
+        }
+    }
+    if v.is_empty() {
+        return Err("--slots: no scheme given (known: exact, client, paper, crt)".into());
+    }
+    Ok(v)
 }
 
 impl EvalOptions {
@@ -97,6 +122,8 @@ impl EvalOptions {
             allow_insecure: false,
             objective: Objective::Comm,
             overrides: HashMap::new(),
+            batch: 1,
+            slots: DEFAULT_SLOTS.to_vec(),
         }
     }
 }
@@ -302,7 +329,77 @@ pub fn he_context(
         failure_log2: pf.he.failure_log2,
         flood_bits: pf.he.flood_bits,
         allow_insecure,
+        client_input: false,
+        batch: 1,
+        crt_conversion_bytes: 0,
+        crt_conversion_rounds: 0,
     }
+}
+
+/// The OT model of a report under the options.
+pub fn ot_model(opts: &EvalOptions, cm: &CostModel) -> OtModel {
+    let pf = cm.protocol_file(opts.protocol);
+    OtModel {
+        ot: cm.ot_costs(pf.nonlinear.ot),
+        digit_bits: cm.primitives.digit_bits,
+        relu: opts.relu.unwrap_or(pf.nonlinear.relu),
+        approx_relu_bits: pf.nonlinear.approx_relu_bits,
+        truncation: pf.nonlinear.truncation,
+    }
+}
+
+/// The OT steps that CRT slots add to a linear layer whose shares need `w` bits, per
+/// element: in, the B2A of a non-negative activation's wrap bit into Z_{t_i} (t_i < 2^(w+1));
+/// out, the wrap of the share sum mod t_i (a millionaire on w + 1 bits) and its B2A into
+/// Z_{2^w} (protocol reference 4.2, 4.3).
+pub fn crt_conversion_steps(ot: &OtModel, w: u32) -> (nonlinear::Step, nonlinear::Step) {
+    (ot.b2a(w + 1), ot.crt_to_ring(w + 1, w))
+}
+
+/// Whether layer `i` reads the client's own data: the network input, possibly through
+/// free layers (padding, flatten), so no secret share of it exists yet.
+pub fn reads_client_data(net: &Network, i: usize) -> bool {
+    let mut todo = vec![i];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(j) = todo.pop() {
+        if !seen.insert(j) {
+            continue;
+        }
+        for &k in &net.layers[j].inputs {
+            if k == usize::MAX {
+                continue;
+            }
+            if net.layers[k].kind.cost_class() != CostClass::Free {
+                return false;
+            }
+            todo.push(k);
+        }
+    }
+    true
+}
+
+/// The HE context of linear layer `i` of `net` under the options: [`he_context`] plus the
+/// batch and whether its input is the client's own data.
+pub fn layer_context(
+    net: &Network,
+    i: usize,
+    opts: &EvalOptions,
+    cm: &CostModel,
+    ring: u32,
+    bits: Option<BitWidths>,
+) -> HeContext {
+    let mut ctx = he_context(opts.protocol, cm, ring, bits, opts.allow_insecure);
+    ctx.client_input = reads_client_data(net, i);
+    ctx.batch = opts.batch.max(1);
+    let l = &net.layers[i];
+    if let Some(g) = ConvGeom::of(l) {
+        let (into, out) = crt_conversion_steps(&ot_model(opts, cm), ring);
+        let bits = into.bits * (l.input.elems() * ctx.batch) as f64
+            + out.bits * (g.out_elems() * ctx.batch) as f64;
+        ctx.crt_conversion_bytes = (bits / 8.0).ceil() as u64;
+        ctx.crt_conversion_rounds = into.rounds + out.rounds;
+    }
+    ctx
 }
 
 /// The mapspace a protocol searches for one layer.
@@ -327,16 +424,33 @@ pub fn space_options(protocol: Protocol, cm: &CostModel) -> SpaceOptions {
         } else {
             vec![PackDirection::None]
         },
+        schemes: if packing {
+            DEFAULT_SLOTS.to_vec()
+        } else {
+            Vec::new()
+        },
+        batch: 1,
     }
+}
+
+/// The mapspace of the options: [`space_options`] with their slot schemes and batch.
+pub fn space_for(opts: &EvalOptions, cm: &CostModel) -> SpaceOptions {
+    let mut s = space_options(opts.protocol, cm);
+    if !s.schemes.is_empty() {
+        s.schemes = opts.slots.clone();
+    }
+    s.batch = opts.batch.max(1);
+    s
 }
 
 /// The latency a search charges a linear mapping: its compute, its bytes and one round.
 pub fn mapping_latency(link: &Link, p: &ComputeProfile, m: &LinearMapping, c: &LinearCost) -> f64 {
     step_latency(
         link,
-        c.bytes_in + c.bytes_out,
-        1,
-        linear_compute_s(p, m.n.as_u64(), c, true),
+        c.total_bytes(),
+        1 + c.conversion_rounds,
+        linear_compute_s(p, m.n.as_u64(), c, true)
+            + c.conversion_bytes as f64 * 8.0 * p.ot_ns_per_bit * 1e-9,
     )
 }
 
@@ -377,7 +491,7 @@ pub fn search_problems(
             index: i,
             layer: l.name.clone(),
             geom,
-            ctx: he_context(opts.protocol, cm, acc, p.bits, opts.allow_insecure),
+            ctx: layer_context(net, i, opts, cm, acc, p.bits),
         });
     }
     Ok(out)
@@ -396,13 +510,7 @@ pub fn evaluate(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Rep
         }
         insecure = true;
     }
-    let ot = OtModel {
-        ot: cm.ot_costs(pf.nonlinear.ot),
-        digit_bits: cm.primitives.digit_bits,
-        relu: opts.relu.unwrap_or(pf.nonlinear.relu),
-        approx_relu_bits: pf.nonlinear.approx_relu_bits,
-        truncation: pf.nonlinear.truncation,
-    };
+    let ot = ot_model(opts, cm);
     let overhead = match opts.wire {
         WireFormat::Native => pf.wire.native_overhead,
         WireFormat::Packed => 1.0,
@@ -410,7 +518,14 @@ pub fn evaluate(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Rep
     let wire_bytes = |b: u64| (b as f64 * overhead).round() as u64;
     let profile = &cm.compute;
     let link = opts.link;
-    let space = space_options(opts.protocol, cm);
+    let space = space_for(opts, cm);
+    if opts.batch == 0 || opts.batch > MAX_BATCH {
+        return Err(ModelError::Options(format!(
+            "--batch {}: must be between 1 and {MAX_BATCH}",
+            opts.batch
+        )));
+    }
+    let batch = opts.batch as f64;
 
     let layers: Result<Vec<LayerReport>, ModelError> = net
         .layers
@@ -440,6 +555,7 @@ pub fn evaluate(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Rep
                 compute_s: 0.0,
                 latency_s: 0.0,
                 note: String::new(),
+                schemes: Vec::new(),
             };
             if let Some(into) = &p.folded_into {
                 r.class = CostClass::Free;
@@ -452,12 +568,12 @@ pub fn evaluate(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Rep
                     let requant =
                         opts.protocol.is_quantized() && matches!(l.kind, LayerKind::Relu { .. });
                     let s = ot.layer(l, p.ring_in, p.ring_out, requant);
-                    let bytes = (s.bits / 8.0).ceil() as u64;
+                    let bytes = (s.bits * batch / 8.0).ceil() as u64;
                     r.bytes_client_to_server = bytes / 2;
                     r.bytes_server_to_client = bytes - bytes / 2;
                     r.bytes_nonlinear = bytes;
                     r.rounds = s.rounds;
-                    r.compute_s = s.bits * profile.ot_ns_per_bit * 1e-9;
+                    r.compute_s = s.bits * batch * profile.ot_ns_per_bit * 1e-9;
                 }
                 CostClass::Linear => {
                     linear_layer(net, i, p, opts, cm, &space, &mut r, &ot)?;
@@ -579,16 +695,12 @@ fn linear_layer(
     // Shares arriving in another ring are requantized first (a truncation or extension).
     if opts.protocol.is_quantized() && p.ring_in != acc {
         let s = ot.truncate(p.ring_in, acc);
-        let bytes = (s.bits * l.input.elems() as f64 / 8.0).ceil() as u64;
-        r.bytes_nonlinear += bytes;
-        r.bytes_client_to_server += bytes / 2;
-        r.bytes_server_to_client += bytes - bytes / 2;
-        r.rounds += s.rounds;
-        r.compute_s += s.bits * l.input.elems() as f64 * profile.ot_ns_per_bit * 1e-9;
+        add_nonlinear(r, s, l.input.elems() * opts.batch, profile);
         r.note = format!("requantize {} -> {} bits", p.ring_in, acc);
     }
     r.rounds += 1;
     let n = pf.he.ring_degree;
+    let b = opts.batch.max(1);
     let is_bn = matches!(l.kind, LayerKind::BatchNorm);
     match opts.protocol {
         Protocol::Cryptflow2 => {
@@ -608,6 +720,7 @@ fn linear_layer(
             } else {
                 linear::cryptflow2_conv(&geom, nn, pf.he.log_q.get())
             };
+            let (ci, co, bi, bo, prods) = (ci * b, co * b, bi * b, bo * b, prods * b);
             set_counts(r, ci, co, bi, bo);
             r.compute_s += (ci as f64 * profile.encrypt_us
                 + prods as f64 * 2.0 * profile.mul_acc_us * 4.0
@@ -630,6 +743,7 @@ fn linear_layer(
                 true,
                 true,
             );
+            let (ci, co, bi, bo) = (ci * b, co * b, bi * b, bo * b);
             set_counts(r, ci, co, bi, bo);
             r.compute_s += (ci as f64 * (profile.encrypt_us + 2.0 * profile.ntt_forward_us)
                 + co as f64 * (profile.decrypt_us + 2.0 * profile.ntt_inverse_us))
@@ -640,7 +754,7 @@ fn linear_layer(
         }
         _ => {}
     }
-    let ctx = he_context(opts.protocol, cm, acc, p.bits, opts.allow_insecure);
+    let ctx = layer_context(net, i, opts, cm, acc, p.bits);
     let lat = |m: &LinearMapping, c: &LinearCost| mapping_latency(&link, profile, m, c);
     let (mapping, cost) = if let Some(m) = opts.overrides.get(&l.name).and_then(|o| o.linear) {
         let c = evaluate_coeff(&geom, &m, &ctx, cm)
@@ -657,16 +771,38 @@ fn linear_layer(
         (m, c)
     } else {
         let s = search_layer(&geom, &ctx, cm, space, opts.objective, &lat);
+        r.schemes = s.schemes.clone();
         match s.best {
             Some(b) => b,
             None => return Err(err(explain_infeasible(&s))),
         }
     };
     set_counts(r, cost.ct_in, cost.ct_out, cost.bytes_in, cost.bytes_out);
+    if cost.conversion_bytes > 0 {
+        // Shares of component i live in Z_{t_i} ([`crt_conversion_steps`]).
+        let bytes = cost.conversion_bytes;
+        r.bytes_nonlinear += bytes;
+        r.bytes_client_to_server += bytes / 2;
+        r.bytes_server_to_client += bytes - bytes / 2;
+        r.rounds += cost.conversion_rounds;
+        r.compute_s += bytes as f64 * 8.0 * profile.ot_ns_per_bit * 1e-9;
+        r.note = join(&r.note, "CRT conversions in and out of Z_t_i");
+    }
     r.compute_s += linear_compute_s(profile, mapping.n.as_u64(), &cost, true);
     r.mapping = Some(mapping);
     r.he = Some(cost);
     Ok(())
+}
+
+/// Adds an OT step on `elems` elements to a layer's non-linear part (bytes split evenly
+/// between the directions, rounds added once).
+fn add_nonlinear(r: &mut LayerReport, s: nonlinear::Step, elems: u64, profile: &ComputeProfile) {
+    let bytes = (s.bits * elems as f64 / 8.0).ceil() as u64;
+    r.bytes_nonlinear += bytes;
+    r.bytes_client_to_server += bytes / 2;
+    r.bytes_server_to_client += bytes - bytes / 2;
+    r.rounds += s.rounds;
+    r.compute_s += s.bits * elems as f64 * profile.ot_ns_per_bit * 1e-9;
 }
 
 fn set_counts(r: &mut LayerReport, ci: u64, co: u64, bi: u64, bo: u64) {

@@ -98,6 +98,13 @@ impl OtModel {
         }
     }
 
+    /// Shares mod an odd t (t < 2^w) of a value to shares mod 2^l: the wrap bit
+    /// [x_c + x_s >= t] = [x_c > t - 1 - x_s] by a millionaire on w bits, then its B2A into
+    /// Z_{2^l}: x = x_c + x_s - t * wrap (protocol reference 4.2; CRT slots).
+    pub fn crt_to_ring(&self, w: u32, l: u32) -> Step {
+        self.millionaire(w).then(self.b2a(l))
+    }
+
     pub fn relu(&self, l_in: u32, l_out: u32) -> Step {
         self.drelu(l_in).then(self.mux(l_out))
     }

@@ -33,6 +33,25 @@ pub struct LayerReport {
     pub compute_s: f64,
     pub latency_s: f64,
     pub note: String,
+    /// For a searched layer: the best candidate of each slot scheme, or why none was
+    /// feasible (empty for fixed mappings).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub schemes: Vec<SchemeOutcome>,
+}
+
+/// The best a slot scheme could do on one layer, or the constraint that ruled it out.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SchemeOutcome {
+    /// `unpacked`, or a scheme name (`exact`, `client`, `paper`, `crt`).
+    pub scheme: String,
+    pub evaluated: u64,
+    pub feasible: u64,
+    /// Bytes (both directions, whole batch) of the scheme's best candidate.
+    pub best_bytes: Option<u64>,
+    /// That candidate, described.
+    pub best: Option<String>,
+    /// When none is feasible: the constraint that ruled out most candidates, with an example.
+    pub binding: Option<String>,
 }
 
 impl LayerReport {

@@ -8,10 +8,10 @@ use super::chart::{
 };
 use crate::export;
 use crate::mapper::{Objective, search_layer};
-use crate::mapping::{LayerChoice, LinearMapping, PackDirection, Packing, Tiling};
+use crate::mapping::{LayerChoice, LinearMapping, PackDirection, Packing, SlotScheme, Tiling};
 use crate::model::linear::{ConvGeom, HeContext, LinearCost, evaluate_coeff};
 use crate::model::report::{LayerReport, Report};
-use crate::model::{self, EvalOptions, he_context, space_options};
+use crate::model::{self, EvalOptions};
 use crate::protocol::{CostModel, Link, Protocol};
 use crate::spec::mapping::MappingFile;
 use crate::units::Bits;
@@ -352,8 +352,15 @@ impl App {
             Ok(m) => m,
             Err(e) => return self.error(e),
         };
-        match model::evaluate(&self.net, &self.warm_start(&o), &self.cm) {
-            Ok(r) => {
+        let (warm, kept) = self.warm_start(&o);
+        match model::evaluate(&self.net, &warm, &self.cm) {
+            Ok(mut r) => {
+                // A kept layer's search would have run as before: keep its outcomes.
+                for (new, old) in r.layers.iter_mut().zip(&self.report.layers) {
+                    if new.name == old.name && kept.contains(&new.name) {
+                        new.schemes = old.schemes.clone();
+                    }
+                }
                 let keep = self.selected_index();
                 let old_opts = std::mem::replace(&mut self.opts, o);
                 let old_report = std::mem::replace(&mut self.report, r);
@@ -380,8 +387,9 @@ impl App {
     /// so its HE context); the search is deterministic and a pinned mapping is priced by
     /// the same `evaluate_coeff`, so the report is the one a full evaluation gives (a test
     /// checks this after every kind of change).
-    fn warm_start(&self, new: &EvalOptions) -> EvalOptions {
+    fn warm_start(&self, new: &EvalOptions) -> (EvalOptions, Vec<String>) {
         let mut o = new.clone();
+        let mut kept = Vec::new();
         let old = &self.opts;
         let same_globals = new.protocol == old.protocol
             && new.objective == old.objective
@@ -391,9 +399,11 @@ impl App {
             && new.bits == old.bits
             && new.bn == old.bn
             && new.relu == old.relu
-            && new.allow_insecure == old.allow_insecure;
+            && new.allow_insecure == old.allow_insecure
+            && new.batch == old.batch
+            && new.slots == old.slots;
         if !same_globals {
-            return o;
+            return (o, kept);
         }
         for r in &self.report.layers {
             let Some(m) = r.mapping else {
@@ -415,8 +425,9 @@ impl App {
                     linear: None,
                 })
                 .linear = Some(m);
+            kept.push(r.name.clone());
         }
-        o
+        (o, kept)
     }
 
     /// Re-derives rows, selection, detail and (when their inputs changed) the charts.
@@ -631,12 +642,13 @@ impl App {
         let r = &self.report.layers[idx];
         let m = r.mapping?;
         let g = ConvGeom::of(&self.net.layers[idx])?;
-        let ctx = he_context(
-            self.opts.protocol,
+        let ctx = model::layer_context(
+            &self.net,
+            idx,
+            &self.opts,
             &self.cm,
             r.ring_bits_out,
             r.bits,
-            self.opts.allow_insecure,
         );
         Some((g, ctx, m))
     }
@@ -705,7 +717,7 @@ impl App {
             }
             Ok(n)
         };
-        let space = space_options(self.opts.protocol, &self.cm);
+        let space = model::space_for(&self.opts, &self.cm);
         let p = m.packing;
         Ok(match axis {
             Axis::Channels => LinearMapping {
@@ -742,7 +754,17 @@ impl App {
                     p.factor.max(2)
                 };
                 LinearMapping {
-                    packing: Packing { direction, factor },
+                    packing: Packing {
+                        direction,
+                        factor,
+                        scheme: if PackDirection::CRT.contains(&direction) {
+                            SlotScheme::Crt
+                        } else if p.scheme == SlotScheme::Crt {
+                            SlotScheme::Exact
+                        } else {
+                            p.scheme
+                        },
+                    },
                     ..m
                 }
             }
@@ -935,7 +957,7 @@ impl App {
         let idx = self.selected_index()?;
         let (g, ctx, m) = self.layer_he(idx)?;
         let he = self.report.layers[idx].he?;
-        let space = space_options(self.opts.protocol, &self.cm);
+        let space = model::space_for(&self.opts, &self.cm);
         let link = self.opts.link;
         let profile = &self.cm.compute;
         let lat = |m: &LinearMapping, c: &LinearCost| model::mapping_latency(&link, profile, m, c);
@@ -954,14 +976,11 @@ impl App {
         let mut alts: Vec<(usize, LinearMapping, LinearCost, f64)> =
             seen.into_inner().unwrap_or_default();
         let feasible = alts.len() as u64;
-        let cloud: Vec<(u64, f64)> = alts
-            .iter()
-            .map(|a| (a.2.bytes_in + a.2.bytes_out, a.3))
-            .collect();
+        let cloud: Vec<(u64, f64)> = alts.iter().map(|a| (a.2.total_bytes(), a.3)).collect();
         let front = pareto_front(&cloud);
         match self.opts.objective {
             Objective::Latency => alts.sort_by(|a, b| a.3.total_cmp(&b.3).then(a.0.cmp(&b.0))),
-            _ => alts.sort_by_key(|a| (a.2.bytes_in + a.2.bytes_out, a.0)),
+            _ => alts.sort_by_key(|a| (a.2.total_bytes(), a.0)),
         }
         alts.truncate(ALTERNATIVES);
         let name = &self.report.layers[idx].name;
@@ -975,7 +994,7 @@ impl App {
             alternatives: alts.into_iter().map(|a| (a.1, a.2, a.3)).collect(),
             cloud,
             front,
-            current: (he.bytes_in + he.bytes_out, lat(&m, &he)),
+            current: (he.total_bytes(), lat(&m, &he)),
             pinned: self
                 .opts
                 .overrides
@@ -1090,6 +1109,9 @@ mod tests {
             for s in steps {
                 a.update(s);
                 let full = model::evaluate(&a.net, &a.opts, &a.cm).unwrap();
+                for (x, y) in a.report.layers.iter().zip(&full.layers) {
+                    assert_eq!(x, y, "{net} {protocol} after {s:?}: layer {}", y.name);
+                }
                 assert_eq!(a.report, full, "{net} {protocol} after {s:?}");
             }
         }
@@ -1314,9 +1336,19 @@ mod tests {
     #[test]
     fn packing_and_ring_degree_knobs() {
         let mut a = app(Protocol::Hequant);
+        // conv1 reads the client's own image: bit slots sized to the true accumulator
+        // (no share wrap) pay there.
         select(&mut a, is_conv);
+        let first = a.selected_layer().unwrap().mapping.unwrap();
+        assert_eq!(first.packing.scheme, SlotScheme::Client, "{first:?}");
+        assert!(first.packing.factor > 1, "{first:?}");
+        // A layer on shares at w4a4 with one spatial tile: no sound packing fits.
+        select(&mut a, |l| l.name == "layer1.0.conv1");
         let m = a.selected_layer().unwrap().mapping.unwrap();
-        assert!(!m.packing.is_packed(), "conv1 is searched unpacked at w8a8");
+        assert!(
+            !m.packing.is_packed(),
+            "layer1.0.conv1 is searched unpacked: {m:?}"
+        );
         let r = a.report.clone();
         a.update(Action::Tile(Axis::Factor, 1));
         assert!(a.status.error);
@@ -1337,7 +1369,7 @@ mod tests {
         };
         let before = a.report.clone();
         a.update(Action::Tile(Axis::RingDegree, 1));
-        let ns = space_options(Protocol::Hequant, &a.cm).ring_degrees;
+        let ns = model::space_for(&a.opts, &a.cm).ring_degrees;
         check(&a, &before, &|x| x.n != m.n && ns.contains(&x.n));
         a.update(Action::Undo);
         let before = a.report.clone();
@@ -1368,11 +1400,7 @@ mod tests {
         select(&mut a, is_conv);
         let d = a.detail.clone().unwrap();
         assert!(!d.alternatives.is_empty());
-        let comm: Vec<u64> = d
-            .alternatives
-            .iter()
-            .map(|x| x.1.bytes_in + x.1.bytes_out)
-            .collect();
+        let comm: Vec<u64> = d.alternatives.iter().map(|x| x.1.total_bytes()).collect();
         assert!(comm.windows(2).all(|w| w[0] <= w[1]));
         assert_eq!(d.best.map(|b| b.0), Some(d.alternatives[0].0));
         assert_eq!(d.best.map(|b| b.0), a.selected_layer().unwrap().mapping);
@@ -1412,7 +1440,7 @@ mod tests {
         let d = a.detail.clone().unwrap();
         assert_eq!(d.cloud.len() as u64, d.feasible);
         let (_, c) = d.best.unwrap();
-        let best_bytes = c.bytes_in + c.bytes_out;
+        let best_bytes = c.total_bytes();
         // Minimum communication is the front's first point.
         assert_eq!(d.front[0].0, best_bytes);
         assert_eq!(d.current, d.front[0]);

@@ -690,7 +690,7 @@ fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
                 "{mark}{} {:<30} {:>9} {:>9}",
                 i + 1,
                 describe(m),
-                human_bytes(c.bytes_in + c.bytes_out),
+                human_bytes(c.total_bytes()),
                 human_seconds(*lat)
             )));
         }

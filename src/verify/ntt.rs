@@ -13,38 +13,7 @@
 use tfhe_ntt::prime64::Plan;
 
 pub use crate::model::linear::ntt_bound_bits as bound_bits;
-use crate::model::linear::{NTT_PRIME_BITS as PRIME_BITS, ntt_primes};
-
-/// Deterministic Miller-Rabin for u64.
-fn is_prime(n: u64) -> bool {
-    if n < 2 {
-        return false;
-    }
-    for p in [2u64, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37] {
-        if n.is_multiple_of(p) {
-            return n == p;
-        }
-    }
-    let (mut d, mut s) = (n - 1, 0);
-    while d.is_multiple_of(2) {
-        d /= 2;
-        s += 1;
-    }
-    'outer: for a in [2u64, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37] {
-        let mut x = pow_mod(a, d, n);
-        if x == 1 || x == n - 1 {
-            continue;
-        }
-        for _ in 1..s {
-            x = mul_mod(x, x, n);
-            if x == n - 1 {
-                continue 'outer;
-            }
-        }
-        return false;
-    }
-    true
-}
+use crate::model::linear::{NTT_PRIME_BITS as PRIME_BITS, is_prime_u64 as is_prime, ntt_primes};
 
 fn mul_mod(a: u64, b: u64, p: u64) -> u64 {
     ((a as u128 * b as u128) % p as u128) as u64

@@ -49,6 +49,15 @@ impl Packer {
         if b > 1 && slot_bits == 0 {
             return unsupported("a packed mapping without a slot width".into());
         }
+        if b > 1
+            && (p.scheme != crate::mapping::SlotScheme::Exact
+                || matches!(p.direction, PackDirection::Batch | PackDirection::Tiles))
+        {
+            return unsupported(format!(
+                "{} slots are not run by the verify mode",
+                p.scheme.name()
+            ));
+        }
         if b > 1 && g.groups > 1 {
             return unsupported(format!(
                 "packing a grouped convolution (groups = {}) is not run by the verify mode",
@@ -56,7 +65,7 @@ impl Packer {
             ));
         }
         match dir {
-            PackDirection::None => {}
+            PackDirection::None | PackDirection::Batch | PackDirection::Tiles => {}
             PackDirection::Spatial => {
                 if g.sh != 1 {
                     return unsupported(format!(
@@ -89,7 +98,7 @@ impl Packer {
     /// The plaintext modulus bits the packing needs (l when unpacked).
     pub fn log_t(&self, l: u32) -> u32 {
         match self.dir {
-            PackDirection::None => l,
+            PackDirection::None | PackDirection::Batch | PackDirection::Tiles => l,
             PackDirection::Spatial | PackDirection::OutputChannel => self.b as u32 * self.s,
             PackDirection::InputChannel => (2 * self.b as u32 - 1) * self.s,
         }
@@ -109,9 +118,10 @@ impl Packer {
     pub fn pack_input(&self, x: &[u64]) -> Vec<u128> {
         let (g, v) = (&self.real, &self.virt);
         match self.dir {
-            PackDirection::None | PackDirection::OutputChannel => {
-                x.iter().map(|&a| a as u128).collect()
-            }
+            PackDirection::None
+            | PackDirection::OutputChannel
+            | PackDirection::Batch
+            | PackDirection::Tiles => x.iter().map(|&a| a as u128).collect(),
             PackDirection::Spatial => {
                 let mut out = vec![0u128; (v.c * v.h * v.w) as usize];
                 for c in 0..v.c {
@@ -156,7 +166,10 @@ impl Packer {
         let k = (g.kh * g.kw) as usize;
         let cpg = (g.c / g.groups) as usize;
         match self.dir {
-            PackDirection::None | PackDirection::Spatial => w.iter().map(|&a| a as i128).collect(),
+            PackDirection::None
+            | PackDirection::Spatial
+            | PackDirection::Batch
+            | PackDirection::Tiles => w.iter().map(|&a| a as i128).collect(),
             PackDirection::OutputChannel => {
                 let per = cpg * k;
                 let mut out = vec![0i128; v.m as usize * per];
@@ -204,7 +217,7 @@ impl Packer {
         let (m, y, x) = (v / (oh * ow), (v / ow) % oh, v % ow);
         let real = |m: usize, y: usize| (m * g.out_h as usize + y) * g.out_w as usize + x;
         match self.dir {
-            PackDirection::None => vec![(0, v)],
+            PackDirection::None | PackDirection::Batch | PackDirection::Tiles => vec![(0, v)],
             PackDirection::Spatial => (0..self.b as usize)
                 .filter_map(|j| {
                     let row = j * self.rows_per_band as usize + y;
@@ -225,7 +238,7 @@ impl Packer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mapping::PackDirection;
+    use crate::mapping::{PackDirection, SlotScheme};
     use proptest::prelude::*;
 
     fn geom(c: u64, h: u64, m: u64, k: u64) -> ConvGeom {
@@ -252,7 +265,7 @@ mod tests {
             c in 1u64..9, h in 3u64..12, m in 1u64..9, k in 1u64..4, dir in 0usize..4, b in 2u32..4,
         ) {
             let g = geom(c, h.max(k), m, k);
-            let p = Packer::new(&g, Packing { direction: PackDirection::ALL[dir], factor: b }, 20);
+            let p = Packer::new(&g, Packing::new(PackDirection::ALL[dir], b, SlotScheme::Exact), 20);
             prop_assume!(p.is_ok());
             let p = p.unwrap();
             let mut seen = vec![0u32; g.out_elems() as usize];
@@ -272,10 +285,7 @@ mod tests {
         let g = geom(3, 1, 1, 1);
         let p = Packer::new(
             &g,
-            Packing {
-                direction: PackDirection::InputChannel,
-                factor: 2,
-            },
+            Packing::new(PackDirection::InputChannel, 2, SlotScheme::Exact),
             16,
         )
         .unwrap();
