@@ -13,6 +13,7 @@ pub mod mapper;
 pub mod mapping;
 pub mod model;
 pub mod onnx;
+pub mod ot;
 pub mod plot;
 pub mod protocol;
 pub mod spec;

@@ -49,6 +49,19 @@ pub struct VerifyArgs {
     /// Write the report to this file instead of standard output.
     #[arg(long, short = 'o')]
     pub output: Option<PathBuf>,
+    /// Which layers to run: linear ones by HE, non-linear ones by OT, or both.
+    #[arg(long, value_enum, default_value = "all")]
+    pub part: PartArg,
+    /// Seconds to wait for the peer before a receive fails.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PartArg {
+    All,
+    Linear,
+    Nonlinear,
 }
 
 pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
@@ -73,15 +86,36 @@ pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
     let mut o = eval_options(&a.model, protocol, cm)?;
     o.overrides = overrides;
     let report = model::evaluate(&net, &o, cm).map_err(|e| e.to_string())?;
-    let plan = verify::plan(&net, &report, protocol, cm, &o.link, a.layers.as_deref())
+    let mut plan = verify::plan(&net, &report, protocol, cm, &o.link, a.layers.as_deref())
         .map_err(|e| e.to_string())?;
-    if plan.layers.is_empty() {
+    let mut nl = verify::nonlinear::plan(&net, &report, cm, o.batch, a.layers.as_deref())
+        .map_err(|e| e.to_string())?;
+    if a.part == PartArg::Nonlinear {
+        plan.layers.clear();
+        plan.skipped.clear();
+    }
+    if a.part == PartArg::Linear {
+        nl.layers.clear();
+        nl.model.clear();
+        nl.skipped.clear();
+    }
+    if plan.layers.is_empty() && nl.layers.is_empty() {
         let mut m = format!("no layer of '{}' under {protocol} can be run", net.name);
         for s in &plan.skipped {
             let _ = write!(m, "\n  {}: {}", s.name, s.reason);
         }
+        for s in &nl.skipped {
+            let _ = write!(m, "\n  {}: {}", s.name, s.reason);
+        }
         return Err(m);
     }
+    if a.timeout == 0 || a.timeout > 86_400 {
+        return Err(format!(
+            "--timeout {}: must be between 1 and 86400 seconds",
+            a.timeout
+        ));
+    }
+    let timeout = std::time::Duration::from_secs(a.timeout);
     let opts = RunOptions {
         data: match a.data {
             DataArg::Random => verify::DataMode::Random,
@@ -89,27 +123,83 @@ pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
         },
         fault: None,
     };
+    let empty = || VerifyReport {
+        ok: true,
+        network: plan.network.clone(),
+        protocol: plan.protocol.name().into(),
+        bits: plan.bits.clone(),
+        link: plan.link.clone(),
+        tolerance: String::new(),
+        layers: Vec::new(),
+        not_run: plan.skipped.clone(),
+        predicted_bytes: 0,
+        measured_bytes: 0,
+        predicted_s: 0.0,
+        measured_s: 0.0,
+        nonlinear: None,
+    };
+    let progress = |s: &str| eprintln!("non-linear layer {s}");
     if let Some(addr) = &a.listen {
         let listener = std::net::TcpListener::bind(addr)
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         eprintln!("server party: waiting for a client on {addr}");
-        let (stream, peer) = listener.accept().map_err(|e| format!("accept: {e}"))?;
-        let _ = stream.set_nodelay(true);
-        eprintln!("server party: client {peer} connected");
-        verify::server::serve(stream, &plan, &opts).map_err(|e| e.to_string())?;
-        eprintln!("server party: all {} layers served", plan.layers.len());
+        if !plan.layers.is_empty() {
+            let (stream, peer) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+            let _ = stream.set_nodelay(true);
+            eprintln!("server party: client {peer} connected");
+            verify::server::serve(stream, &plan, &opts).map_err(|e| e.to_string())?;
+            eprintln!(
+                "server party: all {} linear layers served",
+                plan.layers.len()
+            );
+        }
+        if !nl.layers.is_empty() {
+            let (stream, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+            let _ = stream.set_nodelay(true);
+            verify::nonlinear::serve(stream, &nl, timeout, None).map_err(|e| e.to_string())?;
+            eprintln!(
+                "server party: all {} non-linear layers served",
+                nl.layers.len()
+            );
+        }
         return Ok(());
     }
-    let rep = match &a.connect {
-        Some(addr) => {
-            let stream = std::net::TcpStream::connect(addr)
-                .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-            let _ = stream.set_nodelay(true);
-            verify::client::run(stream, &plan, &opts)
+    let mut rep = if plan.layers.is_empty() {
+        empty()
+    } else {
+        match &a.connect {
+            Some(addr) => {
+                let stream = std::net::TcpStream::connect(addr)
+                    .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+                let _ = stream.set_nodelay(true);
+                verify::client::run(stream, &plan, &opts)
+            }
+            None => verify::run_local(&plan, &opts),
         }
-        None => verify::run_local(&plan, &opts),
+        .map_err(|e| e.to_string())?
+    };
+    if !nl.layers.is_empty() {
+        let r = match &a.connect {
+            Some(addr) => {
+                let stream = std::net::TcpStream::connect(addr)
+                    .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+                let _ = stream.set_nodelay(true);
+                verify::nonlinear::run_client(stream, &nl, &o.link, cm, timeout, &progress)
+            }
+            None => verify::nonlinear::run_local(&nl, &o.link, cm, None, &progress),
+        }
+        .map_err(|e| e.to_string())?;
+        rep.ok &= r.ok;
+        rep.nonlinear = Some(r);
+    } else if !nl.skipped.is_empty() {
+        rep.nonlinear = Some(verify::nonlinear::NlReport {
+            layers: Vec::new(),
+            setup_predicted: 0,
+            setup_measured: 0,
+            skipped: nl.skipped.clone(),
+            ok: true,
+        });
     }
-    .map_err(|e| e.to_string())?;
     let text = match a.format {
         VerifyFormat::Json => {
             serde_json::to_string_pretty(&rep).expect("the report serialises") + "\n"
@@ -120,11 +210,20 @@ pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
     if rep.ok {
         Ok(())
     } else {
-        let bad: u64 = rep.layers.iter().map(|l| l.mismatches).sum();
+        let nl_bad: u64 = rep
+            .nonlinear
+            .as_ref()
+            .map_or(0, |n| n.layers.iter().map(|l| l.mismatches).sum());
+        let bad: u64 = rep.layers.iter().map(|l| l.mismatches).sum::<u64>() + nl_bad;
         let coeffs: u64 = rep.layers.iter().map(|l| l.coefficient_mismatches).sum();
         Err(format!(
             "verify FAILED: {bad} wrong outputs and {coeffs} wrongly decrypted coefficients in {} layer(s)",
             rep.layers.iter().filter(|l| !l.correct).count()
+                + rep.nonlinear.as_ref().map_or(0, |n| n
+                    .layers
+                    .iter()
+                    .filter(|l| !l.correct)
+                    .count())
         ))
     }
 }
@@ -142,114 +241,121 @@ pub fn table(r: &VerifyReport) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "verify {} under {} ({}), real HE over TCP; predicted latency for link {}",
+        "verify {} under {} ({}), real HE and OT over TCP; predicted latency for link {}",
         r.network, r.protocol, r.bits, r.link
     );
-    let _ = writeln!(
-        s,
-        "{:<21} {:>5} {:>7} {:<16} {:>9} {:<4} {:>10} {:>10} {:>6} {:>8} {:>8} {:>6} {:>7} {:>7} {:>7} {:>7} {:>11}",
-        "layer",
-        "N",
-        "q/t",
-        "tiling",
-        "ct in/out",
-        "ok",
-        "pred B",
-        "meas B",
-        "ratio",
-        "pred s",
-        "meas s",
-        "ratio",
-        "enc s",
-        "srv s",
-        "dec s",
-        "xfer s",
-        "headroom"
-    );
-    for l in &r.layers {
+    if !r.layers.is_empty() || r.nonlinear.is_none() {
         let _ = writeln!(
             s,
-            "{:<21} {:>5} {:>7} {:<16} {:>9} {:<4} {:>10} {:>10} {:>6} {:>8.3} {:>8.3} {:>6} {:>7.3} {:>7.3} {:>7.3} {:>7.3} {:>5.1}/{:<5.1}",
-            l.name,
-            l.n,
-            format!("{}/{}", l.log_q, l.log_t),
-            if l.packing == "-" {
-                l.tiling.clone()
-            } else {
-                format!("{} {}", l.tiling, l.packing)
-            },
-            format!("{}/{}", l.ct_in, l.ct_out),
-            if l.correct { "yes" } else { "NO" },
-            l.predicted_bytes,
-            l.measured_bytes,
-            ratio(l.measured_bytes as f64, l.predicted_bytes as f64),
-            l.predicted_s,
-            l.measured_s,
-            ratio(l.measured_s, l.predicted_s),
-            l.encrypt_s,
-            l.server_s,
-            l.decrypt_s,
-            l.transfer_s,
-            l.noise_headroom_bits,
-            l.model_headroom_bits,
+            "{:<21} {:>5} {:>7} {:<16} {:>9} {:<4} {:>10} {:>10} {:>6} {:>8} {:>8} {:>6} {:>7} {:>7} {:>7} {:>7} {:>11}",
+            "layer",
+            "N",
+            "q/t",
+            "tiling",
+            "ct in/out",
+            "ok",
+            "pred B",
+            "meas B",
+            "ratio",
+            "pred s",
+            "meas s",
+            "ratio",
+            "enc s",
+            "srv s",
+            "dec s",
+            "xfer s",
+            "headroom"
         );
-        for m in &l.first_mismatches {
+        for l in &r.layers {
             let _ = writeln!(
                 s,
-                "  MISMATCH {} at output (c {}, y {}, x {}): got {}, expected {}",
+                "{:<21} {:>5} {:>7} {:<16} {:>9} {:<4} {:>10} {:>10} {:>6} {:>8.3} {:>8.3} {:>6} {:>7.3} {:>7.3} {:>7.3} {:>7.3} {:>5.1}/{:<5.1}",
                 l.name,
-                m.position[0],
-                m.position[1],
-                m.position[2],
-                m.got.map_or("nothing".to_string(), |v| v.to_string()),
-                m.expected
+                l.n,
+                format!("{}/{}", l.log_q, l.log_t),
+                if l.packing == "-" {
+                    l.tiling.clone()
+                } else {
+                    format!("{} {}", l.tiling, l.packing)
+                },
+                format!("{}/{}", l.ct_in, l.ct_out),
+                if l.correct { "yes" } else { "NO" },
+                l.predicted_bytes,
+                l.measured_bytes,
+                ratio(l.measured_bytes as f64, l.predicted_bytes as f64),
+                l.predicted_s,
+                l.measured_s,
+                ratio(l.measured_s, l.predicted_s),
+                l.encrypt_s,
+                l.server_s,
+                l.decrypt_s,
+                l.transfer_s,
+                l.noise_headroom_bits,
+                l.model_headroom_bits,
             );
+            for m in &l.first_mismatches {
+                let _ = writeln!(
+                    s,
+                    "  MISMATCH {} at output (c {}, y {}, x {}): got {}, expected {}",
+                    l.name,
+                    m.position[0],
+                    m.position[1],
+                    m.position[2],
+                    m.got.map_or("nothing".to_string(), |v| v.to_string()),
+                    m.expected
+                );
+            }
+            for m in &l.first_coefficient_mismatches {
+                let _ = writeln!(
+                    s,
+                    "  WRONG COEFFICIENT {} at response output {}: decrypted {}, expected {} (a decryption failure)",
+                    l.name, m.index, m.got, m.expected
+                );
+            }
+            if l.coefficient_mismatches as usize > l.first_coefficient_mismatches.len() {
+                let _ = writeln!(
+                    s,
+                    "  ... {} wrong coefficients in {} in all",
+                    l.coefficient_mismatches, l.name
+                );
+            }
+            if l.mismatches as usize > l.first_mismatches.len() {
+                let _ = writeln!(
+                    s,
+                    "  ... {} wrong outputs in {} in all",
+                    l.mismatches, l.name
+                );
+            }
         }
-        for m in &l.first_coefficient_mismatches {
-            let _ = writeln!(
-                s,
-                "  WRONG COEFFICIENT {} at response output {}: decrypted {}, expected {} (a decryption failure)",
-                l.name, m.index, m.got, m.expected
-            );
-        }
-        if l.coefficient_mismatches as usize > l.first_coefficient_mismatches.len() {
-            let _ = writeln!(
-                s,
-                "  ... {} wrong coefficients in {} in all",
-                l.coefficient_mismatches, l.name
-            );
-        }
-        if l.mismatches as usize > l.first_mismatches.len() {
-            let _ = writeln!(
-                s,
-                "  ... {} wrong outputs in {} in all",
-                l.mismatches, l.name
-            );
-        }
+        let payload: u64 = r.layers.iter().map(|l| l.payload_bytes).sum();
+        let _ = writeln!(
+            s,
+            "total: predicted {} ({} B), ciphertext payload {} B, on the socket {} B (ratio {}); predicted {:.3} s, measured {:.3} s (ratio {})",
+            human_bytes(r.predicted_bytes),
+            r.predicted_bytes,
+            payload,
+            r.measured_bytes,
+            ratio(r.measured_bytes as f64, r.predicted_bytes as f64),
+            r.predicted_s,
+            r.measured_s,
+            ratio(r.measured_s, r.predicted_s)
+        );
+        let _ = writeln!(
+            s,
+            "bytes: both directions; socket bytes include 12-byte frame headers and the layer's parameter set.\n\
+             time: online (client encryption to decryption); the server's weight encoding into NTT form ({:.3} s in all) is input-independent and left out.\n\
+             headroom: measured/model bits. measured: log2((Delta/2) / largest decryption error seen, truncation included); model: margin of its 2^-40 noise bound",
+            r.layers.iter().map(|l| l.weight_encode_s).sum::<f64>()
+        );
     }
-    let payload: u64 = r.layers.iter().map(|l| l.payload_bytes).sum();
-    let _ = writeln!(
-        s,
-        "total: predicted {} ({} B), ciphertext payload {} B, on the socket {} B (ratio {}); predicted {:.3} s, measured {:.3} s (ratio {})",
-        human_bytes(r.predicted_bytes),
-        r.predicted_bytes,
-        payload,
-        r.measured_bytes,
-        ratio(r.measured_bytes as f64, r.predicted_bytes as f64),
-        r.predicted_s,
-        r.measured_s,
-        ratio(r.measured_s, r.predicted_s)
-    );
-    let _ = writeln!(
-        s,
-        "bytes: both directions; socket bytes include 12-byte frame headers and the layer's parameter set.\n\
-         time: online (client encryption to decryption); the server's weight encoding into NTT form ({:.3} s in all) is input-independent and left out.\n\
-         headroom: measured/model bits. measured: log2((Delta/2) / largest decryption error seen, truncation included); model: margin of its 2^-40 noise bound",
-        r.layers.iter().map(|l| l.weight_encode_s).sum::<f64>()
-    );
-    let _ = writeln!(s, "tolerance: {}", r.tolerance);
+    if !r.tolerance.is_empty() {
+        let _ = writeln!(s, "tolerance: {}", r.tolerance);
+    }
     for k in &r.not_run {
         let _ = writeln!(s, "NOT RUN {}: {}", k.name, k.reason);
+    }
+    if let Some(n) = &r.nonlinear {
+        nonlinear_table(&mut s, n);
     }
     let _ = writeln!(
         s,
@@ -261,4 +367,83 @@ pub fn table(r: &VerifyReport) -> String {
         }
     );
     s
+}
+
+/// The non-linear part of the report: per layer, predicted (this tool's OT, `ot::sizes`)
+/// against measured bytes each way and rounds, and the model's figure for the protocol.
+fn nonlinear_table(s: &mut String, n: &verify::nonlinear::NlReport) {
+    if !n.layers.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nnon-linear layers, real OT (Chou-Orlandi base OT + IKNP extension) over TCP; predicted by ot::sizes"
+        );
+        let _ = writeln!(
+            s,
+            "{:<21} {:>8} {:<30} {:<4} {:>11} {:>11} {:>11} {:>11} {:>6} {:>9} {:>8} {:>8} {:>11}",
+            "layer",
+            "elems",
+            "steps",
+            "ok",
+            "pred s>c",
+            "meas s>c",
+            "pred c>s",
+            "meas c>s",
+            "rounds",
+            "pred/meas",
+            "pred s",
+            "meas s",
+            "model B"
+        );
+    }
+    for l in &n.layers {
+        let _ = writeln!(
+            s,
+            "{:<21} {:>8} {:<30} {:<4} {:>11} {:>11} {:>11} {:>11} {:>6} {:>9} {:>8.3} {:>8.3} {:>11}",
+            l.name,
+            l.n,
+            l.steps,
+            if l.correct { "yes" } else { "NO" },
+            l.predicted_server_to_client,
+            l.measured_server_to_client,
+            l.predicted_client_to_server,
+            l.measured_client_to_server,
+            "",
+            format!("{}/{}", l.predicted_rounds, l.measured_rounds),
+            l.predicted_s,
+            l.measured_s,
+            l.model_bytes,
+        );
+        if !l.correct {
+            let _ = writeln!(s, "  MISMATCH {}: {} wrong outputs", l.name, l.mismatches);
+        }
+    }
+    if !n.layers.is_empty() {
+        let pred: u64 = n
+            .layers
+            .iter()
+            .map(|l| l.predicted_server_to_client + l.predicted_client_to_server)
+            .sum();
+        let meas: u64 = n
+            .layers
+            .iter()
+            .map(|l| l.measured_server_to_client + l.measured_client_to_server)
+            .sum();
+        let model: u64 = n.layers.iter().map(|l| l.model_bytes).sum();
+        let _ = writeln!(
+            s,
+            "non-linear total: predicted {} ({pred} B), measured {meas} B (ratio {}); base-OT setup predicted {} B, measured {} B; the model's cost family prices these layers at {} ({model} B)",
+            human_bytes(pred),
+            ratio(meas as f64, pred as f64),
+            n.setup_predicted,
+            n.setup_measured,
+            human_bytes(model),
+        );
+        let _ = writeln!(
+            s,
+            "non-linear bytes: OT payload both ways (12-byte frame headers apart); the server's reveal of its shares for the check is left out. Exact: every output equal to plaintext ReLU."
+        );
+    }
+    for k in &n.skipped {
+        let _ = writeln!(s, "NOT RUN {}: {}", k.name, k.reason);
+    }
 }

@@ -62,6 +62,7 @@ pub fn run<S: Read + Write>(
         measured_s: layers.iter().map(|l| l.measured_s).sum(),
         layers,
         not_run: plan.skipped.clone(),
+        nonlinear: None,
     })
 }
 
@@ -126,12 +127,16 @@ fn run_layer<S: Read + Write>(
     let n = p.n as usize;
     let (sent0, recv0) = (ch.sent, ch.received);
     let mut g = rng(fresh_seed());
-    let x_c = draw_shares(
-        &mut g,
-        lp.layer.input.elems() as usize,
-        p.ring_bits,
-        opts.data,
-    );
+    let x_c = match p.client_input_bits {
+        // The client's own data: unsigned b_a-bit values (the server's share is zero).
+        Some(b) => draw_shares(&mut g, lp.layer.input.elems() as usize, b, opts.data),
+        None => draw_shares(
+            &mut g,
+            lp.layer.input.elems() as usize,
+            p.ring_bits,
+            opts.data,
+        ),
+    };
     let x_pre = lp.packer.pack_input(&encoding::preprocess(&lp.layer, &x_c));
     let t0 = Instant::now();
     let queries = if p.log_q <= 64 {

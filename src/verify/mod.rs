@@ -12,7 +12,9 @@ pub mod client;
 pub mod encoding;
 pub mod he;
 pub mod measure;
+pub mod nonlinear;
 pub mod ntt;
+pub mod otnet;
 pub mod packing;
 pub mod server;
 pub mod transport;
@@ -48,6 +50,10 @@ pub struct LayerParams {
     pub tiling: Tiling,
     pub packing: Packing,
     pub error_std: f64,
+    /// `client` slots: the input is the client's own data, unsigned of this many bits, and
+    /// the server holds no share of it.
+    #[serde(default)]
+    pub client_input_bits: Option<u32>,
 }
 
 /// One layer to run.
@@ -228,6 +234,9 @@ pub fn plan(
                 tiling: mapping.tiling,
                 packing: mapping.packing,
                 error_std: pf.he.error_std,
+                client_input_bits: (mapping.packing.is_packed()
+                    && mapping.packing.scheme == crate::mapping::SlotScheme::Client)
+                    .then(|| r.bits.map_or(8, |b| b.a.get())),
             },
             layer: l.clone(),
             packer,
@@ -297,12 +306,16 @@ pub fn server_data(seed: u128, p: &LayerPlan, mode: DataMode) -> ServerData {
             DataMode::WorstCase => -half,
         })
         .collect();
-    let x_s = draw_shares(
-        &mut g,
-        p.layer.input.elems() as usize,
-        p.params.ring_bits,
-        mode,
-    );
+    let x_s = if p.params.client_input_bits.is_some() {
+        vec![0; p.layer.input.elems() as usize]
+    } else {
+        draw_shares(
+            &mut g,
+            p.layer.input.elems() as usize,
+            p.params.ring_bits,
+            mode,
+        )
+    };
     let tmask = he::low_mask(p.params.log_t);
     let mask = (0..p.packer.virt.out_elems())
         .map(|_| {
@@ -393,6 +406,9 @@ pub struct VerifyReport {
     pub measured_bytes: u64,
     pub predicted_s: f64,
     pub measured_s: f64,
+    /// The non-linear layers run with real OT, when they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonlinear: Option<nonlinear::NlReport>,
 }
 
 /// Options of a run.
@@ -405,23 +421,35 @@ pub struct RunOptions {
 
 /// Runs both parties as threads of this process over a loopback TCP connection.
 pub fn run_local(p: &Plan, opts: &RunOptions) -> Result<VerifyReport, VerifyError> {
+    loopback(
+        |stream| server::serve(stream, p, opts),
+        |stream| client::run(stream, p, opts),
+    )
+}
+
+/// Connects `server` and `client`, each on a thread of this process, over loopback TCP;
+/// the client's result, or the first error.
+pub fn loopback<R: Send>(
+    server: impl FnOnce(std::net::TcpStream) -> Result<(), VerifyError> + Send,
+    client: impl FnOnce(std::net::TcpStream) -> Result<R, VerifyError>,
+) -> Result<R, VerifyError> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(|e| VerifyError::Setup(format!("cannot listen on loopback: {e}")))?;
     let addr = listener
         .local_addr()
         .map_err(|e| VerifyError::Setup(format!("loopback address: {e}")))?;
     std::thread::scope(|s| {
-        let srv = s.spawn(|| -> Result<(), VerifyError> {
+        let srv = s.spawn(move || -> Result<(), VerifyError> {
             let (stream, _) = listener
                 .accept()
                 .map_err(|e| VerifyError::Setup(format!("accept: {e}")))?;
             let _ = stream.set_nodelay(true);
-            server::serve(stream, p, opts)
+            server(stream)
         });
         let stream = std::net::TcpStream::connect(addr)
             .map_err(|e| VerifyError::Setup(format!("cannot connect to {addr}: {e}")))?;
         let _ = stream.set_nodelay(true);
-        let res = client::run(stream, p, opts);
+        let res = client(stream);
         let srv_res = srv
             .join()
             .map_err(|_| VerifyError::Setup("the server thread panicked".into()))?;

@@ -50,8 +50,10 @@ impl Packer {
             return unsupported("a packed mapping without a slot width".into());
         }
         if b > 1
-            && (p.scheme != crate::mapping::SlotScheme::Exact
-                || matches!(p.direction, PackDirection::Batch | PackDirection::Tiles))
+            && (!matches!(
+                p.scheme,
+                crate::mapping::SlotScheme::Exact | crate::mapping::SlotScheme::Client
+            ) || matches!(p.direction, PackDirection::Batch | PackDirection::Tiles))
         {
             return unsupported(format!(
                 "{} slots are not run by the verify mode",

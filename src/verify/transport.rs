@@ -33,6 +33,8 @@ pub enum Kind {
     Reveal = 6,
     /// Either way: the sender stops, with a reason.
     Abort = 7,
+    /// Either way: one message of an oblivious-transfer protocol (non-linear layers).
+    Ot = 8,
 }
 
 impl Kind {
@@ -45,6 +47,7 @@ impl Kind {
             5 => Kind::Response,
             6 => Kind::Reveal,
             7 => Kind::Abort,
+            8 => Kind::Ot,
             _ => return None,
         })
     }

@@ -1,0 +1,384 @@
+//! Non-linear layers run with real oblivious transfer ([`crate::ot`]) as two parties over
+//! TCP, each checked against plaintext arithmetic.
+//!
+//! A ReLU layer whose input lives in Z_{2^l_in} and whose output the next layer needs in
+//! Z_{2^l_out} runs as the model prices it: DReLU on l_in bits (CrypTFlow2's millionaire),
+//! then a MUX on the low l_out bits of the shares when l_out <= l_in (reducing shares mod
+//! 2^l_out is local), or a ReLU on l_in bits followed by an unsigned ring extension to l_out
+//! bits (SiRNN's extension: a millionaire for the wrap and a B2A) when l_out > l_in.
+//! The bytes each way and the rounds a layer is predicted to take are
+//! [`crate::ot::sizes`] of exactly those steps: the same formulas the OT code's own tests
+//! hold to the byte. The server's input share and output share are revealed after each
+//! layer so that the client can check it (verification only, counted apart).
+
+use super::VerifyError;
+use super::otnet::{OtCounters, TcpOt};
+use super::transport::{Channel, Kind};
+use crate::model::report::Report;
+use crate::ot::sizes::{self, Plan as SizePlan};
+use crate::ot::{OtChannel, OtError, OtSession, Role, arith, mask, prg};
+use crate::protocol::{CostModel, Link};
+use crate::workload::{LayerKind, Network};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use serde::{Deserialize, Serialize};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// Elements of one layer's batch at most (bounds every allocation of a run).
+pub const MAX_ELEMENTS: u64 = 1 << 24;
+/// Values per reveal message.
+const REVEAL_CHUNK: usize = 1 << 16;
+
+/// One non-linear layer to run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NlLayer {
+    pub name: String,
+    /// Elements (all images of the batch).
+    pub n: u64,
+    pub l_in: u32,
+    pub l_out: u32,
+    /// Digit size of the millionaire.
+    pub m: u32,
+    /// Steps run, in words.
+    pub steps: String,
+}
+
+impl NlLayer {
+    /// The size plan of exactly the steps run (party A = server).
+    pub fn size_plan(&self) -> SizePlan {
+        let (n, m) = (self.n, self.m);
+        if self.l_out <= self.l_in {
+            sizes::drelu_plan(n, self.l_in, m).then(&sizes::mux_plan(n, self.l_out))
+        } else {
+            sizes::relu_plan(n, self.l_in, m).then(&sizes::extend_plan(n, self.l_in, self.l_out, m))
+        }
+    }
+}
+
+/// A layer the non-linear run leaves out, with the reason.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NlSkipped {
+    pub name: String,
+    pub reason: String,
+}
+
+/// The non-linear layers of a network under a report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NlPlan {
+    pub layers: Vec<NlLayer>,
+    /// The model's bytes and rounds for each layer (its OT cost family), for comparison.
+    pub model: Vec<(u64, u32)>,
+    pub skipped: Vec<NlSkipped>,
+}
+
+/// The non-linear layers of `report` that this module runs (ReLU), restricted to `select`.
+pub fn plan(
+    net: &Network,
+    report: &Report,
+    cm: &CostModel,
+    batch: u64,
+    select: Option<&[String]>,
+) -> Result<NlPlan, VerifyError> {
+    let m = cm.primitives.digit_bits;
+    let mut out = NlPlan {
+        layers: Vec::new(),
+        model: Vec::new(),
+        skipped: Vec::new(),
+    };
+    for (l, r) in net.layers.iter().zip(&report.layers) {
+        if r.class != crate::workload::CostClass::NonLinear {
+            continue;
+        }
+        if let Some(sel) = select
+            && !sel.iter().any(|s| s == &l.name)
+        {
+            continue;
+        }
+        let skip = |reason: &str| NlSkipped {
+            name: l.name.clone(),
+            reason: reason.to_string(),
+        };
+        match &l.kind {
+            LayerKind::Relu {
+                relu6: false,
+                truncate: false,
+            } => {}
+            LayerKind::Relu { .. } => {
+                out.skipped.push(skip(
+                    "ReLU6 and fused truncations are priced but not run yet",
+                ));
+                continue;
+            }
+            _ => {
+                out.skipped.push(skip(&format!(
+                    "{} is priced but not run with OT yet (ReLU layers are)",
+                    r.kind
+                )));
+                continue;
+            }
+        }
+        let n = l
+            .output
+            .elems()
+            .checked_mul(batch.max(1))
+            .filter(|&n| n <= MAX_ELEMENTS)
+            .ok_or_else(|| VerifyError::Layer {
+                layer: l.name.clone(),
+                message: format!(
+                    "{} elements x batch {batch} exceed the run's cap of {MAX_ELEMENTS}",
+                    l.output.elems()
+                ),
+            })?;
+        let (l_in, l_out) = (r.ring_bits_in, r.ring_bits_out);
+        if !(2..=64).contains(&l_in) || !(1..=64).contains(&l_out) {
+            out.skipped.push(skip(&format!(
+                "rings 2^{l_in} -> 2^{l_out} are outside 2..=64 bits"
+            )));
+            continue;
+        }
+        let steps = if l_out <= l_in {
+            format!("DReLU({l_in}) + MUX({l_out})")
+        } else {
+            format!("ReLU({l_in}) + extension {l_in} -> {l_out}")
+        };
+        out.layers.push(NlLayer {
+            name: l.name.clone(),
+            n,
+            l_in,
+            l_out,
+            m,
+            steps,
+        });
+        out.model.push((r.bytes_nonlinear, r.rounds));
+    }
+    Ok(out)
+}
+
+/// The result of one non-linear layer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NlResult {
+    pub name: String,
+    pub steps: String,
+    pub n: u64,
+    pub correct: bool,
+    pub mismatches: u64,
+    /// Predicted by [`crate::ot::sizes`]: server -> client, client -> server, rounds.
+    pub predicted_server_to_client: u64,
+    pub predicted_client_to_server: u64,
+    pub predicted_rounds: u64,
+    /// Measured payload bytes and rounds (frame headers apart).
+    pub measured_server_to_client: u64,
+    pub measured_client_to_server: u64,
+    pub measured_rounds: u64,
+    /// The model's bytes and rounds for the layer under the protocol's OT cost family.
+    pub model_bytes: u64,
+    pub model_rounds: u32,
+    /// Predicted time on the link from the predicted bytes and rounds, and measured time.
+    pub predicted_s: f64,
+    pub measured_s: f64,
+}
+
+/// The result of the non-linear run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NlReport {
+    pub layers: Vec<NlResult>,
+    /// The one-time base-OT setup: predicted and measured bytes each way.
+    pub setup_predicted: u64,
+    pub setup_measured: u64,
+    pub skipped: Vec<NlSkipped>,
+    pub ok: bool,
+}
+
+fn ot_err(layer: &str, e: OtError) -> VerifyError {
+    VerifyError::Layer {
+        layer: layer.to_string(),
+        message: format!("OT: {e}"),
+    }
+}
+
+fn setup_err(e: impl std::fmt::Display) -> VerifyError {
+    VerifyError::Setup(format!("non-linear run: {e}"))
+}
+
+/// Runs one layer's protocol on `x` (this party's shares mod 2^l_in).
+fn run_layer<C: OtChannel>(
+    sess: &mut OtSession,
+    ch: &mut C,
+    p: &NlLayer,
+    x: &[u64],
+) -> Result<Vec<u64>, OtError> {
+    if p.l_out <= p.l_in {
+        let d = arith::drelu(sess, ch, x, p.l_in, p.m)?;
+        let low: Vec<u64> = x.iter().map(|&v| v & mask(p.l_out)).collect();
+        arith::mux(sess, ch, &d, &low, p.l_out)
+    } else {
+        let y = arith::relu(sess, ch, x, p.l_in, p.m)?;
+        arith::extend(sess, ch, &y, p.l_in, p.l_out, false, p.m)
+    }
+}
+
+fn shares_from_seed(seed: [u8; 32], n: usize, l: u32) -> Vec<u64> {
+    let mut g = ChaCha20Rng::from_seed(seed);
+    (0..n).map(|_| g.next_u64() & mask(l)).collect()
+}
+
+/// Flip one bit of the server's output share of a layer (mutation testing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NlFault {
+    pub layer: String,
+    pub element: usize,
+}
+
+/// The server party of the non-linear run.
+pub fn serve(
+    stream: TcpStream,
+    p: &NlPlan,
+    timeout: Duration,
+    fault: Option<&NlFault>,
+) -> Result<(), VerifyError> {
+    let mut c = Channel::new(stream);
+    let hello = c.recv(Kind::Hello).map_err(setup_err)?;
+    let theirs: Vec<NlLayer> = serde_json::from_slice(&hello)
+        .map_err(|e| setup_err(format!("bad hello from the client: {e}")))?;
+    if theirs != p.layers {
+        let _ = c.send(
+            Kind::Abort,
+            b"the client's non-linear layers differ from the server's",
+        );
+        return Err(setup_err(
+            "the client's non-linear layers differ from the server's",
+        ));
+    }
+    c.send(Kind::HelloAck, b"{}").map_err(setup_err)?;
+    let mut ch = TcpOt::new(c.into_inner(), timeout).map_err(setup_err)?;
+    let mut sess = OtSession::setup(&mut ch, Role::A).map_err(|e| ot_err("base OT setup", e))?;
+    for l in &p.layers {
+        let mut seed = [0u8; 32];
+        prg::os_rng()
+            .map_err(|e| ot_err(&l.name, e))?
+            .fill_bytes(&mut seed);
+        let x = shares_from_seed(seed, l.n as usize, l.l_in);
+        let mut y = run_layer(&mut sess, &mut ch, l, &x).map_err(|e| ot_err(&l.name, e))?;
+        if let Some(f) = fault.filter(|f| f.layer == l.name)
+            && let Some(v) = y.get_mut(f.element)
+        {
+            *v ^= 1;
+        }
+        // Verification only: the seed of the input share and the output share.
+        ch.send_msg(&seed).map_err(|e| ot_err(&l.name, e))?;
+        for c in y.chunks(REVEAL_CHUNK) {
+            ch.send_msg(&prg::pack(c, l.l_out))
+                .map_err(|e| ot_err(&l.name, e))?;
+        }
+    }
+    ch.finish().map_err(|e| ot_err("closing", e))?;
+    Ok(())
+}
+
+/// The client party: runs every layer, checks it, and reports.
+pub fn run_client(
+    stream: TcpStream,
+    p: &NlPlan,
+    link: &Link,
+    cm: &CostModel,
+    timeout: Duration,
+    progress: &dyn Fn(&str),
+) -> Result<NlReport, VerifyError> {
+    let mut c = Channel::new(stream);
+    let hello = serde_json::to_vec(&p.layers).map_err(setup_err)?;
+    c.send(Kind::Hello, &hello).map_err(setup_err)?;
+    c.recv(Kind::HelloAck).map_err(setup_err)?;
+    let mut ch = TcpOt::new(c.into_inner(), timeout).map_err(setup_err)?;
+    let mut sess = OtSession::setup(&mut ch, Role::B).map_err(|e| ot_err("base OT setup", e))?;
+    let setup = ch.counters;
+    let setup_cost = sizes::base_setup();
+    let mut g = prg::os_rng().map_err(|e| ot_err("client randomness", e))?;
+    let mut layers = Vec::new();
+    for (i, l) in p.layers.iter().enumerate() {
+        progress(&format!("{} ({} elements, {})", l.name, l.n, l.steps));
+        let n = l.n as usize;
+        let x: Vec<u64> = (0..n).map(|_| g.next_u64() & mask(l.l_in)).collect();
+        let before: OtCounters = ch.counters;
+        let t = Instant::now();
+        let y = run_layer(&mut sess, &mut ch, l, &x).map_err(|e| ot_err(&l.name, e))?;
+        let measured_s = t.elapsed().as_secs_f64();
+        let after = ch.counters;
+        let seed_msg = ch
+            .recv_msg(32, "reveal: seed of the server's share")
+            .map_err(|e| ot_err(&l.name, e))?;
+        let mut seed = [0u8; 32];
+        seed.copy_from_slice(&seed_msg);
+        let mut ya = Vec::with_capacity(n);
+        for k in (0..n).step_by(REVEAL_CHUNK) {
+            let cnt = REVEAL_CHUNK.min(n - k);
+            let len = (cnt as u64 * l.l_out as u64).div_ceil(8) as usize;
+            let b = ch
+                .recv_msg(len, "reveal: the server's output share")
+                .map_err(|e| ot_err(&l.name, e))?;
+            ya.extend(
+                prg::unpack(&b, cnt, l.l_out, "reveal: the server's output share")
+                    .map_err(|e| ot_err(&l.name, e))?,
+            );
+        }
+        // Rounds of the reveal are not the protocol's: the next layer's count restarts.
+        ch.counters.rounds = after.rounds;
+        let xa = shares_from_seed(seed, n, l.l_in);
+        let half = 1u64 << (l.l_in - 1);
+        let mut mismatches = 0u64;
+        for j in 0..n {
+            let v = xa[j].wrapping_add(x[j]) & mask(l.l_in);
+            let relu = if v >= half { 0 } else { v };
+            let want = relu & mask(l.l_out);
+            let got = ya[j].wrapping_add(y[j]) & mask(l.l_out);
+            if got != want {
+                mismatches += 1;
+            }
+        }
+        let pred = l.size_plan().cost();
+        let bytes = pred.bytes_a_to_b + pred.bytes_b_to_a;
+        let compute = bytes as f64 * 8.0 * cm.compute.ot_ns_per_bit * 1e-9;
+        let (model_bytes, model_rounds) = p.model.get(i).copied().unwrap_or((0, 0));
+        layers.push(NlResult {
+            name: l.name.clone(),
+            steps: l.steps.clone(),
+            n: l.n,
+            correct: mismatches == 0,
+            mismatches,
+            predicted_server_to_client: pred.bytes_a_to_b,
+            predicted_client_to_server: pred.bytes_b_to_a,
+            predicted_rounds: pred.rounds,
+            measured_server_to_client: after.payload_received - before.payload_received,
+            measured_client_to_server: after.payload_sent - before.payload_sent,
+            measured_rounds: after.rounds - before.rounds,
+            model_bytes,
+            model_rounds,
+            predicted_s: crate::model::step_latency(link, bytes, pred.rounds as u32, compute),
+            measured_s,
+        });
+    }
+    ch.finish().map_err(|e| ot_err("closing", e))?;
+    let ok = layers.iter().all(|l| l.correct);
+    Ok(NlReport {
+        layers,
+        setup_predicted: setup_cost.bytes_a_to_b + setup_cost.bytes_b_to_a,
+        setup_measured: setup.payload_sent + setup.payload_received,
+        skipped: p.skipped.clone(),
+        ok,
+    })
+}
+
+/// Both parties as threads of this process over loopback TCP.
+pub fn run_local(
+    p: &NlPlan,
+    link: &Link,
+    cm: &CostModel,
+    fault: Option<&NlFault>,
+    progress: &dyn Fn(&str),
+) -> Result<NlReport, VerifyError> {
+    let timeout = Duration::from_secs(120);
+    super::loopback(
+        |stream| serve(stream, p, timeout, fault),
+        |stream| run_client(stream, p, link, cm, timeout, progress),
+    )
+}
