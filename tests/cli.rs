@@ -303,3 +303,31 @@ fn networks_and_protocols_list() {
         assert!(s.contains(p));
     }
 }
+
+/// A reader that closes the pipe after one byte (`hequant estimate | head -c 1`): the
+/// program ends without a panic message.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hequant"))
+        .args([
+            "estimate",
+            "--format",
+            "json",
+            "--network",
+            "resnet50-imagenet",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut one = [0u8; 1];
+    out.read_exact(&mut one).expect("one byte");
+    drop(out);
+    let res = child.wait_with_output().expect("it ends");
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!err.contains("Broken pipe"), "{err}");
+}
