@@ -219,3 +219,28 @@ fn cli_json_nonlinear_section() {
     assert_eq!(skipped.len(), 1);
     assert!(skipped[0]["reason"].as_str().unwrap().contains("avg_pool"));
 }
+
+/// A 3x3 stride-2 max-pool with padding (ResNet's), on a small image: every output equal to
+/// the plaintext maximum of its window, bytes and rounds equal to `ot::sizes`, and 8
+/// comparisons per output in 4 tree levels (k = 9: 4, 2, 1, 1 pairs).
+#[test]
+fn a_padded_strided_max_pool_is_exact_and_sized() {
+    let text = "format = \"hequant-network\"\nversion = 1\nname = \"pool\"\ndescription = \"\"\nsource = \"\"\n\
+        input = [3, 9, 9]\ndefault_bits = { w = 4, a = 4 }\n\
+        [[layer]]\nname = \"conv\"\nkind = \"conv2d\"\nout_channels = 4\nkernel = 3\nstride = 1\npadding = 1\n\
+        [[layer]]\nname = \"pool\"\nkind = \"max_pool\"\nkernel = 3\nstride = 2\npadding = 1\n";
+    let n = hequant::spec::network::from_str("pool.toml", text).expect("network");
+    let (p, o, cm) = nl_plan(&n, &["pool"]);
+    assert_eq!(p.layers.len(), 1, "skipped: {:?}", p.skipped);
+    assert_eq!(p.layers[0].n, 4 * 5 * 5);
+    let r = nonlinear::run_local(&p, &o.link, &cm, None, &|_| {}).expect("run");
+    let l = &r.layers[0];
+    assert!(r.ok && l.correct, "{} wrong", l.mismatches);
+    assert_eq!(l.measured_server_to_client, l.predicted_server_to_client);
+    assert_eq!(l.measured_client_to_server, l.predicted_client_to_server);
+    assert_eq!(l.measured_rounds, l.predicted_rounds);
+    // Each tree level is a ReLU's structure (DReLU then MUX on the pairs' differences), run
+    // for all pairs of the level at once: rounds add up level by level.
+    let relu = hequant::ot::sizes::relu(1, p.layers[0].l_in, 4).rounds;
+    assert_eq!(l.predicted_rounds, 4 * relu, "4 levels for 9 values");
+}

@@ -440,7 +440,7 @@ fn nonlinear_table(s: &mut String, n: &verify::nonlinear::NlReport) {
         );
         let _ = writeln!(
             s,
-            "non-linear bytes: OT payload both ways (12-byte frame headers apart); the server's reveal of its shares for the check is left out. Exact: every output equal to plaintext ReLU."
+            "non-linear bytes: OT payload both ways (12-byte frame headers apart); the server's reveal of its shares for the check is left out. Exact: every output equal to the plaintext ReLU or maximum."
         );
     }
     for k in &n.skipped {

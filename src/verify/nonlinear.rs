@@ -18,7 +18,7 @@ use crate::model::report::Report;
 use crate::ot::sizes::{self, Plan as SizePlan};
 use crate::ot::{OtChannel, OtError, OtSession, Role, arith, mask, prg};
 use crate::protocol::{CostModel, Link};
-use crate::workload::{LayerKind, Network};
+use crate::workload::{LayerKind, Network, Window};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -42,12 +42,23 @@ pub struct NlLayer {
     pub m: u32,
     /// Steps run, in words.
     pub steps: String,
+    /// Max-pool: the window and the input shape (channels, rows, columns) of one image.
+    #[serde(default)]
+    pub pool: Option<(Window, [u64; 3])>,
 }
 
 impl NlLayer {
     /// The size plan of exactly the steps run (party A = server).
     pub fn size_plan(&self) -> SizePlan {
         let (n, m) = (self.n, self.m);
+        if let Some((w, _)) = self.pool {
+            let p = sizes::max_plan(n, w.kh * w.kw, self.l_in, m, false);
+            return if self.l_out <= self.l_in {
+                p
+            } else {
+                p.then(&sizes::extend_plan(n, self.l_in, self.l_out, m))
+            };
+        }
         if self.l_out <= self.l_in {
             sizes::drelu_plan(n, self.l_in, m).then(&sizes::mux_plan(n, self.l_out))
         } else {
@@ -99,11 +110,22 @@ pub fn plan(
             name: l.name.clone(),
             reason: reason.to_string(),
         };
+        let mut pool = None;
         match &l.kind {
             LayerKind::Relu {
                 relu6: false,
                 truncate: false,
             } => {}
+            LayerKind::MaxPool { window } => {
+                let k = window.kh * window.kw;
+                if !(2..=1024).contains(&k) || window.sh == 0 || window.sw == 0 {
+                    out.skipped.push(skip(
+                        "a max-pool window of fewer than 2 or more than 1024 elements",
+                    ));
+                    continue;
+                }
+                pool = Some((*window, [l.input.c, l.input.h, l.input.w]));
+            }
             LayerKind::Relu { .. } => {
                 out.skipped.push(skip(
                     "ReLU6 and fused truncations are priced but not run yet",
@@ -137,7 +159,18 @@ pub fn plan(
             )));
             continue;
         }
-        let steps = if l_out <= l_in {
+        if pool.is_some() && l_in < 4 {
+            out.skipped.push(skip("a max-pool on fewer than 4 bits"));
+            continue;
+        }
+        let steps = if let Some((w, _)) = pool {
+            let k = w.kh * w.kw;
+            if l_out <= l_in {
+                format!("max of {k} ({} comparisons)", k - 1)
+            } else {
+                format!("max of {k} + extension {l_in} -> {l_out}")
+            }
+        } else if l_out <= l_in {
             format!("DReLU({l_in}) + MUX({l_out})")
         } else {
             format!("ReLU({l_in}) + extension {l_in} -> {l_out}")
@@ -149,6 +182,7 @@ pub fn plan(
             l_out,
             m,
             steps,
+            pool,
         });
         out.model.push((r.bytes_nonlinear, r.rounds));
     }
@@ -208,6 +242,16 @@ fn run_layer<C: OtChannel>(
     p: &NlLayer,
     x: &[u64],
 ) -> Result<Vec<u64>, OtError> {
+    if let Some((w, shape)) = p.pool {
+        let g: Vec<u64> = gather(&w, shape, p.n, |i| x[i]);
+        let k = (w.kh * w.kw) as usize;
+        let (y, _) = arith::max(sess, ch, &g, k, p.l_in, p.m, false)?;
+        return if p.l_out <= p.l_in {
+            Ok(y.iter().map(|&v| v & mask(p.l_out)).collect())
+        } else {
+            arith::extend(sess, ch, &y, p.l_in, p.l_out, true, p.m)
+        };
+    }
     if p.l_out <= p.l_in {
         let d = arith::drelu(sess, ch, x, p.l_in, p.m)?;
         let low: Vec<u64> = x.iter().map(|&v| v & mask(p.l_out)).collect();
@@ -218,9 +262,97 @@ fn run_layer<C: OtChannel>(
     }
 }
 
-fn shares_from_seed(seed: [u8; 32], n: usize, l: u32) -> Vec<u64> {
+/// The window elements of every max-pool output, k consecutive values per output (all
+/// images of the batch); a padded position repeats the window's first element inside the
+/// image, which leaves the maximum unchanged.
+fn gather(w: &Window, [c, h, wd]: [u64; 3], n: u64, at: impl Fn(usize) -> u64) -> Vec<u64> {
+    let Some((oh, ow)) = w.out_hw(h, wd) else {
+        return Vec::new();
+    };
+    let per_image = (c * oh * ow).max(1);
+    let mut out = Vec::with_capacity((n * w.kh * w.kw) as usize);
+    for o in 0..n {
+        let (img, r) = (o / per_image, o % per_image);
+        let (ch, oy, ox) = (r / (oh * ow), (r / ow) % oh, r % ow);
+        let base = img * c * h * wd + ch * h * wd;
+        let pos = |ky: u64, kx: u64| {
+            let y = (oy * w.sh + ky).checked_sub(w.pad.top).filter(|&y| y < h)?;
+            let x = (ox * w.sw + kx)
+                .checked_sub(w.pad.left)
+                .filter(|&x| x < wd)?;
+            Some((base + y * wd + x) as usize)
+        };
+        let first = (0..w.kh)
+            .flat_map(|ky| (0..w.kw).map(move |kx| (ky, kx)))
+            .find_map(|(ky, kx)| pos(ky, kx))
+            .unwrap_or(base as usize);
+        for ky in 0..w.kh {
+            for kx in 0..w.kw {
+                out.push(at(pos(ky, kx).unwrap_or(first)));
+            }
+        }
+    }
+    out
+}
+
+/// Elements of the layer's input (all images) this party holds a share of.
+fn input_len(p: &NlLayer) -> usize {
+    match p.pool {
+        Some((win, [c, h, w])) => {
+            let per_out = win.out_hw(h, w).map_or(1, |(a, b)| c * a * b).max(1);
+            ((p.n / per_out) * c * h * w) as usize
+        }
+        None => p.n as usize,
+    }
+}
+
+/// This party's share for a layer from 64 random bits. A ReLU takes uniform shares mod 2^l.
+/// A max-pool's values must stay within a quarter of the ring so that window differences
+/// cannot wrap: the server's share is uniform in [0, 2^(l-2)), the client's in
+/// [-2^(l-3), 2^(l-3)) (negative ones wrap mod 2^l).
+fn share(p: &NlLayer, v: u64, server: bool) -> u64 {
+    let l = p.l_in;
+    match (p.pool.is_some(), server) {
+        (false, _) => v & mask(l),
+        (true, true) => v & mask(l - 2),
+        (true, false) => (v & mask(l - 2)).wrapping_sub(1u64 << (l - 3)) & mask(l),
+    }
+}
+
+/// The plaintext result of a layer on the reconstructed input `x` (mod 2^l_in).
+fn expected(p: &NlLayer, x: &[u64]) -> Vec<u64> {
+    let l = p.l_in;
+    let signed = |v: u64| {
+        if v >> (l - 1) & 1 == 1 {
+            v as i128 - (1i128 << l)
+        } else {
+            v as i128
+        }
+    };
+    let out_mask = mask(p.l_out) as i128;
+    match p.pool {
+        Some((w, shape)) => {
+            let g = gather(&w, shape, p.n, |i| x[i]);
+            let k = (w.kh * w.kw) as usize;
+            g.chunks(k.max(1))
+                .map(|c| {
+                    let m = c.iter().map(|&v| signed(v)).max().unwrap_or(0);
+                    (m & out_mask) as u64
+                })
+                .collect()
+        }
+        None => x
+            .iter()
+            .map(|&v| (signed(v).max(0) & out_mask) as u64)
+            .collect(),
+    }
+}
+
+fn shares_from_seed(seed: [u8; 32], p: &NlLayer) -> Vec<u64> {
     let mut g = ChaCha20Rng::from_seed(seed);
-    (0..n).map(|_| g.next_u64() & mask(l)).collect()
+    (0..input_len(p))
+        .map(|_| share(p, g.next_u64(), true))
+        .collect()
 }
 
 /// Flip one bit of the server's output share of a layer (mutation testing).
@@ -258,7 +390,7 @@ pub fn serve(
         prg::os_rng()
             .map_err(|e| ot_err(&l.name, e))?
             .fill_bytes(&mut seed);
-        let x = shares_from_seed(seed, l.n as usize, l.l_in);
+        let x = shares_from_seed(seed, l);
         let mut y = run_layer(&mut sess, &mut ch, l, &x).map_err(|e| ot_err(&l.name, e))?;
         if let Some(f) = fault.filter(|f| f.layer == l.name)
             && let Some(v) = y.get_mut(f.element)
@@ -298,7 +430,9 @@ pub fn run_client(
     for (i, l) in p.layers.iter().enumerate() {
         progress(&format!("{} ({} elements, {})", l.name, l.n, l.steps));
         let n = l.n as usize;
-        let x: Vec<u64> = (0..n).map(|_| g.next_u64() & mask(l.l_in)).collect();
+        let x: Vec<u64> = (0..input_len(l))
+            .map(|_| share(l, g.next_u64(), false))
+            .collect();
         let before: OtCounters = ch.counters;
         let t = Instant::now();
         let y = run_layer(&mut sess, &mut ch, l, &x).map_err(|e| ot_err(&l.name, e))?;
@@ -323,15 +457,16 @@ pub fn run_client(
         }
         // Rounds of the reveal are not the protocol's: the next layer's count restarts.
         ch.counters.rounds = after.rounds;
-        let xa = shares_from_seed(seed, n, l.l_in);
-        let half = 1u64 << (l.l_in - 1);
-        let mut mismatches = 0u64;
-        for j in 0..n {
-            let v = xa[j].wrapping_add(x[j]) & mask(l.l_in);
-            let relu = if v >= half { 0 } else { v };
-            let want = relu & mask(l.l_out);
-            let got = ya[j].wrapping_add(y[j]) & mask(l.l_out);
-            if got != want {
+        let xa = shares_from_seed(seed, l);
+        let plain: Vec<u64> = xa
+            .iter()
+            .zip(&x)
+            .map(|(a, b)| a.wrapping_add(*b) & mask(l.l_in))
+            .collect();
+        let want = expected(l, &plain);
+        let mut mismatches = (want.len() as u64).abs_diff(n as u64);
+        for ((a, b), w) in ya.iter().zip(&y).zip(&want) {
+            if a.wrapping_add(*b) & mask(l.l_out) != *w {
                 mismatches += 1;
             }
         }

@@ -11,7 +11,7 @@
 use super::transport::{Channel, FrameError, HEADER_BYTES, Kind};
 use crate::ot::{OtChannel, OtError};
 use std::net::TcpStream;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -28,15 +28,12 @@ pub struct OtCounters {
 /// One party's end of the OT channel over a TCP stream.
 pub struct TcpOt {
     reader: Channel<TcpStream>,
-    out: Option<SyncSender<Vec<u8>>>,
+    out: Option<Sender<Vec<u8>>>,
     writer: Option<JoinHandle<Result<(), FrameError>>>,
     sent_since_recv: bool,
     pub counters: OtCounters,
     timeout: Duration,
 }
-
-/// Frames waiting in the writer thread's queue at most (bounds memory: 64 x 2 MiB).
-const QUEUE: usize = 64;
 
 fn transport(step: &str, e: impl std::fmt::Display) -> OtError {
     OtError::Transport {
@@ -52,7 +49,11 @@ impl TcpOt {
         stream
             .set_read_timeout(Some(timeout))
             .map_err(|e| transport("OT channel", e))?;
-        let (tx, rx): (SyncSender<Vec<u8>>, Receiver<Vec<u8>>) = sync_channel(QUEUE);
+        // Unbounded: within one protocol step both parties send everything before they
+        // receive, so a bounded queue can deadlock two parties that both block in a send.
+        // The queue holds at most one step's messages, which the protocol's public
+        // parameters (elements capped by the run's plan) bound.
+        let (tx, rx): (Sender<Vec<u8>>, Receiver<Vec<u8>>) = channel();
         let writer = std::thread::spawn(move || -> Result<(), FrameError> {
             let mut w = Channel::new(write_half);
             for msg in rx {
