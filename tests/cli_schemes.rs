@@ -165,3 +165,31 @@ fn per_image_totals_are_the_totals_over_the_batch() {
         assert!(s.contains("conv1: client"), "{f}");
     }
 }
+
+#[test]
+fn plot_packing_writes_an_svg_with_every_series() {
+    let dir = std::env::temp_dir().join(format!("hequant-packing-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("packing.svg");
+    let o = Command::new(env!("CARGO_BIN_EXE_hequant"))
+        .args(["plot", "packing", "--batch", "4", "--bits", "2..4", "-o"])
+        .arg(&out)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let svg = std::fs::read_to_string(&out).unwrap();
+    assert!(svg.starts_with("<svg") && svg.len() > 1000);
+    for name in [
+        "hequant-naive (no packing)",
+        "hequant-packed, slots exact",
+        "hequant-packed, slots client",
+        "hequant-packed, slots crt",
+        "hequant-packed, slots exact+crt+client",
+        "hequant (exact+crt+client)",
+    ] {
+        // Each legend entry is one text element of its own.
+        assert!(svg.lines().any(|l| l.trim() == name), "{name} missing");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
