@@ -49,7 +49,8 @@ pub enum PlotChart {
         #[command(flatten)]
         out: Output,
     },
-    /// Linear (HE) bytes per image against the uniform bit width, one line per slot
+    /// Bytes of the linear layers per image (HE, plus the OT conversions of CRT slots)
+    /// against the uniform bit width, one line per slot
     /// scheme: hequant-naive, hequant-packed with each sound scheme alone and with all of
     /// them, and hequant.
     Packing {
@@ -200,7 +201,7 @@ fn packing_lines(
             };
             let o = eval_options(&m, Protocol::parse(protocol)?, cm)?;
             let r = model::evaluate(&net, &o, cm).map_err(|e| e.to_string())?;
-            pts.push((b, r.per_image.bytes_linear.round() as u64));
+            pts.push((b, r.linear_with_conversions_per_image().round() as u64));
         }
         series.push((label.to_string(), pts));
     }
@@ -210,7 +211,7 @@ fn packing_lines(
             net.name
         ),
         x_desc: "bit width b (wbab; first and last layer w8a8; bits)".into(),
-        y_desc: "linear (HE) communication per image (MB)".into(),
+        y_desc: "HE + CRT conversions per image (MB)".into(),
         series,
     })
 }

@@ -193,6 +193,23 @@ pub struct LinkInfo {
     pub rtt_s: f64,
 }
 
+impl Report {
+    /// Bytes of the OT conversions of CRT-packed layers (whole batch; counted among the
+    /// non-linear bytes of those layers).
+    pub fn crt_conversion_bytes(&self) -> u64 {
+        self.layers
+            .iter()
+            .filter_map(|l| l.he.map(|h| h.conversion_bytes))
+            .sum()
+    }
+
+    /// What the linear layers cost one image: their HE bytes and their CRT conversions,
+    /// over the batch.
+    pub fn linear_with_conversions_per_image(&self) -> f64 {
+        (self.total.bytes_linear + self.crt_conversion_bytes()) as f64 / self.batch.max(1) as f64
+    }
+}
+
 /// A full prediction for one network under one protocol.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
