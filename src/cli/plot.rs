@@ -49,6 +49,26 @@ pub enum PlotChart {
         #[command(flatten)]
         out: Output,
     },
+    /// Bytes of the linear layers per image (HE, plus the OT conversions of CRT slots)
+    /// against the uniform bit width, one line per slot
+    /// scheme: hequant-naive, hequant-packed with each sound scheme alone and with all of
+    /// them, and hequant.
+    Packing {
+        /// Network file, or the name of a shipped network.
+        #[arg(long, short = 'n', default_value = "resnet18-cifar100")]
+        network: String,
+        /// Bit widths LO..HI (both included); each point is w{b}a{b}.
+        #[arg(long, default_value = "2..8")]
+        bits: String,
+        /// Images per inference (bytes are per image: the inference's over the batch).
+        #[arg(long, default_value_t = 4)]
+        batch: u64,
+        /// Byte counts on the protocol's own wire format (native) or bit-packed.
+        #[arg(long, value_enum, default_value = "native")]
+        wire: super::WireArg,
+        #[command(flatten)]
+        out: Output,
+    },
     /// Total communication of several protocols, split as in `layers`.
     Compare {
         #[command(flatten)]
@@ -66,7 +86,8 @@ pub fn run(a: &PlotArgs, cm: &CostModel) -> Result<(), String> {
         PlotChart::CommVsBits { out, .. }
         | PlotChart::Pareto { out, .. }
         | PlotChart::Layers { out, .. }
-        | PlotChart::Compare { out, .. } => out,
+        | PlotChart::Compare { out, .. }
+        | PlotChart::Packing { out, .. } => out,
     };
     // Check the output before any work.
     let format = ImageFormat::from_path(&out.output).map_err(|e| e.to_string())?;
@@ -96,6 +117,16 @@ pub fn run(a: &PlotArgs, cm: &CostModel) -> Result<(), String> {
                 size.unwrap_or(Size::for_rows(rows)),
             )
         }
+        PlotChart::Packing {
+            network,
+            bits,
+            batch,
+            wire,
+            ..
+        } => {
+            let l = packing_lines(network, bits, *batch, *wire, cm)?;
+            plot::render(&Chart::Lines(&l), format, size.unwrap_or(Size::COLUMN))
+        }
         PlotChart::Compare {
             model: m,
             protocols,
@@ -118,4 +149,69 @@ pub fn run(a: &PlotArgs, cm: &CostModel) -> Result<(), String> {
     crate::io::write_atomic(&out.output, &bytes)?;
     eprintln!("wrote {}", out.output.display());
     Ok(())
+}
+
+/// The series of `hequant plot packing`: (label, protocol, --slots).
+pub const PACKING_SERIES: [(&str, &str, &str); 6] = [
+    (
+        "hequant-naive (no packing)",
+        "hequant-naive",
+        "exact,crt,client",
+    ),
+    ("hequant-packed, slots exact", "hequant-packed", "exact"),
+    ("hequant-packed, slots client", "hequant-packed", "client"),
+    ("hequant-packed, slots crt", "hequant-packed", "crt"),
+    (
+        "hequant-packed, slots exact+crt+client",
+        "hequant-packed",
+        "exact,crt,client",
+    ),
+    ("hequant (exact+crt+client)", "hequant", "exact,crt,client"),
+];
+
+/// Linear bytes per image of every [`PACKING_SERIES`] at every width of `bits`.
+fn packing_lines(
+    network: &str,
+    bits: &str,
+    batch: u64,
+    wire: super::WireArg,
+    cm: &CostModel,
+) -> Result<plot::Lines, String> {
+    let range = crate::mapper::sweep::BitRange::parse(bits)?;
+    let net = load_network(network)?;
+    let mut series = Vec::new();
+    for (label, protocol, slots) in PACKING_SERIES {
+        let mut pts = Vec::new();
+        for b in range.iter() {
+            let m = super::ModelArgs {
+                network: network.into(),
+                protocol: protocol.into(),
+                bits: Some(format!("w{b}a{b}")),
+                bits_all: false,
+                link: "lan".into(),
+                bandwidth_mbps: None,
+                rtt_ms: None,
+                wire,
+                bn: super::BnArg::Auto,
+                relu: None,
+                objective: "comm".into(),
+                allow_insecure: false,
+                batch,
+                slots: slots.into(),
+            };
+            let o = eval_options(&m, Protocol::parse(protocol)?, cm)?;
+            let r = model::evaluate(&net, &o, cm).map_err(|e| e.to_string())?;
+            pts.push((b, r.linear_with_conversions_per_image().round() as u64));
+        }
+        series.push((label.to_string(), pts));
+    }
+    Ok(plot::Lines {
+        caption: format!(
+            "{}: linear bytes per image by slot scheme (batch {batch})",
+            net.name
+        ),
+        x_desc: "bit width b (wbab; first and last layer w8a8; bits)".into(),
+        y_desc: "HE + CRT conversions per image (MB)".into(),
+        series,
+    })
 }

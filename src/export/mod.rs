@@ -24,7 +24,7 @@ pub fn json(reports: &[Report]) -> String {
     s.expect("reports serialise") + "\n"
 }
 
-const CSV_HEADER: [&str; 26] = [
+const CSV_HEADER: [&str; 30] = [
     "network",
     "protocol",
     "wire",
@@ -51,9 +51,16 @@ const CSV_HEADER: [&str; 26] = [
     "rounds",
     "latency_s",
     "insecure",
+    "batch",
+    "scheme",
+    "why_lost",
+    "warnings",
 ];
 
-/// CSV: one row per layer and one `TOTAL` row per report, exact integers.
+/// CSV: one row per layer and one `TOTAL` row per report, exact integers; with a batch
+/// above one, a `PER_IMAGE` row (the totals divided by the batch) follows. `scheme` is a
+/// searched layer's slot scheme, `why_lost` the other schemes' outcomes; `warnings` (on
+/// the total rows) those of the report, `; `-separated.
 pub fn csv(reports: &[Report]) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(CSV_HEADER).expect("in-memory write");
@@ -88,6 +95,10 @@ pub fn csv(reports: &[Report]) -> String {
                 l.rounds.to_string(),
                 format!("{:.6}", l.latency_s),
                 r.insecure.to_string(),
+                r.batch.to_string(),
+                l.scheme_used().unwrap_or_default().to_string(),
+                l.why_lost_compact(),
+                String::new(),
             ])
             .expect("in-memory write");
         }
@@ -108,8 +119,35 @@ pub fn csv(reports: &[Report]) -> String {
             t.rounds.to_string(),
             format!("{:.6}", t.latency_s),
             r.insecure.to_string(),
+            r.batch.to_string(),
+            String::new(),
+            String::new(),
+            r.warnings.join("; "),
         ]);
         w.write_record(row).expect("in-memory write");
+        if r.batch > 1 {
+            let p = &r.per_image;
+            let mut row = vec![
+                r.network.clone(),
+                r.protocol.clone(),
+                r.wire.clone(),
+                "PER_IMAGE".into(),
+            ];
+            row.resize(20, String::new());
+            row.extend([
+                p.bytes_client_to_server.to_string(),
+                p.bytes_server_to_client.to_string(),
+                p.bytes_nonlinear.to_string(),
+                String::new(),
+                format!("{:.6}", p.latency_s),
+                r.insecure.to_string(),
+                r.batch.to_string(),
+                String::new(),
+                String::new(),
+                r.warnings.join("; "),
+            ]);
+            w.write_record(row).expect("in-memory write");
+        }
     }
     String::from_utf8(w.into_inner().expect("flush")).expect("csv is utf-8")
 }
@@ -121,14 +159,21 @@ pub fn markdown(reports: &[Report]) -> String {
         let t = table::layer_table(r);
         let _ = writeln!(
             s,
-            "### {} under {} ({}, {} link)\n",
-            r.network, r.protocol, r.wire, r.link.name
+            "### {} under {} ({}, {} link, {})\n",
+            r.network,
+            r.protocol,
+            r.wire,
+            r.link.name,
+            table::batch_text(r)
         );
         if r.insecure {
             let _ = writeln!(
                 s,
                 "**INSECURE parameters accepted with --allow-insecure**\n"
             );
+        }
+        for w in table::other_warnings(r) {
+            let _ = writeln!(s, "**WARNING: {w}**\n");
         }
         let _ = writeln!(s, "| {} |", t.header.join(" | "));
         let _ = writeln!(
@@ -138,6 +183,10 @@ pub fn markdown(reports: &[Report]) -> String {
         );
         for row in &t.rows {
             let _ = writeln!(s, "| {} |", row.join(" | "));
+        }
+        let schemes = table::schemes_text(r);
+        if !schemes.is_empty() {
+            let _ = writeln!(s, "\n```text\n{}```", schemes);
         }
         let _ = writeln!(s, "\n{}\n", table::totals_text(r).replace('\n', "  \n"));
     }

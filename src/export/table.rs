@@ -97,6 +97,57 @@ pub fn totals_text(r: &Report) -> String {
         human_seconds(t.latency_s),
         human_seconds(t.compute_s)
     );
+    if r.batch > 1 {
+        let p = &r.per_image;
+        let _ = write!(
+            s,
+            "\n  per image (total / batch of {}): {}   linear (HE): {}   non-linear (OT): {}   latency: {}",
+            r.batch,
+            human_bytes(p.bytes.round() as u64),
+            human_bytes(p.bytes_linear.round() as u64),
+            human_bytes(p.bytes_nonlinear.round() as u64),
+            human_seconds(p.latency_s)
+        );
+    }
+    s
+}
+
+/// The batch as a header fragment: `batch 4 (totals per inference of 4 images)`.
+pub fn batch_text(r: &Report) -> String {
+    if r.batch > 1 {
+        format!(
+            "batch: {} (totals per inference of {} images, and per image)",
+            r.batch, r.batch
+        )
+    } else {
+        "batch: 1".into()
+    }
+}
+
+/// Warnings other than the insecure one (which has its own banner), one per line.
+pub fn other_warnings(r: &Report) -> impl Iterator<Item = &String> {
+    r.warnings.iter().filter(|w| !w.starts_with("INSECURE"))
+}
+
+/// Per searched linear layer: the slot scheme it uses and why each other scheme lost.
+/// Empty when no layer was searched.
+pub fn schemes_text(r: &Report) -> String {
+    let mut s = String::new();
+    for l in &r.layers {
+        let Some(used) = l.scheme_used() else {
+            continue;
+        };
+        if s.is_empty() {
+            s.push_str(
+                "slot schemes (per searched layer: the choice, then why each other scheme lost):\n",
+            );
+        }
+        let pack = l.mapping.map_or("-".into(), |m| m.packing.to_string());
+        let _ = writeln!(s, "  {}: {used} (pack {pack})", l.name);
+        for w in l.why_lost() {
+            let _ = writeln!(s, "    {:<9} {}", w.scheme, w.text);
+        }
+    }
     s
 }
 
@@ -177,8 +228,13 @@ pub fn render(reports: &[Report]) -> String {
     for r in reports {
         let _ = writeln!(
             s,
-            "{} under {} | wire: {} | bits: {} | ReLU: {}",
-            r.network, r.protocol, r.wire, r.bits, r.relu
+            "{} under {} | wire: {} | bits: {} | ReLU: {} | {}",
+            r.network,
+            r.protocol,
+            r.wire,
+            r.bits,
+            r.relu,
+            batch_text(r)
         );
         if r.insecure {
             let _ = writeln!(
@@ -186,7 +242,11 @@ pub fn render(reports: &[Report]) -> String {
                 "!! INSECURE: parameters below 128-bit security accepted with --allow-insecure"
             );
         }
+        for w in other_warnings(r) {
+            let _ = writeln!(s, "!! {w}");
+        }
         s.push_str(&aligned(&layer_table(r)));
+        s.push_str(&schemes_text(r));
         let _ = writeln!(s, "{}\n", totals_text(r));
     }
     if reports.len() > 1 {

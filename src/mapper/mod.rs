@@ -140,13 +140,18 @@ pub fn search_layer(
                 Objective::Latency => mine.min_by(|a, b| a.3.total_cmp(&b.3).then(a.0.cmp(&b.0))),
                 _ => mine.min_by(|a, b| (comm(&a.2), a.0).cmp(&(comm(&b.2), b.0))),
             };
-            let binding = if nfeas == 0 {
+            let top_inf = if nfeas == 0 {
                 inf.iter()
                     .max_by(|a, b| a.1.0.cmp(&b.1.0).then(b.0.cmp(a.0)))
-                    .map(|(k, (count, ex))| format!("{k} ({count} of {evaluated}; e.g. {ex})"))
             } else {
                 None
             };
+            let binding =
+                top_inf.map(|(k, (count, ex))| format!("{k} ({count} of {evaluated}; e.g. {ex})"));
+            let reason = top_inf.map(|(_, (count, ex))| {
+                let err = ex.split_once(": ").map_or(ex.as_str(), |(_, e)| e);
+                format!("{err} ({count} of {evaluated})")
+            });
             SchemeOutcome {
                 scheme: name.to_string(),
                 evaluated,
@@ -154,6 +159,7 @@ pub fn search_layer(
                 best_bytes: top.map(|f| comm(&f.2)),
                 best: top.map(|f| describe(&f.1)),
                 binding,
+                reason,
             }
         })
         .collect();

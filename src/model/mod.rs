@@ -641,6 +641,15 @@ pub fn evaluate(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Rep
                 .into(),
         );
     }
+    let paper_used = layers.iter().any(|r| {
+        r.mapping
+            .is_some_and(|m| m.packing.is_packed() && m.packing.scheme == SlotScheme::Paper)
+    });
+    let paper_allowed = opts.protocol.is_quantized() && opts.slots.contains(&SlotScheme::Paper);
+    if paper_used || paper_allowed {
+        warnings.push(report::PAPER_WARNING.into());
+    }
+    let per_image = report::PerImage::of(&total, opts.batch);
     Ok(Report {
         schema_version: SCHEMA_VERSION,
         network: net.name.clone(),
@@ -666,7 +675,9 @@ pub fn evaluate(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Rep
         insecure,
         warnings,
         layers,
+        batch: opts.batch,
         total,
+        per_image,
     })
 }
 

@@ -117,6 +117,18 @@ pub enum Chart<'a> {
     Layers(&'a Report),
     /// Per protocol, stacked: client->server HE, server->client HE, non-linear.
     Compare(&'a [Report]),
+    /// Named series of values against the bit width (e.g. linear bytes per image per
+    /// slot scheme, [`Lines`]).
+    Lines(&'a Lines),
+}
+
+/// Named series of (bit width, bytes) points for [`Chart::Lines`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lines {
+    pub caption: String,
+    pub x_desc: String,
+    pub y_desc: String,
+    pub series: Vec<(String, Vec<(u32, u64)>)>,
 }
 
 fn font() -> Result<(), PlotError> {
@@ -174,7 +186,78 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Res
         Chart::Pareto(s) => pareto(root, s),
         Chart::Layers(r) => layers(root, r),
         Chart::Compare(rs) => compare(root, rs),
+        Chart::Lines(l) => lines(root, l),
     }
+}
+
+/// Colour-blind-safe colours (Okabe-Ito) for the series of a [`Lines`] chart, in order.
+const SERIES: [RGBColor; 7] = [
+    RGBColor(0, 114, 178),
+    RGBColor(86, 180, 233),
+    RGBColor(0, 158, 115),
+    RGBColor(230, 159, 0),
+    RGBColor(204, 121, 167),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 0, 0),
+];
+
+fn lines<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, l: &Lines) -> Result<(), PlotError> {
+    let all: Vec<&(u32, u64)> = l.series.iter().flat_map(|s| &s.1).collect();
+    if all.is_empty() {
+        return Err(PlotError::Empty("the chart has no points".into()));
+    }
+    let (xlo, xhi) = all
+        .iter()
+        .fold((u32::MAX, 0), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let hi = all.iter().map(|p| p.1 as f64 / MB).fold(0f64, f64::max);
+    let band = (0.08 + 0.055 * l.series.len() as f64).min(0.45);
+    let top = hi / (1.0 - band);
+    let mut c = ChartBuilder::on(root)
+        .caption(&l.caption, text(18))
+        .margin(12)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d((xlo as f64 - 0.5)..(xhi as f64 + 0.5), 0f64..top)
+        .map_err(de)?;
+    c.configure_mesh()
+        .x_desc(l.x_desc.as_str())
+        .y_desc(l.y_desc.as_str())
+        .x_labels((xhi - xlo + 1).min(16) as usize)
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| si(*v))
+        .label_style(text(13))
+        .axis_desc_style(text(14))
+        .draw()
+        .map_err(de)?;
+    for (i, (name, pts)) in l.series.iter().enumerate() {
+        let col = SERIES[i % SERIES.len()];
+        let pts: Vec<(f64, f64)> = pts
+            .iter()
+            .map(|&(b, v)| (b as f64, v as f64 / MB))
+            .collect();
+        // Series that coincide stay visible: earlier ones are drawn wider, so that a
+        // later line on top of them leaves their edges showing.
+        let n = l.series.len();
+        let w = (n - i) as u32 + 2;
+        let line = col.stroke_width(w);
+        if i % 2 == 0 {
+            c.draw_series(LineSeries::new(pts.clone(), line))
+                .map_err(de)?;
+        } else {
+            c.draw_series(DashedLineSeries::new(pts.clone(), 8, 5, line))
+                .map_err(de)?;
+        }
+        let r = w as i32 + 1;
+        c.draw_series(pts.iter().map(|&q| Circle::new(q, r, col.filled())))
+            .map_err(de)?
+            .label(name.as_str())
+            .legend(move |(x, y)| {
+                EmptyElement::at((x, y))
+                    + PathElement::new(vec![(0, 0), (22, 0)], line)
+                    + Circle::new((11, 0), r.min(5), col.filled())
+            });
+    }
+    legend(&mut c, SeriesLabelPosition::UpperRight)
 }
 
 fn text(size: u32) -> TextStyle<'static> {

@@ -4,7 +4,7 @@ use super::app::{App, Pane, SortColumn};
 use super::chart::{CHART_BITS, ChartScope};
 use super::keymap::{KEYMAP, key_labels};
 use crate::mapper::describe;
-use crate::model::report::LayerReport;
+use crate::model::report::{LayerReport, PAPER_WARNING};
 use crate::protocol::Protocol;
 use crate::units::{human_bytes, human_seconds};
 use ratatui::Frame;
@@ -147,6 +147,12 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
     ];
     if r.insecure {
         spans.push(Span::styled(" INSECURE", Style::new().fg(Color::Red)));
+    }
+    if r.warnings.iter().any(|w| w == PAPER_WARNING) {
+        spans.push(Span::styled(
+            format!(" !! {PAPER_WARNING}"),
+            Style::new().fg(Color::Red),
+        ));
     }
     f.render_widget(Line::from(spans), area);
 }
@@ -667,6 +673,27 @@ fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
             }
         }
     }
+    if let Some(used) = l.scheme_used() {
+        // One line per slot scheme: the choice, then each other's best or its binding.
+        let width = area.width.saturating_sub(2) as usize;
+        let cut = |t: String| -> String {
+            if t.chars().count() > width {
+                let mut s: String = t.chars().take(width.saturating_sub(1)).collect();
+                s.push('~');
+                s
+            } else {
+                t
+            }
+        };
+        let chosen =
+            l.he.map_or_else(|| "-".into(), |h| human_bytes(h.total_bytes()));
+        lines.push(Line::from(cut(format!(
+            "slot scheme {used} ({chosen}); the others:"
+        ))));
+        for w in l.why_lost() {
+            lines.push(Line::from(cut(format!(" {:<8} {}", w.scheme, w.text))));
+        }
+    }
     if let Some(d) = app.detail.as_ref() {
         let why: Vec<String> = d
             .infeasible
@@ -807,6 +834,24 @@ mod tests {
         a.update(Action::ChartScope);
         a.update(Action::ChartScope);
         insta::assert_snapshot!(screen(&a, 120, 40));
+    }
+
+    #[test]
+    fn detail_lists_every_slot_scheme_and_paper_is_marked() {
+        let cm = CostModel::builtin().unwrap();
+        let net = crate::cli::load_network("resnet18-cifar100").unwrap();
+        let mut o = EvalOptions::new(Protocol::HequantPacked, &cm);
+        o.bits.uniform = Some(parse_bits("w4a4").unwrap());
+        o.slots = crate::model::parse_slots("exact,crt,client,paper").unwrap();
+        let a = App::new(net, cm, "resnet18-cifar100", o).unwrap();
+        let s = screen(&a, 160, 50);
+        assert!(s.contains("slot scheme paper: not sound"), "{s}");
+        for scheme in ["client", "crt", "exact", "unpacked"] {
+            assert!(
+                s.contains(&format!(" {scheme:<8} ")),
+                "{scheme} missing: {s}"
+            );
+        }
     }
 
     #[test]
