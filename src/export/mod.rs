@@ -130,6 +130,9 @@ pub fn markdown(reports: &[Report]) -> String {
                 "**INSECURE parameters accepted with --allow-insecure**\n"
             );
         }
+        for w in r.warnings.iter().filter(|w| !w.starts_with("INSECURE")) {
+            let _ = writeln!(s, "**{w}**\n");
+        }
         let _ = writeln!(s, "| {} |", t.header.join(" | "));
         let _ = writeln!(
             s,

@@ -186,6 +186,9 @@ pub fn render(reports: &[Report]) -> String {
                 "!! INSECURE: parameters below 128-bit security accepted with --allow-insecure"
             );
         }
+        for w in r.warnings.iter().filter(|w| !w.starts_with("INSECURE")) {
+            let _ = writeln!(s, "!! {w}");
+        }
         s.push_str(&aligned(&layer_table(r)));
         let _ = writeln!(s, "{}\n", totals_text(r));
     }

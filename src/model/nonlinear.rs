@@ -14,6 +14,29 @@
 //! - max-pool k x k: k^2 - 1 comparisons (DReLU + MUX) per output;
 //! - average pooling: a local sum and a truncation per output;
 //! - argmax over n: n - 1 comparisons, each moving value and index (two MUX).
+//!
+//! Fused approximate ReLU + requantization (opt-in, `--approx`; derived below, after the
+//! local truncation of SecureML, S&P 2017, section 4.1, and Cheetah's truncation with the
+//! sign known, section 4): a requantizing ReLU keeps only b_a bits of x >> s, so
+//! 1. each party shifts its share right by s and keeps it mod 2^(l - s) (local, free):
+//!    floor(x_0 / 2^s) + floor(x_1 / 2^s) = floor(x_u / 2^s) - c + w * 2^(l - s), where
+//!    x_u is x mod 2^l, w the wrap of the shares (x_0 + x_1 >= 2^l) and c in {0, 1} the
+//!    carry of the dropped low bits. Mod 2^(l - s) the wrap term vanishes, so the shares
+//!    hold y = floor(x / 2^s) - c exactly: an error of at most 1 LSB (c = 1 with
+//!    probability 1 - ((x mod 2^s) + 1) / 2^s for a uniform share) and no wrap error. (A
+//!    local truncation kept in Z_2^l, as in SecureML, is off by 2^(l - s) with probability
+//!    about |x| / 2^l; working mod 2^(l - s) avoids it.) Values with |x| < 2^s give y in
+//!    {-1, 0}: output 0, as the exact requantization gives 0;
+//! 2. DReLU(l - s) on y: millionaire(l - s - 1);
+//! 3. MUX(l_out) selects y into the next layer's ring; when y >= 0 its shares wrap iff
+//!    either share's top bit is set (the sign is known), so one B2A(l_out) of that bit
+//!    lifts it from Z_2^(l - s) to Z_2^l_out exactly (as Cheetah's MSB-known truncation).
+//!
+//! ReLU budgets (SNL, SENet): a relu layer keeps k of its n ReLUs; the n - k others are the
+//! identity and free, except that a requantization or truncation they carried remains,
+//! priced as a truncation whose sign is not known: `truncate(l_in, l_out)` (with `--approx`,
+//! the local truncation of step 1, then `truncate(l - s, l_out)` to extend the signed
+//! value to the next ring).
 
 use crate::protocol::{OtCosts, ReluVariant, TruncationKind};
 use crate::units::ceil_log2;
@@ -114,23 +137,73 @@ impl OtModel {
             .then(self.b2a(l_out).times(2.0))
     }
 
-    /// One layer's cost for all its elements; `requant` adds a truncation fused in the ReLU.
-    pub fn layer(&self, layer: &Layer, l_in: u32, l_out: u32, requant: bool) -> Step {
-        let outs = layer.output.elems() as f64;
-        match &layer.kind {
-            LayerKind::Relu { truncate, relu6 } => {
+    /// The fused approximate ReLU + requantization of one element (module docs): local
+    /// truncation by `s` (free), DReLU on l_in - s bits, MUX into `l_out` bits and the
+    /// B2A of the known-sign wrap bit.
+    pub fn fused_relu_requant(&self, l_in: u32, s: u32, l_out: u32) -> Step {
+        self.drelu(l_in.saturating_sub(s))
+            .then(self.mux(l_out))
+            .then(self.b2a(l_out))
+    }
+
+    /// One relu layer of which `kept` ReLUs are computed (the others are the identity,
+    /// module docs); `requant`: a requantization is fused in the ReLU; `fuse_shift`: the
+    /// shift s of the fused approximate protocol, when it applies.
+    pub fn relu_layer(
+        &self,
+        layer: &Layer,
+        l_in: u32,
+        l_out: u32,
+        requant: bool,
+        kept: u64,
+        fuse_shift: Option<u32>,
+    ) -> Step {
+        let LayerKind::Relu { truncate, relu6 } = layer.kind else {
+            return self.layer(layer, l_in, l_out, requant);
+        };
+        let outs = layer.output.elems();
+        let kept = kept.min(outs);
+        let carries = truncate || requant;
+        let keep = match fuse_shift {
+            Some(s) if !relu6 && carries => self.fused_relu_requant(l_in, s, l_out),
+            _ => {
                 let mut s = self.relu(l_in, l_out);
-                if *relu6 {
+                if relu6 {
                     // ReLU6 = min(max(x, 0), 6): a second comparison and multiplexer.
                     s = s.then(self.relu(l_out, l_out));
                 }
-                if *truncate || requant {
+                if carries {
                     s = s.then(match self.truncation {
                         TruncationKind::MsbKnown => self.b2a(l_out),
                         TruncationKind::Faithful => self.truncate(l_out, l_out),
                     });
                 }
-                s.times(outs)
+                s
+            }
+        };
+        let drop = match (carries, fuse_shift) {
+            (false, _) => Step::default(),
+            (true, Some(s)) => self.truncate(l_in.saturating_sub(s), l_out),
+            (true, None) => self.truncate(l_in, l_out),
+        };
+        let dropped = outs - kept;
+        Step {
+            bits: keep.bits * kept as f64 + drop.bits * dropped as f64,
+            rounds: if kept > 0 { keep.rounds } else { 0 }.max(if dropped > 0 {
+                drop.rounds
+            } else {
+                0
+            }),
+            ots: keep.ots * kept as f64 + drop.ots * dropped as f64,
+        }
+    }
+
+    /// One layer's cost for all its elements; `requant` adds a truncation fused in the ReLU.
+    pub fn layer(&self, layer: &Layer, l_in: u32, l_out: u32, requant: bool) -> Step {
+        let outs = layer.output.elems() as f64;
+        match &layer.kind {
+            LayerKind::Relu { .. } => {
+                self.relu_layer(layer, l_in, l_out, requant, layer.output.elems(), None)
             }
             LayerKind::MaxPool { window } => {
                 let cmps = (window.kh * window.kw).saturating_sub(1) as f64;
