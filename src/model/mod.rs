@@ -95,7 +95,7 @@ pub struct EvalOptions {
 
 /// What a report says about the fused approximate ReLU + requantization (derived in the
 /// [`nonlinear`] module docs).
-pub const APPROX_ERROR: &str = "approximate fused ReLU+requant: error up to 1 LSB (+ wrap probability 0: the share wrap, probability about |x|/2^l, drops out mod 2^(l-s))";
+pub const APPROX_ERROR: &str = "approximate fused ReLU+requant: error up to 1 LSB (+ wrap probability: the share wrap, probability about |x|/2^l, drops out mod 2^(l-s); only x within 2^s of -2^(l-1), nearly every accumulator product at its extreme, can wrap the (l-s)-bit ring, with probability below 1/2, and give 2^b_a - 1 instead of 0)";
 
 /// The slot schemes searched by default: the sound ones.
 pub const DEFAULT_SLOTS: [SlotScheme; 3] = [SlotScheme::Exact, SlotScheme::Crt, SlotScheme::Client];

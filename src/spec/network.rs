@@ -620,4 +620,76 @@ out = [4, 8, 8]
         assert!(e.message.contains("1..=32"), "{e}");
         assert_eq!(e.line, 13, "{e}");
     }
+
+    fn budget_error(text: &str) -> SpecError {
+        from_str("tiny.toml", text).unwrap_err()
+    }
+
+    #[test]
+    fn relu_budgets_are_read_and_written() {
+        let t = GOOD.replace("kind = \"relu\"", "kind = \"relu\"\nrelu_budget = 100");
+        let n = from_str("tiny.toml", &t).unwrap();
+        assert_eq!(n.relu_budget.get("r1"), Some(&100));
+        assert_eq!(n.relu_kept(None).unwrap()[1], Some(100));
+        let back = from_str("back.toml", &to_toml(&n, "")).unwrap();
+        assert_eq!(back, n);
+        let t = GOOD.replace(
+            "input = [3, 8, 8]",
+            "input = [3, 8, 8]\nrelu_budget_total = 0",
+        );
+        let n = from_str("tiny.toml", &t).unwrap();
+        assert_eq!(n.relu_kept(None).unwrap()[1], Some(0));
+        assert_eq!(n.relu_kept(Some(256)).unwrap()[1], Some(256));
+        assert!(
+            n.relu_kept(Some(257))
+                .unwrap_err()
+                .contains("--relu-budget")
+        );
+        assert_eq!(from_str("back.toml", &to_toml(&n, "")).unwrap(), n);
+    }
+
+    #[test]
+    fn bad_relu_budgets_name_file_line_and_key() {
+        let at_r1 = |v: &str| {
+            GOOD.replace(
+                "kind = \"relu\"",
+                &format!("kind = \"relu\"\nrelu_budget = {v}"),
+            )
+        };
+        for v in ["-5", "\"lots\"", "1.5", "true"] {
+            let e = budget_error(&at_r1(v));
+            assert_eq!(e.key, "layer[1].relu_budget", "{v}: {e}");
+            assert_eq!((e.file.as_str(), e.line), ("tiny.toml", 17), "{v}: {e}");
+            assert!(e.message.contains("integer >= 0"), "{v}: {e}");
+        }
+        // r1 has 4 x 8 x 8 = 256 elements.
+        let e = budget_error(&at_r1("257"));
+        assert_eq!(
+            (e.key.as_str(), e.line),
+            ("layer[1].relu_budget", 17),
+            "{e}"
+        );
+        assert!(e.message.contains("256 elements"), "{e}");
+        let total = |v: &str| {
+            GOOD.replace(
+                "input = [3, 8, 8]",
+                &format!("input = [3, 8, 8]\nrelu_budget_total = {v}"),
+            )
+        };
+        for v in ["-1", "\"x\"", "257"] {
+            let e = budget_error(&total(v));
+            assert_eq!(
+                (e.key.as_str(), e.line),
+                ("relu_budget_total", 6),
+                "{v}: {e}"
+            );
+        }
+        let both = total("10").replace("kind = \"relu\"", "kind = \"relu\"\nrelu_budget = 3");
+        let e = budget_error(&both);
+        assert_eq!(e.key, "layer[1].relu_budget", "{e}");
+        assert!(e.message.contains("not both"), "{e}");
+        let on_conv = GOOD.replacen("kernel = 3", "kernel = 3\nrelu_budget = 3", 1);
+        let e = budget_error(&on_conv);
+        assert_eq!(e.key, "layer[0].relu_budget", "{e}");
+    }
 }

@@ -701,4 +701,32 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.key, "kernel");
     }
+
+    /// The spreading rule gives every layer floor or ceil of its proportional share, never
+    /// more than its elements, and the shares sum to exactly the total.
+    #[test]
+    fn spread_budget_sums_exactly_to_the_total() {
+        let sizes: [&[u64]; 4] = [
+            &[65536, 65536, 32768, 16384, 8192],
+            &[7, 3, 1],
+            &[1, 1, 1],
+            &[0, 5, 0],
+        ];
+        for elems in sizes {
+            let all: u64 = elems.iter().sum();
+            for total in [0, 1, 2, all / 3, all / 2 + 1, all.saturating_sub(1), all] {
+                let v = spread_budget(total, elems).unwrap();
+                assert_eq!(v.iter().sum::<u64>(), total, "{elems:?} {total}");
+                for (k, e) in v.iter().zip(elems) {
+                    assert!(k <= e);
+                    let q = total as f64 * *e as f64 / all as f64;
+                    assert!((*k as f64 - q).abs() < 1.0, "{k} vs {q}");
+                }
+            }
+            assert!(spread_budget(all + 1, elems).is_none());
+        }
+        // 10 over [7, 3, 1] (E = 11): quotas 6.36, 2.73, 0.91 -> floors 6, 2, 0; the two
+        // units left go to the remainders 8/11 and 10/11: [6, 3, 1].
+        assert_eq!(spread_budget(10, &[7, 3, 1]).unwrap(), vec![6, 3, 1]);
+    }
 }
