@@ -163,3 +163,39 @@ fn bad_relu_budget_flags_are_refused() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+/// `estimate --compare hequant,cheetah@N` sets HEQuant beside Cheetah with a ReLU budget.
+#[test]
+fn compare_takes_a_relu_budget_per_entry() {
+    let o = run(&[
+        "estimate",
+        "--bits",
+        "w4a4",
+        "--compare",
+        "hequant,cheetah@49900,cheetah",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = v.as_array().unwrap();
+    assert_eq!(v.len(), 3);
+    assert!(
+        v[1]["relu"]
+            .as_str()
+            .unwrap()
+            .ends_with("budget 49900 ReLUs")
+    );
+    assert!(v[1]["total"]["bytes_nonlinear"].as_u64() < v[2]["total"]["bytes_nonlinear"].as_u64());
+    let t = run(&[
+        "estimate",
+        "--bits",
+        "w4a4",
+        "--compare",
+        "hequant,cheetah@49900",
+    ]);
+    assert!(String::from_utf8_lossy(&t.stdout).contains("cheetah@49900"));
+    let bad = run(&["estimate", "--compare", "hequant,cheetah@lots"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--compare 'cheetah@lots'"));
+}
