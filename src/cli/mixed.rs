@@ -188,6 +188,9 @@ pub fn table(m: &Mixed, user_sensitivity: bool) -> String {
         "{} under {}: per-layer widths from {} (weights and activations), {}; link {}",
         m.network, m.protocol, m.set, budget, m.report.link.name
     );
+    for w in &m.report.warnings {
+        let _ = writeln!(out, "!! {w}");
+    }
     let _ = writeln!(
         out,
         "proxy: sum over layers of s_w 2^(-2w) + s_a 2^(-2a), s = {}",

@@ -114,6 +114,9 @@ pub fn table(s: &Sweep) -> String {
         },
         s.link
     );
+    for n in &s.notes {
+        let _ = writeln!(out, "!! {n}");
+    }
     let mut t = Table {
         header: [
             "protocol",

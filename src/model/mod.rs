@@ -100,6 +100,19 @@ pub const APPROX_ERROR: &str = "approximate fused ReLU+requant: error up to 1 LS
 /// The slot schemes searched by default: the sound ones.
 pub const DEFAULT_SLOTS: [SlotScheme; 3] = [SlotScheme::Exact, SlotScheme::Crt, SlotScheme::Client];
 
+/// What the non-linear options of `opts` say in outputs without a full report (a sweep):
+/// empty without `--approx` and `--relu-budget`.
+pub fn option_notes(opts: &EvalOptions) -> Vec<String> {
+    let mut v = Vec::new();
+    if opts.approx {
+        v.push(APPROX_ERROR.to_string());
+    }
+    if let Some(b) = opts.relu_budget {
+        v.push(format!("ReLU budget: {b} ReLUs kept (--relu-budget)"));
+    }
+    v
+}
+
 /// Largest batch a report prices.
 pub const MAX_BATCH: u64 = 1 << 16;
 
