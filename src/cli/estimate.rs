@@ -1,6 +1,6 @@
 //! `hequant estimate`: per-layer and total cost of a network under one or more protocols.
 
-use super::{ModelArgs, emit, eval_options, load_network, parse_protocols};
+use super::{ModelArgs, emit, eval_options, load_network, parse_protocols, parse_relu_budget};
 use crate::export::{self, Format};
 use crate::model;
 use crate::protocol::{CostModel, Protocol};
@@ -11,7 +11,9 @@ use std::path::PathBuf;
 pub struct EstimateArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Compare several protocols (comma-separated); replaces --protocol.
+    /// Compare several protocols (comma-separated); replaces --protocol. An entry
+    /// `protocol@N` prices that protocol with a budget of N ReLUs (as --relu-budget), e.g.
+    /// `hequant,cheetah@49900`.
     #[arg(long)]
     pub compare: Option<String>,
     #[arg(long, short = 'f', value_enum, default_value = "table")]
@@ -27,8 +29,8 @@ pub struct EstimateArgs {
 pub fn run(a: &EstimateArgs, cm: &CostModel) -> Result<(), String> {
     let net = load_network(&a.model.network)?;
     let protocols = match &a.compare {
-        Some(list) => parse_protocols(list)?,
-        None => vec![Protocol::parse(&a.model.protocol)?],
+        Some(list) => parse_compare(list)?,
+        None => vec![(Protocol::parse(&a.model.protocol)?, None)],
     };
     let overrides = match &a.mapping {
         Some(path) => {
@@ -38,10 +40,30 @@ pub fn run(a: &EstimateArgs, cm: &CostModel) -> Result<(), String> {
         None => Default::default(),
     };
     let mut reports = Vec::new();
-    for p in protocols {
+    for (p, budget) in protocols {
         let mut o = eval_options(&a.model, p, cm)?;
         o.overrides = overrides.clone();
+        if budget.is_some() {
+            o.relu_budget = budget;
+        }
         reports.push(model::evaluate(&net, &o, cm).map_err(|e| e.to_string())?);
     }
     emit(&export::render(&reports, a.format), a.output.as_deref())
+}
+
+/// Parses `--compare`: protocols, each optionally `@N` for a budget of N ReLUs.
+fn parse_compare(list: &str) -> Result<Vec<(Protocol, Option<u64>)>, String> {
+    let mut out = Vec::new();
+    for entry in list.split(',') {
+        let (name, budget) = match entry.split_once('@') {
+            Some((n, b)) => (
+                n,
+                Some(parse_relu_budget(b).map_err(|e| format!("--compare '{entry}': {e}"))?),
+            ),
+            None => (entry, None),
+        };
+        let p = parse_protocols(name)?;
+        out.extend(p.into_iter().map(|p| (p, budget)));
+    }
+    Ok(out)
 }

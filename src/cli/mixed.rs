@@ -51,6 +51,8 @@ pub struct MixedArgs {
     /// Slot schemes the packing protocols may use: exact, crt, client, paper, comma-separated.
     #[arg(long, default_value = "exact,crt,client")]
     pub slots: String,
+    #[command(flatten)]
+    pub nonlinear: super::NonlinearArgs,
     /// Points of the front to evaluate exactly and show.
     #[arg(long, default_value_t = 8)]
     pub points: usize,
@@ -117,6 +119,7 @@ pub fn run(a: &MixedArgs, cm: &CostModel) -> Result<(), String> {
         allow_insecure: false,
         batch: a.batch,
         slots: a.slots.clone(),
+        nonlinear: a.nonlinear.clone(),
     };
     let base = eval_options(&margs, protocol, cm)?;
     let bar = if std::io::stderr().is_terminal() {
@@ -185,6 +188,9 @@ pub fn table(m: &Mixed, user_sensitivity: bool) -> String {
         "{} under {}: per-layer widths from {} (weights and activations), {}; link {}",
         m.network, m.protocol, m.set, budget, m.report.link.name
     );
+    for w in &m.report.warnings {
+        let _ = writeln!(out, "!! {w}");
+    }
     let _ = writeln!(
         out,
         "proxy: sum over layers of s_w 2^(-2w) + s_a 2^(-2a), s = {}",

@@ -104,6 +104,28 @@ pub struct ModelArgs {
     /// secret shares), comma-separated.
     #[arg(long, default_value = "exact,crt,client")]
     pub slots: String,
+    #[command(flatten)]
+    pub nonlinear: NonlinearArgs,
+}
+
+/// Options of the non-linear layers shared by estimate, search, sweep, mixed and explore.
+#[derive(Args, Clone, Default)]
+pub struct NonlinearArgs {
+    /// Approximate fused ReLU + requantization (opt-in): compare only the top l - s bits after
+    /// a local truncation of the shares; error up to 1 LSB (see the report's warnings).
+    #[arg(long)]
+    pub approx: bool,
+    /// Keep only N ReLUs over the network (SNL / SENet-style budgets), spread over the relu
+    /// layers in proportion to their elements; replaces the network file's budgets.
+    #[arg(long, value_name = "N")]
+    pub relu_budget: Option<String>,
+}
+
+/// Parses `--relu-budget N`: a non-negative integer.
+pub fn parse_relu_budget(s: &str) -> Result<u64, String> {
+    s.trim().parse::<u64>().map_err(|_| {
+        format!("--relu-budget '{s}': expected a number of kept ReLUs, an integer >= 0")
+    })
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -249,6 +271,13 @@ pub fn eval_options(
     }
     o.batch = a.batch;
     o.slots = model::parse_slots(&a.slots)?;
+    o.approx = a.nonlinear.approx;
+    o.relu_budget = a
+        .nonlinear
+        .relu_budget
+        .as_deref()
+        .map(parse_relu_budget)
+        .transpose()?;
     Ok(o)
 }
 

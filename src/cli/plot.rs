@@ -198,6 +198,7 @@ fn packing_lines(
                 allow_insecure: false,
                 batch,
                 slots: slots.into(),
+                nonlinear: Default::default(),
             };
             let o = eval_options(&m, Protocol::parse(protocol)?, cm)?;
             let r = model::evaluate(&net, &o, cm).map_err(|e| e.to_string())?;

@@ -119,6 +119,9 @@ pub fn table(s: &NetworkSearch) -> String {
         "{} under {} | objective: {} | bits: {} | link: {}\n",
         r.network, r.protocol, s.objective, r.bits, r.link.name
     );
+    for w in &r.warnings {
+        let _ = writeln!(out, "!! {w}");
+    }
     // Left-align the first two columns and the last (text) one by aligning all but the last.
     let last: Vec<String> = t
         .rows

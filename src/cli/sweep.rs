@@ -41,6 +41,8 @@ pub struct SweepOptions {
     /// Slot schemes the packing protocols may use: exact, crt, client, paper, comma-separated.
     #[arg(long, default_value = "exact,crt,client")]
     pub slots: String,
+    #[command(flatten)]
+    pub nonlinear: super::NonlinearArgs,
 }
 
 impl SweepOptions {
@@ -64,6 +66,7 @@ impl SweepOptions {
             allow_insecure: false,
             batch: self.batch,
             slots: self.slots.clone(),
+            nonlinear: self.nonlinear.clone(),
         };
         let base = eval_options(&margs, Protocol::Hequant, cm)?;
         sweep(&net, &base, cm, &protocols, range, self.bits_all).map_err(|e| e.to_string())
@@ -111,6 +114,9 @@ pub fn table(s: &Sweep) -> String {
         },
         s.link
     );
+    for n in &s.notes {
+        let _ = writeln!(out, "!! {n}");
+    }
     let mut t = Table {
         header: [
             "protocol",

@@ -166,20 +166,33 @@ pub fn compare_text(reports: &[Report]) -> String {
     s
 }
 
+/// A report's name in a comparison: its protocol, with `@N` under a budget of N ReLUs.
+fn label(r: &Report) -> String {
+    match r
+        .relu
+        .split("; budget ")
+        .nth(1)
+        .and_then(|t| t.strip_suffix(" ReLUs"))
+    {
+        Some(n) => format!("{}@{n}", r.protocol),
+        None => r.protocol.clone(),
+    }
+}
+
 fn factor_matrix(reports: &[Report], title: &str, value: impl Fn(&Report) -> f64) -> String {
     let w = reports
         .iter()
-        .map(|r| r.protocol.len())
+        .map(|r| label(r).len())
         .max()
         .unwrap_or(8)
         .max(8);
     let mut s = format!("{title}:\n{:w$}", "");
     for r in reports {
-        let _ = write!(s, "  {:>w$}", r.protocol);
+        let _ = write!(s, "  {:>w$}", label(r));
     }
     s.push('\n');
     for a in reports {
-        let _ = write!(s, "{:w$}", a.protocol);
+        let _ = write!(s, "{:w$}", label(a));
         for b in reports {
             let _ = write!(s, "  {:>w$.2}", value(a) / value(b).max(1e-12));
         }

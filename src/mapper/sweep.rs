@@ -96,6 +96,9 @@ pub struct Sweep {
     pub bits_all: bool,
     /// Protocol-major, then bits ascending.
     pub points: Vec<SweepPoint>,
+    /// What the non-linear options (`--approx`, `--relu-budget`) change in every point.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl Sweep {
@@ -158,6 +161,7 @@ pub fn sweep(
         bits,
         bits_all: all_layers,
         points,
+        notes: crate::model::option_notes(base),
     })
 }
 

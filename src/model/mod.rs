@@ -86,10 +86,32 @@ pub struct EvalOptions {
     pub batch: u64,
     /// Slot schemes the searched protocols may pack with.
     pub slots: Vec<SlotScheme>,
+    /// Price requantizing ReLUs with the fused approximate ReLU + requantization
+    /// (`--approx`, [`nonlinear`] module docs); off: the exact protocol.
+    pub approx: bool,
+    /// ReLUs kept over the whole network (`--relu-budget`), replacing the network file's.
+    pub relu_budget: Option<u64>,
 }
+
+/// What a report says about the fused approximate ReLU + requantization (derived in the
+/// [`nonlinear`] module docs).
+pub const APPROX_ERROR: &str = "approximate fused ReLU+requant: error up to 1 LSB (+ wrap probability: the share wrap, probability about |x|/2^l, drops out mod 2^(l-s); only x within 2^s of -2^(l-1), nearly every accumulator product at its extreme, can wrap the (l-s)-bit ring, with probability below 1/2, and give 2^b_a - 1 instead of 0)";
 
 /// The slot schemes searched by default: the sound ones.
 pub const DEFAULT_SLOTS: [SlotScheme; 3] = [SlotScheme::Exact, SlotScheme::Crt, SlotScheme::Client];
+
+/// What the non-linear options of `opts` say in outputs without a full report (a sweep):
+/// empty without `--approx` and `--relu-budget`.
+pub fn option_notes(opts: &EvalOptions) -> Vec<String> {
+    let mut v = Vec::new();
+    if opts.approx {
+        v.push(APPROX_ERROR.to_string());
+    }
+    if let Some(b) = opts.relu_budget {
+        v.push(format!("ReLU budget: {b} ReLUs kept (--relu-budget)"));
+    }
+    v
+}
 
 /// Largest batch a report prices.
 pub const MAX_BATCH: u64 = 1 << 16;
@@ -124,6 +146,8 @@ impl EvalOptions {
             overrides: HashMap::new(),
             batch: 1,
             slots: DEFAULT_SLOTS.to_vec(),
+            approx: false,
+            relu_budget: None,
         }
     }
 }
@@ -181,6 +205,10 @@ struct Planned {
     ring_out: u32,
     /// The linear layer's own ring (accumulator), if linear.
     acc: Option<u32>,
+    /// Kept ReLUs of a relu layer under a budget (`None`: all).
+    kept: Option<u64>,
+    /// Shift of the fused approximate ReLU + requantization, where it applies.
+    fuse_shift: Option<u32>,
 }
 
 /// Resolves bit widths, batch-norm folding and the ring of every layer.
@@ -241,6 +269,8 @@ fn plan(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Vec<Planned
             ring_in: 0,
             ring_out: 0,
             acc: None,
+            kept: None,
+            fuse_shift: None,
         });
     }
     // Accumulator rings of the linear layers.
@@ -261,13 +291,13 @@ fn plan(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Vec<Planned
     }
     // Ring each non-linear layer must deliver: the accumulator of the next linear layer
     // reached through free layers; otherwise its input ring.
-    let need_of = |i: usize, plans: &Vec<Planned>| -> Option<u32> {
+    let next_linear = |i: usize, plans: &Vec<Planned>| -> Option<usize> {
         let mut j = i;
         loop {
             let cons = net.consumers(j);
             let &c = cons.first()?;
-            if let Some(a) = plans[c].acc {
-                return Some(a);
+            if plans[c].acc.is_some() {
+                return Some(c);
             }
             match net.layers[c].kind.cost_class() {
                 CostClass::Free => j = c,
@@ -291,15 +321,33 @@ fn plan(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Vec<Planned
             })
             .max()
             .unwrap_or(base);
+        let next = next_linear(i, &plans);
         let ring_out = if let Some(a) = plans[i].acc {
             a
         } else if l.kind.cost_class() == CostClass::NonLinear && quant {
-            need_of(i, &plans).unwrap_or(ring_in)
+            next.and_then(|c| plans[c].acc).unwrap_or(ring_in)
         } else {
             ring_in
         };
         plans[i].ring_in = ring_in;
         plans[i].ring_out = ring_out;
+        // The fused approximate ReLU + requantization: the output keeps the next layer's
+        // b_a activation bits of a signed l_in-bit accumulator value, so the shift is
+        // s = l_in - 1 - b_a [derived: the ring is sized for the worst-case accumulator,
+        // `accumulator_bits`, and the output scale keeps its top b_a magnitude bits].
+        if opts.approx
+            && quant
+            && matches!(l.kind, LayerKind::Relu { relu6: false, .. })
+            && let Some(b) = next.and_then(|c| plans[c].bits)
+        {
+            plans[i].fuse_shift = ring_in.checked_sub(1 + b.a.get()).filter(|&s| s > 0);
+        }
+    }
+    let kept = net
+        .relu_kept(opts.relu_budget)
+        .map_err(ModelError::Options)?;
+    for (p, k) in plans.iter_mut().zip(kept) {
+        p.kept = k;
     }
     Ok(plans)
 }
@@ -567,7 +615,21 @@ pub fn evaluate(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Rep
                 CostClass::NonLinear => {
                     let requant =
                         opts.protocol.is_quantized() && matches!(l.kind, LayerKind::Relu { .. });
-                    let s = ot.layer(l, p.ring_in, p.ring_out, requant);
+                    let n = l.output.elems();
+                    let s = ot.relu_layer(
+                        l,
+                        p.ring_in,
+                        p.ring_out,
+                        requant,
+                        p.kept.unwrap_or(n),
+                        p.fuse_shift,
+                    );
+                    if let Some(k) = p.kept {
+                        r.note = format!("ReLU budget: {k} of {n} kept");
+                    }
+                    if let Some(sh) = p.fuse_shift {
+                        r.note = join(&r.note, &format!("fused approx ReLU+requant, s = {sh}"));
+                    }
                     let bytes = (s.bits * batch / 8.0).ceil() as u64;
                     r.bytes_client_to_server = bytes / 2;
                     r.bytes_server_to_client = bytes - bytes / 2;
@@ -635,6 +697,42 @@ pub fn evaluate(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Rep
             net.skipped.join(", ")
         ));
     }
+    if opts.approx {
+        let fused = plans.iter().filter(|p| p.fuse_shift.is_some()).count();
+        warnings.push(if fused > 0 {
+            format!("{APPROX_ERROR}; {fused} relu layer(s) fused")
+        } else {
+            format!(
+                "{APPROX_ERROR}; it applies to no layer here: only ReLUs that requantize to a next layer's bit width (quantized protocols) are fused, ReLU6 excepted"
+            )
+        });
+    }
+    if plans.iter().any(|p| p.kept.is_some()) {
+        let relus: Vec<usize> = (0..net.layers.len())
+            .filter(|&i| matches!(net.layers[i].kind, LayerKind::Relu { .. }))
+            .collect();
+        let all: u64 = relus.iter().map(|&i| net.layers[i].output.elems()).sum();
+        let kept: u64 = relus
+            .iter()
+            .map(|&i| plans[i].kept.unwrap_or(net.layers[i].output.elems()))
+            .sum();
+        let source = if opts.relu_budget.is_some() {
+            "--relu-budget"
+        } else if net.relu_budget_total.is_some() {
+            "relu_budget_total of the network file"
+        } else {
+            "relu_budget keys of the network file"
+        };
+        warnings.push(format!(
+            "ReLU budget ({source}): {kept} of {all} ReLUs kept; the others are the identity (free, but a requantization they carried is still priced, as a truncation without the known sign)"
+        ));
+        if kept == 0 && all > 0 {
+            warnings.push(
+                "ReLU budget 0: every ReLU of the network is dropped, so the network is linear"
+                    .into(),
+            );
+        }
+    }
     if insecure {
         warnings.push(
             "INSECURE: a parameter set below 128-bit security was accepted (--allow-insecure)"
@@ -658,9 +756,21 @@ pub fn evaluate(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Rep
             WireFormat::Native => pf.wire.native_name.clone(),
             WireFormat::Packed => "bit-packed".into(),
         },
-        relu: match ot.relu {
-            ReluVariant::Exact => "exact".into(),
-            ReluVariant::Approx => format!("approx (top {} bits)", ot.approx_relu_bits),
+        relu: {
+            let base = match ot.relu {
+                ReluVariant::Exact => "exact".to_string(),
+                ReluVariant::Approx => format!("approx (top {} bits)", ot.approx_relu_bits),
+            };
+            let base = if opts.approx {
+                format!("{base}; {APPROX_ERROR}")
+            } else {
+                base
+            };
+            match opts.relu_budget.or(net.relu_budget_total) {
+                Some(t) => format!("{base}; budget {t} ReLUs"),
+                None if !net.relu_budget.is_empty() => format!("{base}; per-layer budgets"),
+                None => base,
+            }
         },
         bits: if opts.protocol.is_quantized() {
             opts.bits.describe()

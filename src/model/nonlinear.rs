@@ -14,6 +14,35 @@
 //! - max-pool k x k: k^2 - 1 comparisons (DReLU + MUX) per output;
 //! - average pooling: a local sum and a truncation per output;
 //! - argmax over n: n - 1 comparisons, each moving value and index (two MUX).
+//!
+//! Fused approximate ReLU + requantization (opt-in, `--approx`; derived below, after the
+//! local truncation of SecureML, S&P 2017, section 4.1, and Cheetah's truncation with the
+//! sign known, section 4): a requantizing ReLU keeps only b_a bits of x >> s, so
+//! 1. each party shifts its share right by s and keeps it mod 2^(l - s) (local, free):
+//!    floor(x_0 / 2^s) + floor(x_1 / 2^s) = floor(x_u / 2^s) - c + w * 2^(l - s), where
+//!    x_u is x mod 2^l, w the wrap of the shares (x_0 + x_1 >= 2^l) and c in {0, 1} the
+//!    carry of the dropped low bits. Mod 2^(l - s) the wrap term vanishes, so the shares
+//!    hold y = floor(x / 2^s) - c exactly: an error of at most 1 LSB (c = 1 with
+//!    probability 1 - ((x mod 2^s) + 1) / 2^s for a uniform share) and no wrap error. (A
+//!    local truncation kept in Z_2^l, as in SecureML, is off by 2^(l - s) with probability
+//!    about |x| / 2^l; working mod 2^(l - s) avoids it.) Values with |x| < 2^s give y in
+//!    {-1, 0}: output 0, as the exact requantization gives 0. One exception: for x within
+//!    2^s of -2^(l-1), floor(x / 2^s) = -2^(l-s-1) and a carry c = 1 wraps the small ring
+//!    to 2^(l-s-1) - 1, so the output is 2^b_a - 1 instead of 0. With the ring sized for
+//!    the worst-case accumulator (|x| <= fan_in (2^a - 1) 2^(w-1) < 2^(l-1)), such x need
+//!    nearly every product at its extreme (weight -2^(w-1), activation 2^a - 1); for x
+//!    uniform on the ring the probability is about 2^-(l-s) / 2 (the window times the
+//!    carry's 1/2);
+//! 2. DReLU(l - s) on y: millionaire(l - s - 1);
+//! 3. MUX(l_out) selects y into the next layer's ring; when y >= 0 its shares wrap iff
+//!    either share's top bit is set (the sign is known), so one B2A(l_out) of that bit
+//!    lifts it from Z_2^(l - s) to Z_2^l_out exactly (as Cheetah's MSB-known truncation).
+//!
+//! ReLU budgets (SNL, SENet): a relu layer keeps k of its n ReLUs; the n - k others are the
+//! identity and free, except that a requantization or truncation they carried remains,
+//! priced as a truncation whose sign is not known: `truncate(l_in, l_out)` (with `--approx`,
+//! the local truncation of step 1, then `truncate(l - s, l_out)` to extend the signed
+//! value to the next ring).
 
 use crate::protocol::{OtCosts, ReluVariant, TruncationKind};
 use crate::units::ceil_log2;
@@ -114,23 +143,73 @@ impl OtModel {
             .then(self.b2a(l_out).times(2.0))
     }
 
-    /// One layer's cost for all its elements; `requant` adds a truncation fused in the ReLU.
-    pub fn layer(&self, layer: &Layer, l_in: u32, l_out: u32, requant: bool) -> Step {
-        let outs = layer.output.elems() as f64;
-        match &layer.kind {
-            LayerKind::Relu { truncate, relu6 } => {
+    /// The fused approximate ReLU + requantization of one element (module docs): local
+    /// truncation by `s` (free), DReLU on l_in - s bits, MUX into `l_out` bits and the
+    /// B2A of the known-sign wrap bit.
+    pub fn fused_relu_requant(&self, l_in: u32, s: u32, l_out: u32) -> Step {
+        self.drelu(l_in.saturating_sub(s))
+            .then(self.mux(l_out))
+            .then(self.b2a(l_out))
+    }
+
+    /// One relu layer of which `kept` ReLUs are computed (the others are the identity,
+    /// module docs); `requant`: a requantization is fused in the ReLU; `fuse_shift`: the
+    /// shift s of the fused approximate protocol, when it applies.
+    pub fn relu_layer(
+        &self,
+        layer: &Layer,
+        l_in: u32,
+        l_out: u32,
+        requant: bool,
+        kept: u64,
+        fuse_shift: Option<u32>,
+    ) -> Step {
+        let LayerKind::Relu { truncate, relu6 } = layer.kind else {
+            return self.layer(layer, l_in, l_out, requant);
+        };
+        let outs = layer.output.elems();
+        let kept = kept.min(outs);
+        let carries = truncate || requant;
+        let keep = match fuse_shift {
+            Some(s) if !relu6 && carries => self.fused_relu_requant(l_in, s, l_out),
+            _ => {
                 let mut s = self.relu(l_in, l_out);
-                if *relu6 {
+                if relu6 {
                     // ReLU6 = min(max(x, 0), 6): a second comparison and multiplexer.
                     s = s.then(self.relu(l_out, l_out));
                 }
-                if *truncate || requant {
+                if carries {
                     s = s.then(match self.truncation {
                         TruncationKind::MsbKnown => self.b2a(l_out),
                         TruncationKind::Faithful => self.truncate(l_out, l_out),
                     });
                 }
-                s.times(outs)
+                s
+            }
+        };
+        let drop = match (carries, fuse_shift) {
+            (false, _) => Step::default(),
+            (true, Some(s)) => self.truncate(l_in.saturating_sub(s), l_out),
+            (true, None) => self.truncate(l_in, l_out),
+        };
+        let dropped = outs - kept;
+        Step {
+            bits: keep.bits * kept as f64 + drop.bits * dropped as f64,
+            rounds: if kept > 0 { keep.rounds } else { 0 }.max(if dropped > 0 {
+                drop.rounds
+            } else {
+                0
+            }),
+            ots: keep.ots * kept as f64 + drop.ots * dropped as f64,
+        }
+    }
+
+    /// One layer's cost for all its elements; `requant` adds a truncation fused in the ReLU.
+    pub fn layer(&self, layer: &Layer, l_in: u32, l_out: u32, requant: bool) -> Step {
+        let outs = layer.output.elems() as f64;
+        match &layer.kind {
+            LayerKind::Relu { .. } => {
+                self.relu_layer(layer, l_in, l_out, requant, layer.output.elems(), None)
             }
             LayerKind::MaxPool { window } => {
                 let cmps = (window.kh * window.kw).saturating_sub(1) as f64;
@@ -206,5 +285,116 @@ mod tests {
         let m = model(OtFamily::Ferret);
         assert!(m.relu(8, 8).bits < m.relu(16, 16).bits);
         assert!(m.relu(16, 16).bits < m.relu(37, 37).bits);
+    }
+
+    /// The fused approximate ReLU + requantization, bits written out by hand from the
+    /// formulas (Ferret: choice-bit correction 1 bit per 1-out-of-2 COT, 4 per 1-out-of-16
+    /// OT, 4 bits per AND triple, one message per COT; digits of 4 bits):
+    /// l = 21, s = 16, l_out = 18: DReLU on 5 bits = millionaire(4) = one leaf of
+    /// 4 + 16 * 2 = 36 bits and no AND; MUX(18) = 2 * (1 + 18) = 38; B2A(18) = 1 + 18 = 19;
+    /// total 93 bits against the exact 212 + 38 + 19 = 269 (millionaire(20): 5 leaves of 36,
+    /// 8 ANDs of 4).
+    /// l = 37, s = 20, l_out = 37: millionaire(16) = 4 leaves * 36 + 6 ANDs * 4 = 168,
+    /// MUX(37) = 76, B2A(37) = 38: 282 bits; rounds 1 + ceil(log2 4) = 3, + 1 + 1 = 5.
+    #[test]
+    fn fused_approx_relu_bits_by_hand() {
+        let m = model(OtFamily::Ferret);
+        assert_eq!(m.fused_relu_requant(21, 16, 18).bits, 93.0);
+        assert_eq!(m.relu(21, 18).then(m.b2a(18)).bits, 269.0);
+        let s = m.fused_relu_requant(37, 20, 37);
+        assert_eq!(s.bits, 282.0);
+        assert_eq!(s.rounds, 5);
+        // On a layer, the fused step replaces the exact one when a shift is given.
+        let l = relu_layer_of(64);
+        assert_eq!(
+            m.relu_layer(&l, 21, 18, true, 64, Some(16)).bits,
+            64.0 * 93.0
+        );
+        assert_eq!(m.relu_layer(&l, 21, 18, true, 64, None).bits, 64.0 * 269.0);
+    }
+
+    /// The stated error of the fused protocol, checked on the share arithmetic: shares of x
+    /// mod 2^l, each shifted right by s and kept mod 2^(l - s), hold floor(x / 2^s) - c with
+    /// c in {0, 1} (no share-wrap error) except at the bottom of the ring, and the
+    /// known-sign lift (wrap = either top bit) is exact.
+    #[test]
+    fn fused_approx_error_is_at_most_one_lsb() {
+        let (l, s) = (21u32, 16u32);
+        let k = l - s;
+        let (ml, mk) = ((1u64 << l) - 1, (1u64 << k) - 1);
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut carries, mut bottom) = (0, 0);
+        for _ in 0..20000 {
+            let x = (next() % (1 << l)) as i64 - (1 << (l - 1));
+            let x0 = next() & ml;
+            let x1 = ((x as u64).wrapping_sub(x0)) & ml;
+            let (y0, y1) = ((x0 >> s) & mk, (x1 >> s) & mk);
+            let y = (y0 + y1) & mk;
+            let y = if y >> (k - 1) == 1 {
+                y as i64 - (1 << k)
+            } else {
+                y as i64
+            };
+            let exact = x.div_euclid(1 << s);
+            let c = exact - y;
+            if x < -(1 << (l - 1)) + (1 << s) && c == -((1 << k) - 1) {
+                // The one stated exception: floor(x / 2^s) = -2^(k-1) minus the carry
+                // wraps the k-bit ring to 2^(k-1) - 1 = 2^b_a - 1.
+                assert_eq!(y, (1 << (k - 1)) - 1);
+                bottom += 1;
+                continue;
+            }
+            assert!(c == 0 || c == 1, "x = {x}: y = {y}, floor = {exact}");
+            carries += c;
+            if y >= 0 {
+                let wrap = ((y0 >> (k - 1)) | (y1 >> (k - 1))) as i64;
+                assert_eq!(y0 as i64 + y1 as i64 - (wrap << k), y, "lift of {x}");
+            }
+            let out = y.max(0);
+            assert!(exact.max(0) - out <= 1 && exact.max(0) >= out);
+        }
+        // The carry is set about half of the time for uniform low bits.
+        assert!((8000..12000).contains(&carries), "{carries}");
+        // x uniform: the bottom window has probability 2^s / 2^l = 1 / 32, the carry 1/2.
+        assert!((150..500).contains(&bottom), "{bottom}");
+    }
+
+    fn relu_layer_of(elems: u64) -> Layer {
+        let shape = crate::workload::Shape::new(elems, 1, 1);
+        Layer {
+            name: "r".into(),
+            kind: LayerKind::Relu {
+                truncate: false,
+                relu6: false,
+            },
+            inputs: vec![usize::MAX],
+            input: shape,
+            output: shape,
+            bits: None,
+        }
+    }
+
+    /// A budget of k ReLUs costs k / n of the full layer's ReLU bits (no requantization);
+    /// with one, the n - k dropped elements cost a truncation without the known sign each.
+    #[test]
+    fn budget_prices_kept_relus_only() {
+        let m = model(OtFamily::Ferret);
+        let l = relu_layer_of(1000);
+        let full = m.relu_layer(&l, 37, 37, false, 1000, None);
+        for k in [0u64, 1, 123, 999, 1000] {
+            let b = m.relu_layer(&l, 37, 37, false, k, None);
+            assert!((b.bits - full.bits * k as f64 / 1000.0).abs() < 1e-6, "{k}");
+        }
+        assert_eq!(m.relu_layer(&l, 37, 37, false, 0, None).rounds, 0);
+        let keep = m.relu(21, 18).then(m.b2a(18)).bits;
+        let drop = m.truncate(21, 18).bits;
+        let b = m.relu_layer(&l, 21, 18, true, 250, None).bits;
+        assert_eq!(b, 250.0 * keep + 750.0 * drop);
     }
 }

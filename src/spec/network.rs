@@ -28,6 +28,8 @@ struct RawNetwork {
     /// Operators an import left out (see [`Network::skipped`]).
     #[serde(default)]
     skipped: Vec<String>,
+    /// ReLUs kept over the whole network (read as any value, checked below).
+    relu_budget_total: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -63,6 +65,8 @@ struct RawLayer {
     relu6: Option<Spanned<bool>>,
     out: Option<Spanned<Vec<u64>>>,
     bits: Option<Spanned<BitWidths>>,
+    /// ReLUs kept in this relu layer (read as any value, checked below).
+    relu_budget: Option<Spanned<toml::Value>>,
 }
 
 impl RawLayer {
@@ -81,7 +85,8 @@ impl RawLayer {
             groups,
             bn,
             truncate,
-            relu6
+            relu6,
+            relu_budget
         );
         v
     }
@@ -116,7 +121,7 @@ pub fn from_str(file: &str, text: &str) -> Result<Network, SpecError> {
                 "bn",
             ],
             "linear" => &["out_features"],
-            "relu" => &["truncate", "relu6"],
+            "relu" => &["truncate", "relu6", "relu_budget"],
             "max_pool" | "avg_pool" => &["kernel", "stride", "padding"],
             "pad" => &["padding"],
             "batch_norm" | "global_avg_pool" | "add" | "concat" | "truncate" | "extend"
@@ -269,6 +274,27 @@ pub fn from_str(file: &str, text: &str) -> Result<Network, SpecError> {
         spans.push(sl);
     }
     let skipped = raw.skipped;
+    let budget_total = match &raw.relu_budget_total {
+        Some(v) => Some(budget_value(file, text, v, "relu_budget_total")?),
+        None => None,
+    };
+    let mut budgets = Vec::new();
+    for (i, sl) in raw.layer.iter().enumerate() {
+        if let Some(v) = &sl.get_ref().relu_budget {
+            let key = format!("layer[{i}].relu_budget");
+            if budget_total.is_some() {
+                return Err(SpecError::at(
+                    file,
+                    text,
+                    Some(v.span()),
+                    &key,
+                    "give either per-layer relu_budget keys or one relu_budget_total, not both"
+                        .into(),
+                ));
+            }
+            budgets.push((i, budget_value(file, text, v, &key)?, v.span(), key));
+        }
+    }
     let mut net = Network::build(
         raw.name,
         raw.description,
@@ -299,7 +325,59 @@ pub fn from_str(file: &str, text: &str) -> Result<Network, SpecError> {
         SpecError::at(file, text, span, &key, e.to_string())
     })?;
     net.skipped = skipped;
+    for (i, k, span, key) in budgets {
+        let l = &net.layers[i];
+        if k > l.output.elems() {
+            return Err(SpecError::at(
+                file,
+                text,
+                Some(span),
+                &key,
+                format!(
+                    "relu_budget = {k} is more than the {} elements of layer '{}' ({})",
+                    l.output.elems(),
+                    l.name,
+                    l.output
+                ),
+            ));
+        }
+        net.relu_budget.insert(l.name.clone(), k);
+    }
+    if let (Some(t), Some(v)) = (budget_total, &raw.relu_budget_total) {
+        let all = net.stats().relu_elements;
+        if t > all {
+            return Err(SpecError::at(
+                file,
+                text,
+                Some(v.span()),
+                "relu_budget_total",
+                format!(
+                    "relu_budget_total = {t} is more than the {all} ReLU elements of the network"
+                ),
+            ));
+        }
+        net.relu_budget_total = Some(t);
+    }
     Ok(net)
+}
+
+/// A ReLU budget: a non-negative integer.
+fn budget_value(
+    file: &str,
+    text: &str,
+    v: &Spanned<toml::Value>,
+    key: &str,
+) -> Result<u64, SpecError> {
+    match v.get_ref() {
+        toml::Value::Integer(n) if *n >= 0 => Ok(*n as u64),
+        other => Err(SpecError::at(
+            file,
+            text,
+            Some(v.span()),
+            key,
+            format!("a ReLU budget is a number of kept ReLUs, an integer >= 0; got {other}"),
+        )),
+    }
 }
 
 /// A TOML basic string.
@@ -367,6 +445,9 @@ pub fn to_toml(net: &Network, comment: &str) -> String {
         let v: Vec<String> = net.skipped.iter().map(|s| quote(s)).collect();
         t.push_str(&format!("skipped = [{}]\n", v.join(", ")));
     }
+    if let Some(b) = net.relu_budget_total {
+        t.push_str(&format!("relu_budget_total = {b}\n"));
+    }
     for (k, l) in net.layers.iter().enumerate() {
         t.push_str("\n[[layer]]\n");
         t.push_str(&format!("name = {}\n", quote(&l.name)));
@@ -419,6 +500,9 @@ pub fn to_toml(net: &Network, comment: &str) -> String {
                 }
                 if *relu6 {
                     t.push_str("relu6 = true\n");
+                }
+                if let Some(b) = net.relu_budget.get(&l.name) {
+                    t.push_str(&format!("relu_budget = {b}\n"));
                 }
             }
             LayerKind::MaxPool { window } | LayerKind::AvgPool { window } => win(&mut t, window),
@@ -535,5 +619,77 @@ out = [4, 8, 8]
         let e = from_str("tiny.toml", &bad).unwrap_err();
         assert!(e.message.contains("1..=32"), "{e}");
         assert_eq!(e.line, 13, "{e}");
+    }
+
+    fn budget_error(text: &str) -> SpecError {
+        from_str("tiny.toml", text).unwrap_err()
+    }
+
+    #[test]
+    fn relu_budgets_are_read_and_written() {
+        let t = GOOD.replace("kind = \"relu\"", "kind = \"relu\"\nrelu_budget = 100");
+        let n = from_str("tiny.toml", &t).unwrap();
+        assert_eq!(n.relu_budget.get("r1"), Some(&100));
+        assert_eq!(n.relu_kept(None).unwrap()[1], Some(100));
+        let back = from_str("back.toml", &to_toml(&n, "")).unwrap();
+        assert_eq!(back, n);
+        let t = GOOD.replace(
+            "input = [3, 8, 8]",
+            "input = [3, 8, 8]\nrelu_budget_total = 0",
+        );
+        let n = from_str("tiny.toml", &t).unwrap();
+        assert_eq!(n.relu_kept(None).unwrap()[1], Some(0));
+        assert_eq!(n.relu_kept(Some(256)).unwrap()[1], Some(256));
+        assert!(
+            n.relu_kept(Some(257))
+                .unwrap_err()
+                .contains("--relu-budget")
+        );
+        assert_eq!(from_str("back.toml", &to_toml(&n, "")).unwrap(), n);
+    }
+
+    #[test]
+    fn bad_relu_budgets_name_file_line_and_key() {
+        let at_r1 = |v: &str| {
+            GOOD.replace(
+                "kind = \"relu\"",
+                &format!("kind = \"relu\"\nrelu_budget = {v}"),
+            )
+        };
+        for v in ["-5", "\"lots\"", "1.5", "true"] {
+            let e = budget_error(&at_r1(v));
+            assert_eq!(e.key, "layer[1].relu_budget", "{v}: {e}");
+            assert_eq!((e.file.as_str(), e.line), ("tiny.toml", 17), "{v}: {e}");
+            assert!(e.message.contains("integer >= 0"), "{v}: {e}");
+        }
+        // r1 has 4 x 8 x 8 = 256 elements.
+        let e = budget_error(&at_r1("257"));
+        assert_eq!(
+            (e.key.as_str(), e.line),
+            ("layer[1].relu_budget", 17),
+            "{e}"
+        );
+        assert!(e.message.contains("256 elements"), "{e}");
+        let total = |v: &str| {
+            GOOD.replace(
+                "input = [3, 8, 8]",
+                &format!("input = [3, 8, 8]\nrelu_budget_total = {v}"),
+            )
+        };
+        for v in ["-1", "\"x\"", "257"] {
+            let e = budget_error(&total(v));
+            assert_eq!(
+                (e.key.as_str(), e.line),
+                ("relu_budget_total", 6),
+                "{v}: {e}"
+            );
+        }
+        let both = total("10").replace("kind = \"relu\"", "kind = \"relu\"\nrelu_budget = 3");
+        let e = budget_error(&both);
+        assert_eq!(e.key, "layer[1].relu_budget", "{e}");
+        assert!(e.message.contains("not both"), "{e}");
+        let on_conv = GOOD.replacen("kernel = 3", "kernel = 3\nrelu_budget = 3", 1);
+        let e = budget_error(&on_conv);
+        assert_eq!(e.key, "layer[0].relu_budget", "{e}");
     }
 }

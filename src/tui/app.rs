@@ -401,7 +401,9 @@ impl App {
             && new.relu == old.relu
             && new.allow_insecure == old.allow_insecure
             && new.batch == old.batch
-            && new.slots == old.slots;
+            && new.slots == old.slots
+            && new.approx == old.approx
+            && new.relu_budget == old.relu_budget;
         if !same_globals {
             return (o, kept);
         }

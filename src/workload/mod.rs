@@ -299,6 +299,41 @@ pub struct Network {
     /// when not empty, every cost of the network is partial.
     #[serde(default)]
     pub skipped: Vec<String>,
+    /// ReLU budgets (SNL / SENet / DeepReDuce-style networks that keep only some ReLUs):
+    /// kept ReLUs of a relu layer by name (`relu_budget = N` in the network file). Layers
+    /// not named keep every ReLU unless [`Network::relu_budget_total`] is given.
+    #[serde(default)]
+    pub relu_budget: std::collections::BTreeMap<String, u64>,
+    /// ReLUs kept over the whole network (`relu_budget_total = N`), spread over the relu
+    /// layers by [`spread_budget`].
+    #[serde(default)]
+    pub relu_budget_total: Option<u64>,
+}
+
+/// Spreads `total` kept ReLUs over layers of `elems` elements in proportion to their
+/// element counts, by largest remainder (Hamilton's rule): layer i gets
+/// floor(total * e_i / E) (E = sum of e_i), and the units left over go one each to the
+/// layers with the largest remainders (total * e_i mod E), ties to the earlier layer.
+/// The shares sum to exactly `total`; with total <= E no layer gets more than its
+/// elements (floor(total * e_i / E) < e_i whenever a remainder is left). `None` when
+/// total > E.
+pub fn spread_budget(total: u64, elems: &[u64]) -> Option<Vec<u64>> {
+    let e: u128 = elems.iter().map(|&x| x as u128).sum();
+    if total as u128 > e {
+        return None;
+    }
+    if e == 0 {
+        return Some(vec![0; elems.len()]);
+    }
+    let t = total as u128;
+    let mut out: Vec<u64> = elems.iter().map(|&x| (t * x as u128 / e) as u64).collect();
+    let left = total - out.iter().sum::<u64>();
+    let mut order: Vec<usize> = (0..elems.len()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(t * elems[i] as u128 % e), i));
+    for &i in order.iter().take(left as usize) {
+        out[i] += 1;
+    }
+    Some(out)
 }
 
 /// Summary counts of a network.
@@ -525,6 +560,8 @@ impl Network {
             default_bits,
             layers,
             skipped: Vec::new(),
+            relu_budget: Default::default(),
+            relu_budget_total: None,
         })
     }
 
@@ -540,6 +577,43 @@ impl Network {
                 .map(|l| l.output.elems())
                 .sum(),
         }
+    }
+
+    /// Kept ReLUs of every layer (`None`: not a relu layer, or every ReLU kept): the
+    /// total `over` (the `--relu-budget` flag) when given, spread over all relu layers by
+    /// [`spread_budget`] (it replaces the file's budgets); otherwise the file's
+    /// `relu_budget_total`, spread the same way; otherwise the per-layer `relu_budget`s.
+    pub fn relu_kept(&self, over: Option<u64>) -> Result<Vec<Option<u64>>, String> {
+        let relus: Vec<usize> = (0..self.layers.len())
+            .filter(|&i| matches!(self.layers[i].kind, LayerKind::Relu { .. }))
+            .collect();
+        let mut out = vec![None; self.layers.len()];
+        let (total, what) = match (over, self.relu_budget_total) {
+            (Some(t), _) => (Some(t), "--relu-budget"),
+            (None, Some(t)) => (Some(t), "relu_budget_total"),
+            (None, None) => (None, ""),
+        };
+        if let Some(t) = total {
+            let elems: Vec<u64> = relus
+                .iter()
+                .map(|&i| self.layers[i].output.elems())
+                .collect();
+            let all: u64 = elems.iter().sum();
+            let v = spread_budget(t, &elems).ok_or_else(|| {
+                format!(
+                    "{what} = {t}: more than the {all} ReLU elements of {}",
+                    self.name
+                )
+            })?;
+            for (&i, k) in relus.iter().zip(v) {
+                out[i] = Some(k);
+            }
+            return Ok(out);
+        }
+        for &i in &relus {
+            out[i] = self.relu_budget.get(&self.layers[i].name).copied();
+        }
+        Ok(out)
     }
 
     pub fn layer_index(&self, name: &str) -> Option<usize> {
@@ -626,5 +700,33 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.key, "kernel");
+    }
+
+    /// The spreading rule gives every layer floor or ceil of its proportional share, never
+    /// more than its elements, and the shares sum to exactly the total.
+    #[test]
+    fn spread_budget_sums_exactly_to_the_total() {
+        let sizes: [&[u64]; 4] = [
+            &[65536, 65536, 32768, 16384, 8192],
+            &[7, 3, 1],
+            &[1, 1, 1],
+            &[0, 5, 0],
+        ];
+        for elems in sizes {
+            let all: u64 = elems.iter().sum();
+            for total in [0, 1, 2, all / 3, all / 2 + 1, all.saturating_sub(1), all] {
+                let v = spread_budget(total, elems).unwrap();
+                assert_eq!(v.iter().sum::<u64>(), total, "{elems:?} {total}");
+                for (k, e) in v.iter().zip(elems) {
+                    assert!(k <= e);
+                    let q = total as f64 * *e as f64 / all as f64;
+                    assert!((*k as f64 - q).abs() < 1.0, "{k} vs {q}");
+                }
+            }
+            assert!(spread_budget(all + 1, elems).is_none());
+        }
+        // 10 over [7, 3, 1] (E = 11): quotas 6.36, 2.73, 0.91 -> floors 6, 2, 0; the two
+        // units left go to the remainders 8/11 and 10/11: [6, 3, 1].
+        assert_eq!(spread_budget(10, &[7, 3, 1]).unwrap(), vec![6, 3, 1]);
     }
 }

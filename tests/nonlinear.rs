@@ -1,0 +1,201 @@
+//! The non-linear options end to end: `--approx` (fused approximate ReLU + requantization)
+//! and ReLU budgets leave reports unchanged when absent, and change only what they say.
+
+use hequant::model::report::Report;
+use hequant::model::{BitsPolicy, EvalOptions, evaluate, parse_bits};
+use hequant::protocol::{CostModel, Protocol};
+use hequant::spec::network;
+use hequant::workload::{LayerKind, Network};
+use std::path::Path;
+use std::process::Command;
+
+fn net(name: &str) -> Network {
+    network::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("networks")
+            .join(format!("{name}.toml")),
+    )
+    .unwrap()
+}
+
+fn eval(n: &Network, p: Protocol, f: impl Fn(&mut EvalOptions)) -> Report {
+    let cm = CostModel::builtin().unwrap();
+    let mut o = EvalOptions::new(p, &cm);
+    o.bits = BitsPolicy {
+        uniform: Some(parse_bits("w4a4").unwrap()),
+        all_layers: false,
+    };
+    f(&mut o);
+    evaluate(n, &o, &cm).unwrap()
+}
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hequant"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
+}
+
+/// Without `--approx` and `--relu-budget` the command line gives the same report as the
+/// options' defaults, and the defaults are off.
+#[test]
+fn absent_options_leave_every_report_unchanged() {
+    let cm = CostModel::builtin().unwrap();
+    let o = EvalOptions::new(Protocol::Hequant, &cm);
+    assert!(!o.approx);
+    assert_eq!(o.relu_budget, None);
+    let n = net("resnet18-cifar100");
+    for p in Protocol::ALL {
+        let plain = eval(&n, p, |_| {});
+        assert!(plain.warnings.is_empty(), "{p}: {:?}", plain.warnings);
+        assert!(!plain.relu.contains("approximate") && !plain.relu.contains("budget"));
+        let out = run(&[
+            "estimate",
+            "-p",
+            p.name(),
+            "--bits",
+            "w4a4",
+            "--format",
+            "json",
+        ]);
+        assert!(out.status.success());
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let v = if v.is_array() { v[0].clone() } else { v };
+        let direct = serde_json::to_value(&plain).unwrap();
+        // Integers compare exactly (floats lose their last digit in the JSON round trip).
+        for k in [
+            "bytes_client_to_server",
+            "bytes_server_to_client",
+            "bytes_nonlinear",
+            "rounds",
+        ] {
+            assert_eq!(v["total"][k], direct["total"][k], "{p} {k}");
+        }
+        for (x, y) in v["layers"].as_array().unwrap().iter().zip(&plain.layers) {
+            assert_eq!(x["bytes_nonlinear"], y.bytes_nonlinear, "{p} {}", y.name);
+            assert_eq!(x["note"], y.note.as_str(), "{p} {}", y.name);
+        }
+        assert_eq!(v["relu"], direct["relu"], "{p}");
+        assert_eq!(v["warnings"], direct["warnings"], "{p}");
+    }
+}
+
+/// `--approx` changes only the requantizing ReLUs of the quantized protocols, and says so
+/// in the relu field and the warnings of every report.
+#[test]
+fn approx_changes_only_requantizing_relus() {
+    let n = net("resnet18-cifar100");
+    for p in Protocol::ALL {
+        let a = eval(&n, p, |_| {});
+        let b = eval(&n, p, |o| o.approx = true);
+        assert!(
+            b.relu
+                .contains("approximate fused ReLU+requant: error up to 1 LSB")
+        );
+        assert!(b.warnings[0].starts_with("approximate fused ReLU+requant"));
+        for (x, y) in a.layers.iter().zip(&b.layers) {
+            let relu = matches!(x.kind.as_str(), "relu");
+            if !p.is_quantized() || !relu {
+                assert_eq!(x.bytes(), y.bytes(), "{p} {}", x.name);
+            } else {
+                assert!(y.bytes() <= x.bytes(), "{p} {}", x.name);
+            }
+        }
+        if p.is_quantized() {
+            assert!(b.total.bytes_nonlinear < a.total.bytes_nonlinear, "{p}");
+        }
+    }
+    // HEQuant w4a4: the fused protocol at most halves the non-linear bytes.
+    let a = eval(&n, Protocol::Hequant, |_| {});
+    let b = eval(&n, Protocol::Hequant, |o| o.approx = true);
+    assert!(b.total.bytes_nonlinear * 2 <= a.total.bytes_nonlinear);
+}
+
+/// A budget of every ReLU prices as no budget; a smaller one scales Cheetah's ReLU bytes
+/// layer by layer (Cheetah's ReLUs carry no requantization) and sums to the budget.
+#[test]
+fn budgets_scale_relu_bytes() {
+    let n = net("resnet18-cifar100");
+    let all = n.stats().relu_elements;
+    for p in [Protocol::Cheetah, Protocol::Hequant] {
+        let a = eval(&n, p, |_| {});
+        let b = eval(&n, p, |o| o.relu_budget = Some(all));
+        assert_eq!(a.total.bytes(), b.total.bytes(), "{p}");
+    }
+    let full = eval(&n, Protocol::Cheetah, |_| {});
+    let kept = n.relu_kept(Some(49_900)).unwrap();
+    assert_eq!(kept.iter().flatten().sum::<u64>(), 49_900);
+    let cut = eval(&n, Protocol::Cheetah, |o| o.relu_budget = Some(49_900));
+    for (i, (x, y)) in full.layers.iter().zip(&cut.layers).enumerate() {
+        if matches!(n.layers[i].kind, LayerKind::Relu { .. }) {
+            let k = kept[i].unwrap() as f64 / n.layers[i].output.elems() as f64;
+            let want = x.bytes_nonlinear as f64 * k;
+            assert!(
+                (y.bytes_nonlinear as f64 - want).abs() <= 1.0,
+                "{}: {} vs {want}",
+                x.name,
+                y.bytes_nonlinear
+            );
+        } else {
+            assert_eq!(x.bytes(), y.bytes(), "{}", x.name);
+        }
+    }
+    let zero = eval(&n, Protocol::Cheetah, |o| o.relu_budget = Some(0));
+    assert!(zero.warnings.iter().any(|w| w.contains("ReLU budget 0")));
+}
+
+#[test]
+fn bad_relu_budget_flags_are_refused() {
+    for (v, needle) in [
+        ("-5", "integer >= 0"),
+        ("many", "integer >= 0"),
+        ("1.5", "integer >= 0"),
+        ("557057", "more than the 557056 ReLU elements"),
+    ] {
+        let o = run(&["estimate", "-p", "cheetah", &format!("--relu-budget={v}")]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{v}");
+        assert!(
+            err.contains("--relu-budget") && err.contains(needle),
+            "{v}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+/// `estimate --compare hequant,cheetah@N` sets HEQuant beside Cheetah with a ReLU budget.
+#[test]
+fn compare_takes_a_relu_budget_per_entry() {
+    let o = run(&[
+        "estimate",
+        "--bits",
+        "w4a4",
+        "--compare",
+        "hequant,cheetah@49900,cheetah",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = v.as_array().unwrap();
+    assert_eq!(v.len(), 3);
+    assert!(
+        v[1]["relu"]
+            .as_str()
+            .unwrap()
+            .ends_with("budget 49900 ReLUs")
+    );
+    assert!(v[1]["total"]["bytes_nonlinear"].as_u64() < v[2]["total"]["bytes_nonlinear"].as_u64());
+    let t = run(&[
+        "estimate",
+        "--bits",
+        "w4a4",
+        "--compare",
+        "hequant,cheetah@49900",
+    ]);
+    assert!(String::from_utf8_lossy(&t.stdout).contains("cheetah@49900"));
+    let bad = run(&["estimate", "--compare", "hequant,cheetah@lots"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--compare 'cheetah@lots'"));
+}
