@@ -90,6 +90,26 @@ pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let mut nl = verify::nonlinear::plan(&net, &report, cm, o.batch, a.layers.as_deref())
         .map_err(|e| e.to_string())?;
+    if o.approx || o.relu_budget.is_some() {
+        // The run executes exact ReLUs on every element; what these options price is not run.
+        let why = if o.approx {
+            "--approx prices the fused approximate ReLU, which the verify mode does not run yet"
+        } else {
+            "--relu-budget prices a subset of the ReLUs, which the verify mode does not run yet"
+        };
+        let (keep, drop): (Vec<_>, Vec<_>) = nl
+            .layers
+            .drain(..)
+            .zip(nl.model.drain(..))
+            .partition(|(l, _)| l.pool.is_some());
+        for (l, _) in drop {
+            nl.skipped.push(verify::nonlinear::NlSkipped {
+                name: l.name,
+                reason: why.into(),
+            });
+        }
+        (nl.layers, nl.model) = keep.into_iter().unzip();
+    }
     if a.part == PartArg::Nonlinear {
         plan.layers.clear();
         plan.skipped.clear();
