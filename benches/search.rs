@@ -110,6 +110,24 @@ fn main() {
         candidates as f64 / t1,
         candidates as f64 / t2
     );
+    // Every slot scheme (paper included) and a batch of 4 against the default search (the
+    // sound schemes, batch 1), both on two threads, in this run.
+    let mut all = o.clone();
+    all.slots = hequant::mapping::SlotScheme::ALL.to_vec();
+    all.batch = 4;
+    let search_all = || {
+        black_box(search_network(&net, &all, &cm, &|| {}).expect("search"));
+    };
+    let (d, a) = (
+        medians(&[&two], 21, &search)[0],
+        medians(&[&two], 21, &search_all)[0],
+    );
+    println!(
+        "search with every slot scheme and batch 4 against the default search, 2 threads (medians of 21 runs): {:.2}x ({:.2} ms against {:.2} ms)",
+        a / d,
+        a * 1e3,
+        d * 1e3
+    );
     let m = medians(&[&one, &two], 7, &sweep_once);
     let (s1, s2) = (m[0], m[1]);
     println!(

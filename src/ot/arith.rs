@@ -138,10 +138,7 @@ pub fn relu_server<C: OtChannel>(
     l: u32,
     m: u32,
 ) -> Result<Vec<u64>, OtError> {
-    if sess.role != Role::A {
-        return Err(OtError::Param("relu_server: session role is B".into()));
-    }
-    relu(sess, ch, x, l, m)
+    relu_as(Role::A, sess, ch, x, l, m)
 }
 
 /// ReLU run by party B (the client). Same as [`relu`]; checks the session role.
@@ -152,8 +149,22 @@ pub fn relu_client<C: OtChannel>(
     l: u32,
     m: u32,
 ) -> Result<Vec<u64>, OtError> {
-    if sess.role != Role::B {
-        return Err(OtError::Param("relu_client: session role is A".into()));
+    relu_as(Role::B, sess, ch, x, l, m)
+}
+
+fn relu_as<C: OtChannel>(
+    role: Role,
+    sess: &mut OtSession,
+    ch: &mut C,
+    x: &[u64],
+    l: u32,
+    m: u32,
+) -> Result<Vec<u64>, OtError> {
+    if sess.role != role {
+        return Err(OtError::Param(format!(
+            "ReLU as party {role:?}: the session's role is {:?}",
+            sess.role
+        )));
     }
     relu(sess, ch, x, l, m)
 }
