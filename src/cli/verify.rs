@@ -143,21 +143,6 @@ pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
         },
         fault: None,
     };
-    let empty = || VerifyReport {
-        ok: true,
-        network: plan.network.clone(),
-        protocol: plan.protocol.name().into(),
-        bits: plan.bits.clone(),
-        link: plan.link.clone(),
-        tolerance: String::new(),
-        layers: Vec::new(),
-        not_run: plan.skipped.clone(),
-        predicted_bytes: 0,
-        measured_bytes: 0,
-        predicted_s: 0.0,
-        measured_s: 0.0,
-        nonlinear: None,
-    };
     let progress = |s: &str| eprintln!("non-linear layer {s}");
     if let Some(addr) = &a.listen {
         let listener = std::net::TcpListener::bind(addr)
@@ -185,7 +170,7 @@ pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
         return Ok(());
     }
     let mut rep = if plan.layers.is_empty() {
-        empty()
+        VerifyReport::without_layers(&plan)
     } else {
         match &a.connect {
             Some(addr) => {

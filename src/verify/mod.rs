@@ -411,6 +411,27 @@ pub struct VerifyReport {
     pub nonlinear: Option<nonlinear::NlReport>,
 }
 
+impl VerifyReport {
+    /// The report of a run with no linear layer (only `plan`'s skipped ones listed).
+    pub fn without_layers(plan: &Plan) -> VerifyReport {
+        VerifyReport {
+            ok: true,
+            network: plan.network.clone(),
+            protocol: plan.protocol.name().into(),
+            bits: plan.bits.clone(),
+            link: plan.link.clone(),
+            tolerance: String::new(),
+            layers: Vec::new(),
+            not_run: plan.skipped.clone(),
+            predicted_bytes: 0,
+            measured_bytes: 0,
+            predicted_s: 0.0,
+            measured_s: 0.0,
+            nonlinear: None,
+        }
+    }
+}
+
 /// Options of a run.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {

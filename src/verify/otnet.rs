@@ -5,10 +5,10 @@
 //! protocol step expects before anything is allocated, and time out.
 //!
 //! Counting follows [`crate::ot::channel`]: payload bytes each way (the 12-byte frame
-//! headers are counted apart), and a round each time a party receives after having sent
+//! headers are not counted), and a round each time a party receives after having sent
 //! since its previous receive.
 
-use super::transport::{Channel, FrameError, HEADER_BYTES, Kind};
+use super::transport::{Channel, FrameError, Kind};
 use crate::ot::{OtChannel, OtError};
 use std::net::TcpStream;
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -20,8 +20,6 @@ use std::time::Duration;
 pub struct OtCounters {
     pub payload_sent: u64,
     pub payload_received: u64,
-    pub frames_sent: u64,
-    pub frames_received: u64,
     pub rounds: u64,
 }
 
@@ -71,14 +69,6 @@ impl TcpOt {
         })
     }
 
-    /// Bytes on the socket each way, frame headers included.
-    pub fn socket_bytes(&self) -> (u64, u64) {
-        (
-            self.counters.payload_sent + HEADER_BYTES * self.counters.frames_sent,
-            self.counters.payload_received + HEADER_BYTES * self.counters.frames_received,
-        )
-    }
-
     /// Waits for every queued frame to be written; returns the stream for further use.
     pub fn finish(mut self) -> Result<OtCounters, OtError> {
         self.out.take();
@@ -116,7 +106,6 @@ impl OtChannel for TcpOt {
         out.send(bytes.to_vec())
             .map_err(|_| transport("send", "the connection's writer stopped (peer gone?)"))?;
         self.counters.payload_sent += bytes.len() as u64;
-        self.counters.frames_sent += 1;
         self.sent_since_recv = true;
         Ok(())
     }
@@ -152,7 +141,6 @@ impl OtChannel for TcpOt {
             return Err(OtError::length(what, len, payload.len()));
         }
         self.counters.payload_received += len as u64;
-        self.counters.frames_received += 1;
         if self.sent_since_recv {
             self.counters.rounds += 1;
             self.sent_since_recv = false;
