@@ -55,6 +55,11 @@ pub struct VerifyArgs {
     /// Seconds to wait for the peer before a receive fails.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
+    /// Secure inference of the whole network: shares carried from layer to layer, linear
+    /// layers by HE, non-linear ones by OT, the output checked against plaintext inference
+    /// (quantized protocols, batch 1).
+    #[arg(long, conflicts_with_all = ["layers", "part"])]
+    pub end_to_end: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -86,8 +91,26 @@ pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
     let mut o = eval_options(&a.model, protocol, cm)?;
     o.overrides = overrides;
     let report = model::evaluate(&net, &o, cm).map_err(|e| e.to_string())?;
+    if a.timeout == 0 || a.timeout > 86_400 {
+        return Err(format!(
+            "--timeout {}: must be between 1 and 86400 seconds",
+            a.timeout
+        ));
+    }
+    let timeout = std::time::Duration::from_secs(a.timeout);
     let mut plan = verify::plan(&net, &report, protocol, cm, &o.link, a.layers.as_deref())
         .map_err(|e| e.to_string())?;
+    if a.end_to_end {
+        if o.batch > 1 {
+            return Err("--end-to-end runs one image: leave out --batch".into());
+        }
+        if o.approx || o.relu_budget.is_some() {
+            return Err("--end-to-end runs the exact protocols on every ReLU: leave out --approx and --relu-budget".into());
+        }
+        let e =
+            verify::e2e::plan(&net, &report, plan, cm).map_err(|e| format!("--end-to-end: {e}"))?;
+        return end_to_end(a, &e, &o.link, cm, timeout);
+    }
     let mut nl = verify::nonlinear::plan(&net, &report, cm, o.batch, a.layers.as_deref())
         .map_err(|e| e.to_string())?;
     if o.approx || o.relu_budget.is_some() {
@@ -129,13 +152,6 @@ pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
         }
         return Err(m);
     }
-    if a.timeout == 0 || a.timeout > 86_400 {
-        return Err(format!(
-            "--timeout {}: must be between 1 and 86400 seconds",
-            a.timeout
-        ));
-    }
-    let timeout = std::time::Duration::from_secs(a.timeout);
     let opts = RunOptions {
         data: match a.data {
             DataArg::Random => verify::DataMode::Random,
@@ -231,6 +247,168 @@ pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
                     .count())
         ))
     }
+}
+
+/// `verify --end-to-end`: both parties here, or one of them with --listen / --connect.
+fn end_to_end(
+    a: &VerifyArgs,
+    e: &verify::e2e::E2ePlan,
+    link: &crate::protocol::Link,
+    cm: &CostModel,
+    timeout: std::time::Duration,
+) -> Result<(), String> {
+    use verify::e2e;
+    let progress = |s: &str| eprintln!("{s}");
+    if let Some(addr) = &a.listen {
+        let listener = std::net::TcpListener::bind(addr)
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        eprintln!("server party: waiting for a client on {addr}");
+        let (he, ot) = e2e::accept_pair(&listener).map_err(|e| e.to_string())?;
+        e2e::serve(he, ot, e, timeout, None).map_err(|e| e.to_string())?;
+        eprintln!("server party: {} steps served", e.steps.len() - 1);
+        return Ok(());
+    }
+    let rep = match &a.connect {
+        Some(addr) => {
+            let (he, ot) = e2e::connect_pair(addr).map_err(|e| e.to_string())?;
+            e2e::run_client(he, ot, e, link, cm, timeout, &progress)
+        }
+        None => e2e::run_local(e, link, cm, timeout, None, &progress),
+    }
+    .map_err(|e| e.to_string())?;
+    let text = match a.format {
+        VerifyFormat::Json => {
+            serde_json::to_string_pretty(&rep).expect("the report serialises") + "\n"
+        }
+        VerifyFormat::Table => e2e_table(&rep),
+    };
+    emit(&text, a.output.as_deref())?;
+    if rep.ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "verify --end-to-end FAILED: {} step(s) wrong, output {}",
+            rep.steps.iter().filter(|s| !s.correct).count(),
+            if rep.output_exact {
+                "equal to the plaintext inference".to_string()
+            } else {
+                format!(
+                    "differs from the plaintext inference in {} of {} elements",
+                    rep.output_differ, rep.output_elems
+                )
+            }
+        ))
+    }
+}
+
+/// The end-to-end report as a text table.
+pub fn e2e_table(r: &verify::e2e::E2eReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "verify --end-to-end {} under {} ({}): secure inference as two parties over TCP, linear layers by real HE, non-linear by real OT; predicted latency for link {}",
+        r.network, r.protocol, r.bits, r.link
+    );
+    let _ = writeln!(
+        s,
+        "{:<24} {:<36} {:>8} {:>7} {:<4} {:>11} {:>11} {:>6} {:>11} {:>7} {:>8} {:>8}",
+        "step",
+        "protocol",
+        "elems",
+        "ring",
+        "ok",
+        "pred B",
+        "meas B",
+        "ratio",
+        "model B",
+        "rounds",
+        "pred s",
+        "meas s"
+    );
+    for st in &r.steps {
+        let _ = writeln!(
+            s,
+            "{:<24} {:<36} {:>8} {:>7} {:<4} {:>11} {:>11} {:>6} {:>11} {:>7} {:>8.3} {:>8.3}",
+            st.name,
+            st.what,
+            st.elems,
+            format!("{}>{}", st.ring_in, st.ring),
+            if st.correct { "yes" } else { "NO" },
+            st.predicted_bytes,
+            st.measured_bytes,
+            ratio(st.measured_bytes as f64, st.predicted_bytes as f64),
+            st.model_bytes,
+            format!("{}/{}", st.predicted_rounds, st.measured_rounds),
+            st.predicted_s,
+            st.measured_s,
+        );
+        if !st.correct {
+            let _ = writeln!(
+                s,
+                "  MISMATCH {}: {} wrong outputs (tolerance {})",
+                st.name, st.mismatches, st.tolerance
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "total: predicted {} ({} B), measured {} B (ratio {}); the model prices these layers at {} ({} B); base-OT setup {} B; predicted {:.3} s, measured {:.3} s",
+        human_bytes(r.predicted_bytes),
+        r.predicted_bytes,
+        r.measured_bytes,
+        ratio(r.measured_bytes as f64, r.predicted_bytes as f64),
+        human_bytes(r.model_bytes),
+        r.model_bytes,
+        r.setup_bytes,
+        r.predicted_s,
+        r.measured_s
+    );
+    let _ = writeln!(
+        s,
+        "bytes: HE ciphertext payloads and OT payloads both ways (frame headers, parameter sets and the verification reveals apart); predicted: the model's HE sizes and ot::sizes of the OT steps run; model B: the estimate's figure for the layer (its OT cost family)."
+    );
+    let _ = writeln!(
+        s,
+        "requantization shifts (public, from the server's calibration): {}",
+        r.shifts
+            .iter()
+            .map(|(n, v)| format!("{n} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(
+        s,
+        "activations above their b_a bits in the plaintext inference (unclamped, kept exactly by the rings): {}",
+        r.activation_overflows
+    );
+    for a in &r.approximate {
+        let _ = writeln!(s, "APPROXIMATE {a}");
+    }
+    let _ = writeln!(
+        s,
+        "output: {} elements, {}; class {} (plaintext inference: class {})",
+        r.output_elems,
+        if r.output_exact {
+            "equal to the plaintext quantized inference, bit for bit".to_string()
+        } else {
+            format!(
+                "{} differ from the plaintext quantized inference (largest |difference| {})",
+                r.output_differ, r.output_max_abs_diff
+            )
+        },
+        r.class,
+        r.plaintext_class
+    );
+    let _ = writeln!(
+        s,
+        "{}",
+        if r.ok {
+            "result: ok, every step correct on its input and the output as stated"
+        } else {
+            "result: FAILED, see above"
+        }
+    );
+    s
 }
 
 fn ratio(m: f64, p: f64) -> String {

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 /// Keys by ring degree, one per container width.
 #[derive(Default)]
-struct Keys {
+pub(crate) struct Keys {
     k64: HashMap<usize, ClientKey<u64>>,
     k128: HashMap<usize, ClientKey<u128>>,
 }
@@ -116,28 +116,35 @@ fn decrypt_all<W: Word>(
     Ok((y, max_err))
 }
 
-fn run_layer<S: Read + Write>(
+/// What the client got from one linear layer's exchange.
+pub(crate) struct Exchange {
+    /// Each virtual output coefficient mod t (the client's share, before slot decoding).
+    pub y: Vec<u128>,
+    pub max_err: u128,
+    pub encrypt_s: f64,
+    pub decrypt_s: f64,
+    /// Encryption of the first query to decryption of the last response.
+    pub wall_s: f64,
+    /// Ciphertext payload bytes both ways.
+    pub payload_bytes: u64,
+    /// Bytes on the socket each way (payloads, frame headers, the parameter set).
+    pub sent: u64,
+    pub received: u64,
+}
+
+/// One linear layer's protocol, client side, on the client's input share `x_c` (mod 2^l,
+/// or its own b_a-bit data for `client` slots): encrypt, send, receive, decrypt.
+pub(crate) fn exchange<S: Read + Write>(
     ch: &mut Channel<S>,
     lp: &LayerPlan,
-    opts: &RunOptions,
+    x_c: &[u64],
     keys: &mut Keys,
-) -> Result<LayerResult, VerifyError> {
+) -> Result<Exchange, VerifyError> {
     let p = &lp.params;
     let name = p.name.as_str();
     let n = p.n as usize;
     let (sent0, recv0) = (ch.sent, ch.received);
-    let mut g = rng(fresh_seed());
-    let x_c = match p.client_input_bits {
-        // The client's own data: unsigned b_a-bit values (the server's share is zero).
-        Some(b) => draw_shares(&mut g, lp.layer.input.elems() as usize, b, opts.data),
-        None => draw_shares(
-            &mut g,
-            lp.layer.input.elems() as usize,
-            p.ring_bits,
-            opts.data,
-        ),
-    };
-    let x_pre = lp.packer.pack_input(&encoding::preprocess(&lp.layer, &x_c));
+    let x_pre = lp.packer.pack_input(&encoding::preprocess(&lp.layer, x_c));
     let t0 = Instant::now();
     let queries = if p.log_q <= 64 {
         let k = keys.k64.entry(n).or_insert_with(|| ClientKey::new(n));
@@ -159,7 +166,7 @@ fn run_layer<S: Read + Write>(
             .map_err(VerifyError::frame(name, &format!("sending query {i}")))?;
     }
     ch.flush().map_err(VerifyError::frame(name, "flushing"))?;
-    let sent_layer = ch.sent - sent0;
+    let sent = ch.sent - sent0;
     let mut responses = Vec::with_capacity(p.ct_out as usize);
     for r in 0..p.ct_out {
         let bytes = ch
@@ -182,19 +189,59 @@ fn run_layer<S: Read + Write>(
         payload_bytes += bytes.len() as u64;
         responses.push(bytes);
     }
-    let received_layer = ch.received - recv0;
+    let received = ch.received - recv0;
     let t1 = Instant::now();
     let dec = if p.log_q <= 64 {
         decrypt_all(&keys.k64[&n], lp, &responses)
     } else {
         decrypt_all(&keys.k128[&n], lp, &responses)
     };
-    let (y_c, max_err) = dec.map_err(|m| VerifyError::Layer {
+    let (y, max_err) = dec.map_err(|m| VerifyError::Layer {
         layer: name.into(),
         message: m,
     })?;
     let decrypt_s = t1.elapsed().as_secs_f64();
-    let wall_s = t0.elapsed().as_secs_f64();
+    Ok(Exchange {
+        y,
+        max_err,
+        encrypt_s,
+        decrypt_s,
+        wall_s: t0.elapsed().as_secs_f64(),
+        payload_bytes,
+        sent,
+        received,
+    })
+}
+
+fn run_layer<S: Read + Write>(
+    ch: &mut Channel<S>,
+    lp: &LayerPlan,
+    opts: &RunOptions,
+    keys: &mut Keys,
+) -> Result<LayerResult, VerifyError> {
+    let p = &lp.params;
+    let name = p.name.as_str();
+    let mut g = rng(fresh_seed());
+    let x_c = match p.client_input_bits {
+        // The client's own data: unsigned b_a-bit values (the server's share is zero).
+        Some(b) => draw_shares(&mut g, lp.layer.input.elems() as usize, b, opts.data),
+        None => draw_shares(
+            &mut g,
+            lp.layer.input.elems() as usize,
+            p.ring_bits,
+            opts.data,
+        ),
+    };
+    let Exchange {
+        y: y_c,
+        max_err,
+        encrypt_s,
+        decrypt_s,
+        wall_s,
+        payload_bytes,
+        sent: sent_layer,
+        received: received_layer,
+    } = exchange(ch, lp, &x_c, keys)?;
 
     // Verification only: the server reveals the seed of its data.
     let rv = ch

@@ -9,6 +9,7 @@
 
 pub mod bitpack;
 pub mod client;
+pub mod e2e;
 pub mod encoding;
 pub mod he;
 pub mod measure;

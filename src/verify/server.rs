@@ -229,6 +229,33 @@ fn serve_layer<S: Read + Write>(
     lp: &LayerPlan,
     opts: &RunOptions,
 ) -> Result<(), VerifyError> {
+    let seed = super::fresh_seed();
+    let data = super::server_data(seed, lp, opts.data);
+    let (compute_s, weight_encode_s) = serve_linear(ch, lp, &data, opts.fault.as_ref(), false)?;
+    let reveal = Reveal {
+        seed: format!("{seed:032x}"),
+        compute_s,
+        weight_encode_s,
+    };
+    let name = lp.params.name.as_str();
+    let body = serde_json::to_vec(&reveal).expect("a reveal serialises");
+    ch.send(Kind::Reveal, &body)
+        .map_err(VerifyError::frame(name, "sending the reveal"))?;
+    ch.flush().map_err(VerifyError::frame(name, "flushing"))?;
+    Ok(())
+}
+
+/// One linear layer's protocol, server side, with `data` (weights, the server's input
+/// share, the mask of each output coefficient): checks the client's parameter set, reads
+/// the queries, computes and sends the responses. Returns the seconds spent on the
+/// client's ciphertexts and the seconds spent encoding the weights (offline work).
+pub(crate) fn serve_linear<S: Read + Write>(
+    ch: &mut Channel<S>,
+    lp: &LayerPlan,
+    data: &super::ServerData,
+    fault: Option<&Fault>,
+    parallel: bool,
+) -> Result<(f64, f64), VerifyError> {
     let p = &lp.params;
     let name = p.name.as_str();
     let start = ch.recv(Kind::LayerStart).map_err(VerifyError::frame(
@@ -244,8 +271,6 @@ fn serve_layer<S: Read + Write>(
         let _ = ch.send(Kind::Abort, msg.as_bytes());
         return Err(VerifyError::Mismatch(msg));
     }
-    let seed = super::fresh_seed();
-    let data = super::server_data(seed, lp, opts.data);
     let mut queries = Vec::with_capacity(p.ct_in as usize);
     let mut compute = 0.0;
     for q in 0..p.ct_in {
@@ -272,9 +297,9 @@ fn serve_layer<S: Read + Write>(
         compute += t.elapsed().as_secs_f64();
     }
     let t = Instant::now();
-    let (mut responses, weight_s) = compute_layer(lp, &data, queries, false);
+    let (mut responses, weight_s) = compute_layer(lp, data, queries, parallel);
     compute += t.elapsed().as_secs_f64() - weight_s;
-    if let Some(f) = &opts.fault
+    if let Some(f) = fault
         && f.layer == p.name
         && let Some(r) = responses.get_mut(f.response)
         && f.bit / 8 < r.len()
@@ -285,14 +310,6 @@ fn serve_layer<S: Read + Write>(
         ch.send(Kind::Response, r)
             .map_err(VerifyError::frame(name, &format!("sending response {i}")))?;
     }
-    let reveal = Reveal {
-        seed: format!("{seed:032x}"),
-        compute_s: compute,
-        weight_encode_s: weight_s,
-    };
-    let body = serde_json::to_vec(&reveal).expect("a reveal serialises");
-    ch.send(Kind::Reveal, &body)
-        .map_err(VerifyError::frame(name, "sending the reveal"))?;
     ch.flush().map_err(VerifyError::frame(name, "flushing"))?;
-    Ok(())
+    Ok((compute.max(0.0), weight_s))
 }
