@@ -1428,3 +1428,55 @@ pub fn connect_pair(addr: &str) -> Result<(TcpStream, TcpStream), VerifyError> {
     let ot = one()?;
     Ok((he, ot))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::Padding;
+
+    #[test]
+    fn ring_conversions_by_hand() {
+        assert_eq!(signed(0b1000, 4), -8);
+        assert_eq!(signed(0b0111, 4), 7);
+        assert_eq!(signed(u64::MAX, 64), -1);
+        // -1 on 4 bits sign-extends to 0xFF on 8 bits; unsigned it stays 15.
+        assert_eq!(convert(&[0b1111], 4, 8, true), vec![0xFF]);
+        assert_eq!(convert(&[0b1111], 4, 8, false), vec![0x0F]);
+        // A reduction keeps the low bits: 0x1F3 mod 2^4 = 3.
+        assert_eq!(convert(&[0x1F3], 9, 4, false), vec![3]);
+        assert_eq!(convert(&[0x1F3], 9, 4, true), vec![3]);
+    }
+
+    #[test]
+    fn pooling_windows_by_hand() {
+        let w = Window {
+            kh: 2,
+            kw: 2,
+            sh: 2,
+            sw: 2,
+            pad: Padding::uniform(0),
+        };
+        let x: Vec<u64> = (0..16).collect();
+        let wins = windows(&w, [1, 4, 4]);
+        // 0+1+4+5, 2+3+6+7, 8+9+12+13, 10+11+14+15.
+        assert_eq!(window_sums(&x, &wins, 16), vec![10, 18, 42, 50]);
+        // The sum is taken mod 2^l.
+        assert_eq!(window_sums(&x, &wins, 4), vec![10, 2, 10, 2]);
+        assert_eq!(window_sums(&x, &global_windows([1, 4, 4]), 16), vec![120]);
+        // A 3x3 window with padding 1 on a 2x2 image: 4 real positions, the 5 padded ones
+        // repeat the first real one (which leaves the maximum unchanged).
+        let w3 = Window {
+            kh: 3,
+            kw: 3,
+            sh: 1,
+            sw: 1,
+            pad: Padding::uniform(1),
+        };
+        let y = [7u64, 3, 9, 1];
+        let g = gather_max(&y, &windows(&w3, [1, 2, 2]));
+        assert_eq!(g.len(), 4 * 9);
+        assert_eq!(&g[..9], &[7, 7, 7, 7, 7, 3, 7, 9, 1]);
+        let maxes: Vec<u64> = g.chunks(9).map(|c| *c.iter().max().unwrap()).collect();
+        assert_eq!(maxes, vec![9, 9, 9, 9]);
+    }
+}
