@@ -199,3 +199,32 @@ fn compare_takes_a_relu_budget_per_entry() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--compare 'cheetah@lots'"));
 }
+
+/// Ring changes as the end-to-end run performs them, counted by hand (Ferret, 4-bit digits:
+/// a 1-out-of-16 leaf costs 4 + 16 x 2 = 36 bits, an AND triple 4, a B2A of k bits 1 + k).
+/// A downsample conv reads the block input, a ReLU output already requantized to b_a bits:
+/// its wider ring (18 -> 14 bits) is a local reduction, no OT. Its output joins the main
+/// path's 19-bit accumulator at the add: SiRNN's extension 14 -> 19 per element is a
+/// millionaire on 14 bits (4 leaves, 6 ANDs: 4 x 36 + 6 x 4 = 168 bits) and a B2A of
+/// 19 - 14 = 5 bits (6 bits): 174 bits, rounds 1 + ceil(log2 4) + 1 = 4.
+#[test]
+fn downsample_reduction_is_free_and_the_add_extends_by_hand() {
+    let n = net("resnet18-cifar100");
+    let r = eval(&n, Protocol::Hequant, |_| {});
+    let at = |name: &str| r.layers.iter().find(|l| l.name == name).unwrap();
+    let ds = at("layer2.0.downsample.0");
+    assert_eq!((ds.ring_bits_in, ds.he.map(|c| c.log_t)), (18, Some(14)));
+    assert_eq!(ds.bytes_nonlinear, 0, "{}", ds.note);
+    assert!(
+        ds.note.contains("reduced 18 -> 14 bits locally"),
+        "{}",
+        ds.note
+    );
+    let add = at("layer2.0.add");
+    assert_eq!(add.ring_bits_in, 19);
+    let elems = 128 * 16 * 16u64;
+    assert_eq!(add.bytes_nonlinear, (174 * elems).div_ceil(8));
+    assert_eq!(add.rounds, 4);
+    // The adds of equal rings stay free.
+    assert_eq!(at("layer1.0.add").bytes(), 0);
+}

@@ -611,7 +611,28 @@ pub fn evaluate(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Rep
                 return Ok(r);
             }
             match l.kind.cost_class() {
-                CostClass::Free => {}
+                CostClass::Free => {
+                    // An addition of shares in different rings extends the narrower ones
+                    // first (the end-to-end run does; SiRNN's extension).
+                    if opts.protocol.is_quantized() && matches!(l.kind, LayerKind::Add) {
+                        for &j in &l.inputs {
+                            if j != usize::MAX && plans[j].ring_out < p.ring_in {
+                                let s = ot.extend(plans[j].ring_out, p.ring_in);
+                                add_nonlinear(&mut r, s, l.output.elems() * opts.batch, profile);
+                                r.note = join(
+                                    &r.note,
+                                    &format!(
+                                        "extend {} {} -> {} bits",
+                                        net.layers[j].name, plans[j].ring_out, p.ring_in
+                                    ),
+                                );
+                            }
+                        }
+                        if r.bytes_nonlinear > 0 {
+                            r.class = CostClass::NonLinear;
+                        }
+                    }
+                }
                 CostClass::NonLinear => {
                     let requant =
                         opts.protocol.is_quantized() && matches!(l.kind, LayerKind::Relu { .. });
@@ -814,10 +835,22 @@ fn linear_layer(
     let profile = &cm.compute;
     let link = opts.link;
     // Shares arriving in another ring are requantized first (a truncation or extension).
+    // An activation a ReLU or pooling layer has already requantized to b_a bits fits any
+    // accumulator ring: a narrower ring is a local reduction, a wider one an extension.
     if opts.protocol.is_quantized() && p.ring_in != acc {
-        let s = ot.truncate(p.ring_in, acc);
-        add_nonlinear(r, s, l.input.elems() * opts.batch, profile);
-        r.note = format!("requantize {} -> {} bits", p.ring_in, acc);
+        if requantized_input(net, i) {
+            if p.ring_in < acc {
+                let s = ot.extend(p.ring_in, acc);
+                add_nonlinear(r, s, l.input.elems() * opts.batch, profile);
+                r.note = format!("extend {} -> {} bits", p.ring_in, acc);
+            } else {
+                r.note = format!("shares reduced {} -> {} bits locally", p.ring_in, acc);
+            }
+        } else {
+            let s = ot.truncate(p.ring_in, acc);
+            add_nonlinear(r, s, l.input.elems() * opts.batch, profile);
+            r.note = format!("requantize {} -> {} bits", p.ring_in, acc);
+        }
     }
     r.rounds += 1;
     let n = pf.he.ring_degree;
@@ -917,6 +950,30 @@ fn linear_layer(
 
 /// Adds an OT step on `elems` elements to a layer's non-linear part (bytes split evenly
 /// between the directions, rounds added once).
+/// Whether layer `i`'s input is an activation already requantized to its b_a bits: the
+/// network's input, or the output of a ReLU or pooling layer reached through free layers
+/// (flatten, pad); not an accumulator or a sum of them.
+fn requantized_input(net: &Network, i: usize) -> bool {
+    let mut j = net.layers[i].inputs.first().copied().unwrap_or(usize::MAX);
+    for _ in 0..net.layers.len() {
+        if j == usize::MAX {
+            return true;
+        }
+        let l = &net.layers[j];
+        match l.kind {
+            LayerKind::Relu { .. }
+            | LayerKind::MaxPool { .. }
+            | LayerKind::AvgPool { .. }
+            | LayerKind::GlobalAvgPool => return true,
+            LayerKind::Flatten | LayerKind::Pad { .. } => {
+                j = l.inputs.first().copied().unwrap_or(usize::MAX)
+            }
+            _ => return false,
+        }
+    }
+    false
+}
+
 fn add_nonlinear(r: &mut LayerReport, s: nonlinear::Step, elems: u64, profile: &ComputeProfile) {
     let bytes = (s.bits * elems as f64 / 8.0).ceil() as u64;
     r.bytes_nonlinear += bytes;

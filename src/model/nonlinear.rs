@@ -10,7 +10,9 @@
 //! - ReLU(l_in -> l_out) = DReLU(l_in) + MUX(l_out);
 //! - truncation with the sign known (fused in a ReLU, Cheetah): B2A(l_out);
 //!   CrypTFlow2 truncates faithfully instead (below);
-//! - faithful truncation / extension: millionaire(l_in - 1) + 2 * B2A(l_out);
+//! - faithful truncation: millionaire(l_in - 1) + 2 * B2A(l_out);
+//! - ring extension l_in -> l_out (SiRNN): millionaire(l_in) + B2A(l_out - l_in); a
+//!   reduction to fewer bits is local;
 //! - max-pool k x k: k^2 - 1 comparisons (DReLU + MUX) per output;
 //! - average pooling: a local sum and a truncation per output;
 //! - argmax over n: n - 1 comparisons, each moving value and index (two MUX).
@@ -136,6 +138,16 @@ impl OtModel {
 
     pub fn relu(&self, l_in: u32, l_out: u32) -> Step {
         self.drelu(l_in).then(self.mux(l_out))
+    }
+
+    /// Ring extension of l_in-bit shares to l_out bits (SiRNN, S&P 2021; signed or
+    /// unsigned alike): the wrap bit of the shares by a millionaire on l_in bits, then its
+    /// B2A in Z_{2^(l_out - l_in)}. Nothing when l_out <= l_in (a reduction is local).
+    pub fn extend(&self, l_in: u32, l_out: u32) -> Step {
+        if l_out <= l_in {
+            return Step::default();
+        }
+        self.millionaire(l_in).then(self.b2a(l_out - l_in))
     }
 
     pub fn truncate(&self, l_in: u32, l_out: u32) -> Step {
