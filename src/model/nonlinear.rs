@@ -313,6 +313,9 @@ mod tests {
         let m = model(OtFamily::Ferret);
         assert_eq!(m.fused_relu_requant(21, 16, 18).bits, 93.0);
         assert_eq!(m.relu(21, 18).then(m.b2a(18)).bits, 269.0);
+        // With a calibrated shift (s = 5 at l = 18, as the end-to-end run's calibration
+        // picks): millionaire(12) = 3 leaves * 36 + 4 ANDs * 4 = 124, + 38 + 19 = 181 bits.
+        assert_eq!(m.fused_relu_requant(18, 5, 18).bits, 181.0);
         let s = m.fused_relu_requant(37, 20, 37);
         assert_eq!(s.bits, 282.0);
         assert_eq!(s.rounds, 5);
