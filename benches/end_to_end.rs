@@ -25,7 +25,7 @@ fn bench(c: &mut Criterion) {
     };
     let report = model::evaluate(&net, &o, &cm).expect("model");
     let lin = verify::plan(&net, &report, Protocol::Hequant, &cm, &o.link, None).expect("plan");
-    let e = e2e::plan(&net, &report, lin.clone(), &cm).expect("end-to-end plan");
+    let e = e2e::plan(&net, &report, lin.clone(), &cm, false).expect("end-to-end plan");
     let mut g = c.benchmark_group("resnet18_cifar100_w4a4");
     g.sample_size(10);
     g.warm_up_time(Duration::from_secs(1));

@@ -34,7 +34,7 @@ fn plan_for(
     o.bn = bn;
     let report = model::evaluate(n, &o, &cm).expect("model");
     let lin = verify::plan(n, &report, protocol, &cm, &o.link, None).expect("linear plan");
-    (e2e::plan(n, &report, lin, &cm), o, cm)
+    (e2e::plan(n, &report, lin, &cm, o.approx), o, cm)
 }
 
 const T: Duration = Duration::from_secs(60);
@@ -148,4 +148,63 @@ fn a_silent_peer_times_out() {
     let _ = tx.send(());
     srv.join().expect("server thread");
     assert!(e.contains("acknowledgement"), "{e}");
+}
+
+/// With `--approx` the requantizing ReLUs run the fused approximate protocol: every step is
+/// within its stated 1 LSB of the exact value on its own input, some outputs are really off
+/// (the dropped carry is set about half the time on uniform low bits), bytes and rounds stay
+/// exactly as predicted, and the ReLU steps cost less than the exact ones.
+#[test]
+fn fused_approximate_relu_end_to_end_within_one_lsb() {
+    let n = net("minionn-cifar10");
+    let cm = CostModel::builtin().expect("cost model");
+    let run = |approx: bool| {
+        let mut o = EvalOptions::new(Protocol::Hequant, &cm);
+        o.bits = BitsPolicy {
+            uniform: Some(parse_bits("w4a4").expect("bits")),
+            all_layers: false,
+        };
+        o.approx = approx;
+        let report = model::evaluate(&n, &o, &cm).expect("model");
+        let lin = verify::plan(&n, &report, Protocol::Hequant, &cm, &o.link, None).expect("plan");
+        let p = e2e::plan(&n, &report, lin, &cm, approx).expect("e2e plan");
+        e2e::run_local(&p, &o.link, &cm, T, None, &|_| {}).expect("run")
+    };
+    let (exact, approx) = (run(false), run(true));
+    assert!(approx.ok && approx.steps_ok);
+    let relu_bytes = |r: &e2e::E2eReport| -> u64 {
+        r.steps
+            .iter()
+            .filter(|s| s.name.starts_with("relu"))
+            .map(|s| s.measured_bytes)
+            .sum()
+    };
+    let fused: Vec<_> = approx
+        .steps
+        .iter()
+        .filter(|s| s.name.starts_with("relu"))
+        .collect();
+    assert_eq!(fused.len(), 7);
+    for s in &fused {
+        assert!(s.what.starts_with("fused approx ReLU"), "{}", s.what);
+        assert_eq!(s.tolerance, 1);
+        assert_eq!(s.measured_bytes, s.predicted_bytes, "{}", s.name);
+        assert_eq!(s.measured_rounds, s.predicted_rounds, "{}", s.name);
+    }
+    assert!(fused.iter().map(|s| s.inexact).sum::<u64>() > 0);
+    assert!(relu_bytes(&approx) < relu_bytes(&exact));
+    assert!(
+        approx
+            .approximate
+            .iter()
+            .any(|a| a.contains("fused approximate"))
+    );
+    // The exact run is exact in every ReLU step.
+    assert!(
+        exact
+            .steps
+            .iter()
+            .filter(|s| s.name.starts_with("relu"))
+            .all(|s| s.inexact == 0)
+    );
 }

@@ -104,11 +104,11 @@ pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
         if o.batch > 1 {
             return Err("--end-to-end runs one image: leave out --batch".into());
         }
-        if o.approx || o.relu_budget.is_some() {
-            return Err("--end-to-end runs the exact protocols on every ReLU: leave out --approx and --relu-budget".into());
+        if o.relu_budget.is_some() {
+            return Err("--end-to-end runs every ReLU: leave out --relu-budget".into());
         }
-        let e =
-            verify::e2e::plan(&net, &report, plan, cm).map_err(|e| format!("--end-to-end: {e}"))?;
+        let e = verify::e2e::plan(&net, &report, plan, cm, o.approx)
+            .map_err(|e| format!("--end-to-end: {e}"))?;
         return end_to_end(a, &e, &o.link, cm, timeout);
     }
     let mut nl = verify::nonlinear::plan(&net, &report, cm, o.batch, a.layers.as_deref())
@@ -116,7 +116,7 @@ pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
     if o.approx || o.relu_budget.is_some() {
         // The run executes exact ReLUs on every element; what these options price is not run.
         let why = if o.approx {
-            "--approx prices the fused approximate ReLU, which the verify mode does not run yet"
+            "--approx prices the fused approximate ReLU, which the per-layer run does not run (`verify --end-to-end --approx` does)"
         } else {
             "--relu-budget prices a subset of the ReLUs, which the verify mode does not run yet"
         };
@@ -347,6 +347,12 @@ pub fn e2e_table(r: &verify::e2e::E2eReport) -> String {
                 s,
                 "  MISMATCH {}: {} wrong outputs (tolerance {})",
                 st.name, st.mismatches, st.tolerance
+            );
+        } else if st.inexact > 0 {
+            let _ = writeln!(
+                s,
+                "  inexact {}: {} of {} outputs off the exact value by at most {}",
+                st.name, st.inexact, st.elems, st.tolerance
             );
         }
     }

@@ -193,21 +193,60 @@ pub fn trunc_pos<C: OtChannel>(
         return Ok(x.to_vec());
     }
     let ml = mask(l);
+    let w = known_sign_wrap(sess, ch, x, l, s)?;
+    Ok(x.iter()
+        .zip(w)
+        .map(|(&v, w)| (v >> s).wrapping_sub(w << (l - s)) & ml)
+        .collect())
+}
+
+/// Shares mod 2^bits of the wrap w = msb_A or msb_B of l-bit shares of a value known to be
+/// non-negative (x < 2^{l-1}): one COT of `bits` bits, A sender with correlation 1 - msb_A,
+/// B receiver with choice msb_B (A's share msb_A - s0, B's s0 + msb_B (1 - msb_A)).
+fn known_sign_wrap<C: OtChannel>(
+    sess: &mut OtSession,
+    ch: &mut C,
+    x: &[u64],
+    l: u32,
+    bits: u32,
+) -> Result<Vec<u64>, OtError> {
     let msb: Vec<bool> = x.iter().map(|&v| (v >> (l - 1)) & 1 == 1).collect();
-    let w: Vec<u64> = match sess.role {
+    Ok(match sess.role {
         Role::A => {
             let deltas: Vec<u64> = msb.iter().map(|&v| (!v) as u64).collect();
-            let s0 = sess.cot_send(ch, &deltas, s)?;
+            let s0 = sess.cot_send(ch, &deltas, bits)?;
             msb.iter()
                 .zip(s0)
                 .map(|(&v, s0)| (v as u64).wrapping_sub(s0))
                 .collect()
         }
-        Role::B => sess.cot_recv(ch, &msb, s)?,
-    };
+        Role::B => sess.cot_recv(ch, &msb, bits)?,
+    })
+}
+
+/// Lift of l-bit shares of a value known to be non-negative (x < 2^{l-1}) to l2 bits
+/// (l < l2 <= 64), with the MSB known as in Cheetah's truncation: x_A + x_B = x + w 2^l with
+/// the wrap w = msb_A or msb_B. One COT of l2 - l bits (A sender with correlation 1 - msb_A,
+/// B choice msb_B) gives shares mod 2^{l2-l} of w, and y_P = x_P - w_P 2^l mod 2^{l2}.
+/// Cost: [`super::sizes::lift_pos`].
+pub fn lift_pos<C: OtChannel>(
+    sess: &mut OtSession,
+    ch: &mut C,
+    x: &[u64],
+    l: u32,
+    l2: u32,
+) -> Result<Vec<u64>, OtError> {
+    check_shares(x, l, "lift")?;
+    if l2 <= l || l2 > 64 {
+        return Err(OtError::Param(format!(
+            "lift: {l} -> {l2} bits is not a widening within 64 bits"
+        )));
+    }
+    let m2 = mask(l2);
+    let w = known_sign_wrap(sess, ch, x, l, l2 - l)?;
     Ok(x.iter()
         .zip(w)
-        .map(|(&v, w)| (v >> s).wrapping_sub(w << (l - s)) & ml)
+        .map(|(&v, w)| v.wrapping_sub(w << l) & m2)
         .collect())
 }
 

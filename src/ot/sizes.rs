@@ -263,6 +263,18 @@ pub fn relu(n: u64, l: u32, m: u32) -> Cost {
     relu_plan(n, l, m).cost()
 }
 
+/// [`crate::ot::arith::lift_pos`] of n values from l to l2 bits: one COT of l2 - l bits each.
+pub fn lift_pos_plan(n: u64, l: u32, l2: u32) -> Plan {
+    if l2 <= l {
+        return Plan::new();
+    }
+    cot_plan(n, l2 - l)
+}
+/// See [`lift_pos_plan`].
+pub fn lift_pos(n: u64, l: u32, l2: u32) -> Cost {
+    lift_pos_plan(n, l, l2).cost()
+}
+
 /// Truncation by s bits of non-negative l-bit values (wrap correction by one COT of s bits,
 /// A = sender): B sends u(n), A sends pk(n s). s = 0 costs nothing.
 pub fn trunc_pos_plan(n: u64, _l: u32, s: u32) -> Plan {

@@ -71,6 +71,16 @@ pub(crate) fn rng() -> rand_chacha::ChaCha20Rng {
 }
 
 /// Random l-bit values including the edge values 0, -1, min signed, max signed.
+/// Values below 2^(l-1) (non-negative as signed l-bit), with 0 and 2^(l-1) - 1 first.
+pub(crate) fn nonneg_values(r: &mut impl RngCore, n: usize, l: u32) -> Vec<u64> {
+    let mut x: Vec<u64> = values(r, n, l).iter().map(|&v| v & mask(l - 1)).collect();
+    if n > 1 {
+        x[0] = 0;
+        x[1] = mask(l - 1);
+    }
+    x
+}
+
 pub(crate) fn values(r: &mut impl RngCore, n: usize, l: u32) -> Vec<u64> {
     let m = mask(l);
     let edges = [0u64, m, 1u64 << (l - 1), m >> 1, 1];
@@ -542,14 +552,7 @@ mod arith_tests {
                     continue;
                 }
                 for &n in &SIZES {
-                    let mut x: Vec<u64> = values(&mut r, n, l)
-                        .iter()
-                        .map(|&v| v & mask(l - 1))
-                        .collect();
-                    if n > 1 {
-                        x[0] = 0;
-                        x[1] = mask(l - 1);
-                    }
+                    let x = nonneg_values(&mut r, n, l);
                     let (xa, xb) = share(&mut r, &x, l);
                     let ((ya, ca), (yb, cb)) = run2(
                         move |se, c| trunc_pos(se, c, &xa, l, s).unwrap(),
@@ -667,6 +670,26 @@ mod arith_extra_tests {
     }
 
     #[test]
+    fn lift_pos_is_exact() {
+        let mut r = rng();
+        for &(l, l2) in &[(2u32, 3u32), (5, 18), (13, 19), (21, 25), (32, 64)] {
+            for &n in &SIZES {
+                let x = nonneg_values(&mut r, n, l);
+                let (xa, xb) = share(&mut r, &x, l);
+                let ((ya, ca), (yb, cb)) = run2(
+                    move |se, c| lift_pos(se, c, &xa, l, l2).unwrap(),
+                    move |se, c| lift_pos(se, c, &xb, l, l2).unwrap(),
+                );
+                assert_eq!(open(&ya, &yb, l2), x, "l={l} l2={l2}");
+                // One COT of l2 - l bits per element: B's u-matrix column and A's message.
+                let c = measured(&ca, &cb);
+                assert_eq!(c, sizes::lift_pos(n as u64, l, l2), "l={l} l2={l2} n={n}");
+                assert_eq!(c.bytes_a_to_b, (n as u64 * (l2 - l) as u64).div_ceil(8));
+            }
+        }
+    }
+
+    #[test]
     fn trunc_pos_exact_is_exact() {
         let mut r = rng();
         for &l in &WIDTHS {
@@ -675,14 +698,7 @@ mod arith_extra_tests {
                     continue;
                 }
                 for &n in &SIZES {
-                    let mut x: Vec<u64> = values(&mut r, n, l)
-                        .iter()
-                        .map(|&v| v & mask(l - 1))
-                        .collect();
-                    if n > 1 {
-                        x[0] = 0;
-                        x[1] = mask(l - 1);
-                    }
+                    let x = nonneg_values(&mut r, n, l);
                     let (xa, xb) = share(&mut r, &x, l);
                     let ((ya, ca), (yb, cb)) = run2(
                         move |se, c| trunc_pos_exact(se, c, &xa, l, s, 4).unwrap(),

@@ -62,10 +62,13 @@ pub enum Op {
     /// A linear layer by HE: index into the linear plan.
     Linear { plan: usize },
     /// ReLU on `l_in` bits, then (when `shift` is set) the requantization by 2^shift for a
-    /// next layer of `bits` activation bits.
+    /// next layer of `bits` activation bits; `fused`: the fused approximate ReLU +
+    /// requantization (`--approx`) instead of the exact protocols.
     Relu {
         shift: Option<u32>,
         bits: Option<u32>,
+        #[serde(default)]
+        fused: bool,
     },
     /// Max-pool over a window of a (c, h, w) input.
     MaxPool { window: Window, shape: [u64; 3] },
@@ -152,6 +155,7 @@ pub fn plan(
     report: &Report,
     linear: Plan,
     cm: &CostModel,
+    approx: bool,
 ) -> Result<E2ePlan, VerifyError> {
     if let Some(s) = linear.skipped.first() {
         return Err(refuse(
@@ -190,6 +194,7 @@ pub fn plan(
     let mut model = vec![(0, 0)];
     let mut approximate = Vec::new();
     let mut lin_index = 0usize;
+    let mut fused: Vec<String> = Vec::new();
     for (i, (l, r)) in net.layers.iter().zip(&report.layers).enumerate() {
         let inputs: Vec<usize> = l
             .inputs
@@ -270,6 +275,7 @@ pub fn plan(
                     Op::Relu {
                         shift: bits.map(|_| 0),
                         bits,
+                        fused: approx && bits.is_some(),
                     },
                     src_ring,
                     ring,
@@ -331,6 +337,9 @@ pub fn plan(
                 format!("rings of {ring_in} -> {ring} bits: outside 2..=64"),
             ));
         }
+        if let Op::Relu { fused: true, .. } = op {
+            fused.push(l.name.clone());
+        }
         steps.push(Step {
             name: l.name.clone(),
             op,
@@ -341,6 +350,13 @@ pub fn plan(
             nonneg,
         });
         model.push((r.bytes(), r.rounds));
+    }
+    if !fused.is_empty() {
+        approximate.push(format!(
+            "fused approximate ReLU + requantization (--approx) on {} layers ({}): up to 1 LSB low per output (the dropped carry)",
+            fused.len(),
+            fused.join(", ")
+        ));
     }
     Ok(E2ePlan {
         network: net.name.clone(),
@@ -547,12 +563,18 @@ fn calibrate(p: &mut E2ePlan, input: &[u64], weights: &[Vec<i64>]) {
         } else {
             let ins: Vec<&[u64]> = s.inputs.iter().map(|&j| out[j].as_slice()).collect();
             let (y0, top) = plain_step(p, &s, &ins, linear_weights(&s, weights));
-            if let Op::Relu { bits: Some(b), .. } = s.op {
+            if let Op::Relu {
+                bits: Some(b),
+                fused,
+                ..
+            } = s.op
+            {
                 let need = 64 - top.leading_zeros();
                 let sh = need.saturating_sub(b).min(s.ring_in.saturating_sub(2));
                 p.steps[i].op = Op::Relu {
                     shift: Some(sh),
                     bits: Some(b),
+                    fused,
                 };
                 let ins: Vec<&[u64]> = s.inputs.iter().map(|&j| out[j].as_slice()).collect();
                 plain_step(p, &p.steps[i], &ins, &[]).0
@@ -584,6 +606,16 @@ pub fn size_plan(p: &E2ePlan, s: &Step) -> SizePlan {
         Op::Linear { .. } => {
             let src = &p.steps[s.inputs[0]];
             plan = conv(src.ring, s.ring_in, src.elems);
+        }
+        Op::Relu {
+            shift: Some(sh),
+            fused: true,
+            ..
+        } => {
+            let k = s.ring_in - sh;
+            plan = sizes::drelu_plan(n, k, m)
+                .then(&sizes::lift_pos_plan(n, k, s.ring))
+                .then(&sizes::mux_plan(n, s.ring));
         }
         Op::Relu { shift, .. } => {
             plan = sizes::relu_plan(n, s.ring_in, m);
@@ -654,6 +686,27 @@ fn run_shares<C: OtChannel>(
             }
             Ok(acc)
         }
+        Op::Relu {
+            shift: Some(sh),
+            fused: true,
+            ..
+        } => {
+            // The fused approximate ReLU + requantization (src/model/nonlinear.rs): each
+            // party shifts its share and keeps it mod 2^k (k = l - s, local), DReLU on k
+            // bits, the known-sign lift into the output ring, then the MUX.
+            let k = s.ring_in - sh;
+            let y: Vec<u64> = convert(ins[0], src.ring, s.ring_in, false)
+                .iter()
+                .map(|&v| (v >> sh) & mask(k))
+                .collect();
+            let d = arith::drelu(sess, ch, &y, k, m)?;
+            let lifted = if s.ring > k {
+                arith::lift_pos(sess, ch, &y, k, s.ring)?
+            } else {
+                y.iter().map(|&v| v & mask(s.ring)).collect()
+            };
+            arith::mux(sess, ch, &d, &lifted, s.ring)
+        }
         Op::Relu { shift, .. } => {
             let x = convert(ins[0], src.ring, s.ring_in, false);
             let mut y = arith::relu(sess, ch, &x, s.ring_in, m)?;
@@ -693,7 +746,7 @@ struct Hello {
     network: String,
     protocol: String,
     bits: String,
-    steps: Vec<(String, u32, u32, u64)>,
+    steps: Vec<(String, String, u32, u32, u64)>,
 }
 
 impl Hello {
@@ -705,7 +758,15 @@ impl Hello {
             steps: p
                 .steps
                 .iter()
-                .map(|s| (s.name.clone(), s.ring_in, s.ring, s.elems))
+                .map(|s| {
+                    (
+                        s.name.clone(),
+                        format!("{:?}", s.op),
+                        s.ring_in,
+                        s.ring,
+                        s.elems,
+                    )
+                })
                 .collect(),
         }
     }
@@ -735,7 +796,7 @@ fn apply_shifts(p: &mut E2ePlan, shifts: &[Option<u32>]) -> Result<(), VerifyErr
         )));
     }
     for (s, &sh) in p.steps.iter_mut().zip(shifts) {
-        if let Op::Relu { shift, bits } = &mut s.op {
+        if let Op::Relu { shift, bits, .. } = &mut s.op {
             match (sh, *bits) {
                 (Some(v), Some(_)) if v + 2 <= s.ring_in => *shift = Some(v),
                 (None, None) => {}
@@ -984,6 +1045,8 @@ pub struct StepResult {
     /// `tolerance`).
     pub correct: bool,
     pub mismatches: u64,
+    /// Outputs that differ from the exact value at all (within the tolerance or not).
+    pub inexact: u64,
     pub tolerance: u64,
     /// Bytes both ways: predicted (HE: the model's sizes; OT: `ot::sizes`), measured (HE:
     /// ciphertext payloads; OT: payloads), and the model's figure for the layer.
@@ -1057,6 +1120,19 @@ fn describe(p: &E2ePlan, s: &Step) -> String {
                 c
             )
         }
+        Op::Relu {
+            shift: Some(sh),
+            fused: true,
+            ..
+        } => format!(
+            "fused approx ReLU({}) of x>>{sh}{}",
+            s.ring_in - sh,
+            if s.ring > s.ring_in - sh {
+                format!(" + lift {}->{}", s.ring_in - sh, s.ring)
+            } else {
+                String::new()
+            }
+        ),
         Op::Relu { shift, .. } => format!(
             "ReLU({}){}{}",
             s.ring_in,
@@ -1254,12 +1330,17 @@ pub fn run_client(
         let (want, _) = plain_step(&p, s, &ins, linear_weights(s, &weights));
         let tolerance = match s.op {
             Op::Linear { plan } => u64::from(p.linear.layers[plan].packer.is_packed()),
+            Op::Relu { fused: true, .. } => 1,
             _ => 0,
         };
         let ml = mask(s.ring);
         let mut mismatches = (want.len() as u64).abs_diff(recon[i].len() as u64);
+        let mut inexact = 0u64;
         for (a, b) in recon[i].iter().zip(&want) {
             let d = a.wrapping_sub(*b) & ml;
+            if d != 0 {
+                inexact += 1;
+            }
             if d.min(ml - d + 1) > tolerance {
                 mismatches += 1;
             }
@@ -1274,6 +1355,7 @@ pub fn run_client(
             ring: s.ring,
             correct: mismatches == 0,
             mismatches,
+            inexact,
             tolerance,
             predicted_bytes: pb,
             measured_bytes: mb,
@@ -1297,6 +1379,7 @@ pub fn run_client(
             .zip(&recon[last])
             .filter(|(a, b)| a != b)
             .count() as u64,
+        inexact: 0,
         tolerance: 0,
         predicted_bytes: out_len as u64,
         measured_bytes: out_bytes,
