@@ -548,7 +548,17 @@ pub fn evaluate_coeff(
             ),
         });
     }
-    // Spatial packing: b bands of rows share the coefficients.
+    // Spatial packing: b bands of rows share the coefficients. With a row stride above 1
+    // each band would keep its outputs at its own offset (a different response layout per
+    // band), which neither this count nor the verify mode's encoding has.
+    if direction == PackDirection::Spatial && b > 1 && g.sh > 1 {
+        return Err(Infeasible::Packing {
+            what: format!(
+                "spatial packing of a layer with row stride {}: each band would keep its outputs at its own offset",
+                g.sh
+            ),
+        });
+    }
     let out_rows_s1 = g.h + 1 - g.kh;
     let h_eff = if direction == PackDirection::Spatial && b > 1 {
         if out_rows_s1 < b {
