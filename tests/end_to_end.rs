@@ -208,3 +208,35 @@ fn fused_approximate_relu_end_to_end_within_one_lsb() {
             .all(|s| s.inexact == 0)
     );
 }
+
+/// Every mapping the `hequant` search picks on a shipped network is one the verify mode can
+/// run (no layer skipped): what the model prices is what runs. (Spatial bit slots on the
+/// stride-2 stems were priced and could not run, until the model refused them.)
+#[test]
+fn every_shipped_network_runs_what_the_model_picks() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("networks");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("networks/")
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            if p.extension()? != "toml" {
+                return None;
+            }
+            Some(p.file_stem()?.to_str()?.to_string())
+        })
+        .collect();
+    names.sort();
+    assert!(names.len() >= 10, "{names:?}");
+    for name in names {
+        let n = net(&name);
+        let cm = CostModel::builtin().expect("cost model");
+        let mut o = EvalOptions::new(Protocol::Hequant, &cm);
+        o.bits = BitsPolicy {
+            uniform: Some(parse_bits("w4a4").expect("bits")),
+            all_layers: false,
+        };
+        let report = model::evaluate(&n, &o, &cm).expect("model");
+        let lin = verify::plan(&n, &report, Protocol::Hequant, &cm, &o.link, None).expect("plan");
+        assert!(lin.skipped.is_empty(), "{name}: {:?}", lin.skipped);
+    }
+}
