@@ -26,7 +26,7 @@ fn total(n: &Network, p: Protocol, bits: Option<&str>) -> hequant::model::report
     evaluate(n, &o, &cm).unwrap()
 }
 
-/// OpenCheetah's HomConv rule, written here independently from the protocol reference
+/// OpenCheetah's HomConv rule, written here independently from docs/protocol-reference.md
 /// (section 2.1) and applied to the operator list of ResNet-50 as OpenCheetah ships it
 /// (networks/sources/resnet50_layers.csv): ciphertexts each way.
 fn cheetah_rule(h: u64, w: u64, c: u64, k: u64, m: u64, pad: u64, stride: u64) -> (u64, u64) {
@@ -145,7 +145,7 @@ fn hequant_w4a4_resnet18_is_at_least_3_5x_below_cheetah() {
 }
 
 /// Issue 2, check 5: naive quantization saturates. Source: HEQuant's abstract ("quickly
-/// saturates as bit precision goes down"), protocol reference 4.1: the fixed noise and
+/// saturates as bit precision goes down"), docs/protocol-reference.md 4, item 1: the fixed noise and
 /// rounding bits per ciphertext stay while t shrinks, and the ciphertext counts do not
 /// change. Check: the saving of halving the bits shrinks as the bits fall, and the
 /// ciphertext counts are the same at every width.

@@ -5,7 +5,7 @@
 #
 #   tools/link-test.sh HEQUANT_BINARY lan|wan [verify options...]
 #
-# lan: 3 Gbit/s, 0.3 ms RTT; wan: 400 Mbit/s, 40 ms RTT (protocol reference 2.5). Needs
+# lan: 3 Gbit/s, 0.3 ms RTT; wan: 400 Mbit/s, 40 ms RTT (docs/protocol-reference.md 2.5). Needs
 # root (unshare -n) and tc. Without the netem qdisc only the rate can be shaped: the
 # script then says so and predicts with the shaped rate and zero RTT.
 set -eu

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Where intra-coefficient packing puts several values into one plaintext coefficient
-/// (protocol reference 4.2).
+/// (docs/protocol-reference.md 4.2).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
 )]
@@ -58,8 +58,8 @@ impl PackDirection {
     }
 }
 
-/// How the values that share one plaintext coefficient are kept apart (protocol
-/// reference 4.1, 4.2).
+/// How the values that share one plaintext coefficient are kept apart (docs/protocol-reference.md
+/// 4.1, 4.2).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default,
 )]

@@ -14,7 +14,7 @@ pub struct SpaceOptions {
     /// Free tiling (HEQuant's quantization-aware tiling) or Cheetah's rule.
     pub free_tiling: bool,
     pub pack_directions: Vec<PackDirection>,
-    /// Slot schemes the packed candidates may use (protocol reference 4.1, 4.2).
+    /// Slot schemes the packed candidates may use (docs/protocol-reference.md 4.1, 4.2).
     pub schemes: Vec<SlotScheme>,
     /// Images per inference (CRT batch factors divide it).
     pub batch: u64,

@@ -1,5 +1,5 @@
 //! Linear layers under HE: the coefficient encoding shared by Cheetah and the HEQuant
-//! variants (protocol reference 2.1-2.3, 4), CrypTFlow2's SIMD encoding (section 3),
+//! variants (docs/protocol-reference.md 2.1-2.3, 4), CrypTFlow2's SIMD encoding (section 3),
 //! and the noise bound that sets each mapping's moduli.
 
 use crate::mapping::{LinearMapping, PackDirection, Packing, SlotScheme, Tiling};
@@ -236,14 +236,14 @@ pub fn tail_factor(failure_log2: i32) -> f64 {
 }
 
 /// Bits of one slot that can hold every value that lands in it, secret-share wrap
-/// included (protocol reference 4.2): the client's share and the server's share sum to
+/// included (docs/protocol-reference.md 4.2): the client's share and the server's share sum to
 /// x + 2^l * wrap < 2^(l+1), each of the fan_in products adds at most 2^(b_w - 1) times
 /// that, and the slot is signed: S = l + b_w + ceil(log2 fan_in) + 1.
 pub fn slot_bits(ring_bits: u32, weight_bits: u32, fan_in: u64) -> u32 {
     ring_bits + weight_bits + ceil_log2(fan_in) + 1
 }
 
-/// Slot width of a bit-slot scheme (protocol reference 4.1, 4.2):
+/// Slot width of a bit-slot scheme (docs/protocol-reference.md 4.1, 4.2):
 /// - `exact`: [`slot_bits`], the secret-share wrap included;
 /// - `client`: the accumulator b_a + b_w + ceil(log2 fan_in) (signed), for the client's own
 ///   data, which no share wraps;
@@ -258,7 +258,7 @@ pub fn scheme_slot_bits(scheme: SlotScheme, ctx: &HeContext, fan_in: u64) -> u32
 }
 
 /// The floor `ILP.py` puts on the plaintext modulus of a packed layer (17-18 bits;
-/// protocol reference 4.1): the `paper` scheme uses the larger.
+/// docs/protocol-reference.md 4.1): the `paper` scheme uses the larger.
 pub const PAPER_MIN_LOG_T: u32 = 18;
 
 /// Widest CRT component this model prices (primes below 2^61; the verify mode's
@@ -317,8 +317,8 @@ pub(crate) fn is_prime_u64(n: u64) -> bool {
 }
 
 /// The CRT plaintext moduli of a layer whose shares need `w` bits: the `c` smallest primes
-/// above 2^w (pairwise coprime, each holding a signed w-bit accumulator; protocol
-/// reference 4.2). `None` above [`CRT_MAX_COMPONENT_BITS`] or [`CRT_MAX_COMPONENTS`].
+/// above 2^w (pairwise coprime, each holding a signed w-bit accumulator; docs/protocol-reference.md
+/// 4.2). `None` above [`CRT_MAX_COMPONENT_BITS`] or [`CRT_MAX_COMPONENTS`].
 pub fn crt_moduli(w: u32, c: u32) -> Option<Vec<u64>> {
     use std::sync::OnceLock;
     static TABLE: OnceLock<Vec<Vec<u64>>> = OnceLock::new();
@@ -361,7 +361,7 @@ pub fn crt_log_t(moduli: &[u64]) -> u32 {
     (limbs.len() as u32 - 1) * 64 + (64 - top.leading_zeros())
 }
 
-/// Accumulator width of a layer: b_a + b_w + ceil(log2(fan_in)) (protocol reference 4).
+/// Accumulator width of a layer: b_a + b_w + ceil(log2(fan_in)) (docs/protocol-reference.md 4).
 pub fn accumulator_bits(act_bits: u32, weight_bits: u32, fan_in: u64) -> u32 {
     act_bits + weight_bits + ceil_log2(fan_in)
 }
@@ -387,7 +387,7 @@ fn strided_in(r0: u64, rows: u64, s: u64, out: u64) -> u64 {
     last.saturating_sub(first)
 }
 
-/// Cheetah's HomConv tiling rule (protocol reference 2.1), exactly: it looks at neither
+/// Cheetah's HomConv tiling rule (docs/protocol-reference.md 2.1), exactly: it looks at neither
 /// M nor the bit width.
 pub fn cheetah_conv_tiling(g: &ConvGeom, n: u64) -> Tiling {
     let cap = n / (g.kh * g.kw);
@@ -415,7 +415,7 @@ pub fn cheetah_conv_tiling(g: &ConvGeom, n: u64) -> Tiling {
     }
 }
 
-/// Cheetah's HomFC split (protocol reference 2.3): d0 x d1 <= N minimising
+/// Cheetah's HomFC split (docs/protocol-reference.md 2.3): d0 x d1 <= N minimising
 /// ceil(n_i / d1) + ceil(n_o / d0); the first minimum in increasing d1 is taken.
 pub fn cheetah_fc_tiling(n_i: u64, n_o: u64, n: u64) -> Tiling {
     let mut best = (u64::MAX, 1, 1);
@@ -446,7 +446,7 @@ pub fn cheetah_tiling(g: &ConvGeom, n: u64) -> Tiling {
 /// Evaluates one coefficient-encoded mapping: counts, moduli, noise and bytes, for the
 /// whole batch of `ctx.batch` images.
 ///
-/// The formulas (protocol reference 2.1, 2.2, 4):
+/// The formulas (docs/protocol-reference.md 2.1, 2.2, 4):
 /// - spatial packing by b splits the rows into b bands that share coefficients;
 /// - tiles per axis = ceil((len - k + 1) / (tile - k + 1)) (1 if the axis fits);
 /// - capacity: M_w * C_w * H_w * W_w <= N;
@@ -460,7 +460,7 @@ pub fn cheetah_tiling(g: &ConvGeom, n: u64) -> Tiling {
 ///   (one bit for Delta / 2, one for the rounding of the truncated response body, up to
 ///   Delta / 4); rounding = 0 when t divides q, and for an odd CRT t the encoding
 ///   round(q m / t) of both shares and of the mask adds at most ||w||_1 + 1/2 <=
-///   M_w * fan_in * 2^(b_w - 1) + 1 (protocol reference 4.2);
+///   M_w * fan_in * 2^(b_w - 1) + 1 (docs/protocol-reference.md 4.2);
 /// - response: c1 at log t + floor(log2(12 N sqrt(1/18))) bits for all N coefficients, c0 at
 ///   log t + 1 bits for the coefficients that hold outputs;
 /// - batch B: B runs of the layout, or B / c runs when c batch images share every
@@ -800,7 +800,7 @@ fn tile_classes(tiles: u64, step: u64, out_rows: u64) -> Vec<(u64, u64, u64)> {
         .collect()
 }
 
-/// CrypTFlow2's SIMD conv (protocol reference 3): the padded image rounded up to a power
+/// CrypTFlow2's SIMD conv (docs/protocol-reference.md 3): the padded image rounded up to a power
 /// of two must fit N/2 slots (otherwise it is split into overlapping pieces that do);
 /// channels per half-ciphertext = (N/2) / image size; query and response ciphertexts =
 /// ceil(C or M / (2 * channels per half)) per piece; full ciphertexts both ways.
@@ -832,7 +832,7 @@ pub fn cryptflow2_conv(g: &ConvGeom, n: u64, log_q: u32) -> (u64, u64, u64, u64,
 }
 
 /// An element-wise product (batch norm scale) with SIMD over CRT plaintext primes, as
-/// Cheetah's HomBN and CrypTFlow2's element-wise protocol run it (protocol reference 2.3):
+/// Cheetah's HomBN and CrypTFlow2's element-wise protocol run it (docs/protocol-reference.md 2.3):
 /// primes = ceil((2l + 1 + stat) / max_prime_bits), ceil(elements / N) ciphertexts per prime.
 #[allow(clippy::too_many_arguments)]
 pub fn simd_elementwise(

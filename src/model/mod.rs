@@ -399,7 +399,7 @@ pub fn ot_model(opts: &EvalOptions, cm: &CostModel) -> OtModel {
 /// The OT steps that CRT slots add to a linear layer whose shares need `w` bits, per
 /// element: in, the B2A of a non-negative activation's wrap bit into Z_{t_i} (t_i < 2^(w+1));
 /// out, the wrap of the share sum mod t_i (a millionaire on w + 1 bits) and its B2A into
-/// Z_{2^w} (protocol reference 4.2, 4.3).
+/// Z_{2^w} (docs/protocol-reference.md 4.2, 4.3).
 pub fn crt_conversion_steps(ot: &OtModel, w: u32) -> (nonlinear::Step, nonlinear::Step) {
     (ot.b2a(w + 1), ot.crt_to_ring(w + 1, w))
 }

@@ -1,4 +1,4 @@
-//! Non-linear layers on OT (protocol reference 2.4). All costs in bits on the wire,
+//! Non-linear layers on OT (docs/protocol-reference.md 2.4). All costs in bits on the wire,
 //! both parties' payload, per element; rounds are round trips.
 //!
 //! Building blocks (CrypTFlow2, CCS 2020, sections 3-4; reused by Cheetah):
@@ -131,7 +131,7 @@ impl OtModel {
 
     /// Shares mod an odd t (t < 2^w) of a value to shares mod 2^l: the wrap bit
     /// [x_c + x_s >= t] = [x_c > t - 1 - x_s] by a millionaire on w bits, then its B2A into
-    /// Z_{2^l}: x = x_c + x_s - t * wrap (protocol reference 4.2; CRT slots).
+    /// Z_{2^l}: x = x_c + x_s - t * wrap (docs/protocol-reference.md 4.2; CRT slots).
     pub fn crt_to_ring(&self, w: u32, l: u32) -> Step {
         self.millionaire(w).then(self.b2a(l))
     }
@@ -266,7 +266,7 @@ mod tests {
         }
     }
 
-    /// Source: protocol reference 2.4 [log]: Cheetah's 2022 ReLU at l = 37 costs about
+    /// Source: docs/protocol-reference.md 2.4 [measured]: Cheetah's 2022 ReLU at l = 37 costs about
     /// 60 B per element on this machine kind. Tolerance 10%.
     #[test]
     fn cheetah_relu_matches_measured_60_bytes() {
@@ -274,7 +274,7 @@ mod tests {
         assert!((54.0..=66.0).contains(&b), "{b} B");
     }
 
-    /// Source: protocol reference 2.4 [log]: SCI_HE's ReLU costs about 1000 B per element.
+    /// Source: docs/protocol-reference.md 2.4 [measured]: SCI_HE's ReLU costs about 1000 B per element.
     /// Tolerance 10%.
     #[test]
     fn cryptflow2_relu_matches_measured_1000_bytes() {
@@ -282,7 +282,7 @@ mod tests {
         assert!((900.0..=1100.0).contains(&b), "{b} B");
     }
 
-    /// Source: protocol reference 2.4 [log]: the 2023 approximate ReLU costs about 31.5 B.
+    /// Source: docs/protocol-reference.md 2.4 [measured]: the 2023 approximate ReLU costs about 31.5 B.
     /// Tolerance 15%.
     #[test]
     fn approximate_relu_matches_measured() {

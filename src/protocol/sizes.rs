@@ -6,7 +6,7 @@
 //! - Query ciphertext (client -> server), encrypted with the secret key: only the body
 //!   polynomial is sent, N coefficients at log2 q bits, plus the seed of the mask
 //!   ([`SEED_BYTES`]); a public-key style ciphertext sends both polynomials instead.
-//! - Response ciphertext (server -> client), as Cheetah truncates it (protocol reference
+//! - Response ciphertext (server -> client), as Cheetah truncates it (docs/protocol-reference.md
 //!   section 2.2): the mask polynomial c1 at `c1_bits` for all N coefficients, and of the
 //!   body c0 only the `kept` coefficients that hold outputs, at `c0_bits` each.
 
@@ -39,13 +39,13 @@ pub fn full_ct_bytes(n: u64, log_q: u32) -> u64 {
 
 /// Extra bits above log2 t that Cheetah keeps in each coefficient of c1 after the
 /// modulus switch: floor(log2(12 * N * sqrt(1/18))), which bounds the rounding error
-/// times the secret with failure probability about 2^-40 (protocol reference 2.2;
+/// times the secret with failure probability about 2^-40 (docs/protocol-reference.md 2.2;
 /// 13 at N = 4096).
 pub fn response_c1_extra_bits(n: u64) -> u32 {
     (12.0 * n as f64 * (1.0f64 / 18.0).sqrt()).log2().floor() as u32
 }
 
-/// Extra bits above log2 t kept in each coefficient of c0 (protocol reference 2.2).
+/// Extra bits above log2 t kept in each coefficient of c0 (docs/protocol-reference.md 2.2).
 pub const RESPONSE_C0_EXTRA_BITS: u32 = 1;
 
 #[cfg(test)]
@@ -54,7 +54,7 @@ mod tests {
 
     #[test]
     fn cheetah_query_is_55808_bytes_plus_seed() {
-        // Protocol reference 2.2: the bit-packed ideal of a 109-bit N = 4096 query is N * 109 / 8.
+        // docs/protocol-reference.md 2.2: the bit-packed ideal of a 109-bit N = 4096 query is N * 109 / 8.
         assert_eq!(query_ct_bytes(4096, 109, true), 55_808 + SEED_BYTES);
     }
 

@@ -1,4 +1,4 @@
-//! Intra-coefficient packing (protocol reference 4.2) as a change of layer: b values share
+//! Intra-coefficient packing (docs/protocol-reference.md 4.2) as a change of layer: b values share
 //! one plaintext coefficient in slots of S bits, which turns the real layer into a
 //! *virtual* one that Cheetah's coefficient encoding ([`super::encoding::Layout`]) runs
 //! unchanged, with plaintext modulus 2^(b S) (2^((2b-1) S) along input channels).
