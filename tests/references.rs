@@ -26,7 +26,7 @@ fn sections(text: &str) -> Vec<String> {
     text.lines()
         .filter(|l| l.starts_with('#'))
         .filter_map(|l| {
-            let num = l.trim_start_matches('#').trim().split_whitespace().next()?;
+            let num = l.trim_start_matches('#').split_whitespace().next()?;
             let num = num.trim_end_matches('.');
             num.chars()
                 .all(|c| c.is_ascii_digit() || c == '.')
