@@ -327,7 +327,14 @@ pub fn plan(
             _ => {
                 return Err(refuse(
                     &l.name,
-                    format!("{} layers are not run end to end yet", l.kind.name()),
+                    format!(
+                        "{} layers are not run end to end yet",
+                        match l.kind {
+                            LayerKind::Relu { relu6: true, .. } => "ReLU6",
+                            LayerKind::Relu { truncate: true, .. } => "ReLU-with-truncation",
+                            _ => l.kind.name(),
+                        }
+                    ),
                 ));
             }
         };
