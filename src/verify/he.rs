@@ -64,15 +64,48 @@ pub struct Query {
 }
 
 impl<S: Word> ClientKey<S> {
+    /// A fresh key: coefficients uniform in {-1, 0, 1} (the ternary secret the HE standard's
+    /// 128-bit table assumes, docs/protocol-reference.md 5, as SEAL and OpenCheetah use it),
+    /// drawn from the OS-seeded ChaCha20 CSPRNG by rejection sampling; -1 is 2^w - 1 in the
+    /// container, which the wrapping arithmetic of the products turns into -1 mod q.
     pub fn new(n: usize) -> ClientKey<S> {
-        let mut seeder = new_seeder();
-        let mut secret_gen = SecretRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed());
-        let sk = allocate_and_generate_new_binary_glwe_secret_key(
-            GlweDimension(1),
-            PolynomialSize(n),
-            &mut secret_gen,
-        );
+        use rand_core::RngCore;
+        let seeder = new_seeder();
+        let mut g = crate::ot::prg::os_rng().expect("the operating system's entropy source");
+        let limit = u64::MAX - u64::MAX % 3;
+        let coeffs: Vec<S> = (0..n)
+            .map(|_| {
+                loop {
+                    let v = g.next_u64();
+                    if v < limit {
+                        break match v % 3 {
+                            0 => S::ZERO,
+                            1 => S::ONE,
+                            _ => S::ZERO.wrapping_sub(S::ONE),
+                        };
+                    }
+                }
+            })
+            .collect();
+        let sk = GlweSecretKey::from_container(coeffs, PolynomialSize(n));
         ClientKey { sk, seeder }
+    }
+
+    /// The key's coefficients as signed integers (for tests of its distribution).
+    pub fn coefficients(&self) -> Vec<i8> {
+        self.sk
+            .as_ref()
+            .iter()
+            .map(|&c| {
+                if c == S::ZERO {
+                    0
+                } else if c == S::ONE {
+                    1
+                } else {
+                    -1
+                }
+            })
+            .collect()
     }
 
     /// Encrypts plaintext coefficients `m` (mod 2^log_t) as Delta * m with Delta = 2^(log_q -
@@ -222,5 +255,30 @@ mod tests {
         round_trip::<u128>(109, 37, 50, 38);
         // Packed layers: plaintext moduli above 64 bits.
         round_trip::<u128>(120, 90, 103, 91);
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    /// The secret is ternary and uniform: over 4 keys of N = 4096 (16384 coefficients) each
+    /// value comes about 5461 times (binomial standard deviation about 60); a binary key
+    /// (no -1) or a skewed one fails. Band: +-400 (more than 6 standard deviations).
+    #[test]
+    fn secret_key_is_uniform_ternary() {
+        let mut counts = [0u32; 3];
+        for _ in 0..4 {
+            let k = ClientKey::<u64>::new(4096);
+            for c in k.coefficients() {
+                counts[(c + 1) as usize] += 1;
+            }
+        }
+        for (v, &c) in [-1, 0, 1].iter().zip(&counts) {
+            assert!((5061..=5861).contains(&c), "value {v}: {c} of 16384");
+        }
+        // Two fresh keys differ.
+        let (a, b) = (ClientKey::<u64>::new(64), ClientKey::<u64>::new(64));
+        assert_ne!(a.coefficients(), b.coefficients());
     }
 }
