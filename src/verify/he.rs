@@ -72,7 +72,8 @@ impl<S: Word> ClientKey<S> {
         use rand_core::RngCore;
         let seeder = new_seeder();
         let mut g = crate::ot::prg::os_rng().expect("the operating system's entropy source");
-        let limit = u64::MAX - u64::MAX % 3;
+        // 2^64 - 1 is a multiple of 3, so [0, 2^64 - 1) splits evenly into the three values.
+        let limit = u64::MAX;
         let coeffs: Vec<S> = (0..n)
             .map(|_| {
                 loop {
