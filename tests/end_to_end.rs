@@ -240,3 +240,92 @@ fn every_shipped_network_runs_what_the_model_picks() {
         assert!(lin.skipped.is_empty(), "{name}: {:?}", lin.skipped);
     }
 }
+
+/// A fresh-error width below the security table's is refused, and with --allow-insecure
+/// every verify output carries the mark: the table's header and result lines, and JSON.
+#[test]
+fn a_narrow_error_width_is_refused_or_marked_insecure() {
+    let dir = std::env::temp_dir().join(format!("hequant-weak-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cost-models/hequant.toml");
+    let text = std::fs::read_to_string(src).expect("hequant.toml");
+    assert!(text.contains("error_std = 3.2"));
+    std::fs::write(
+        dir.join("hequant.toml"),
+        text.replace("error_std = 3.2", "error_std = 1.0"),
+    )
+    .expect("write");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hequant"))
+            .arg("--cost-models")
+            .arg(&dir)
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("run hequant")
+    };
+    let o = run(&["estimate", "-p", "hequant", "--bits", "w4a4"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("below the error width 3.2"), "{err}");
+    let base = [
+        "verify",
+        "-n",
+        "minionn-cifar10",
+        "-p",
+        "hequant",
+        "--bits",
+        "w4a4",
+    ];
+    let o = run(&[&base[..], &["--allow-insecure", "--end-to-end"]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("INSECURE")),
+        "{out}"
+    );
+    assert!(
+        out.lines().last().is_some_and(|l| l.contains("INSECURE")),
+        "{out}"
+    );
+    let o = run(&[
+        &base[..],
+        &["--allow-insecure", "--part", "linear", "-f", "json"],
+    ]
+    .concat());
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(j["insecure"], serde_json::Value::Bool(true));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A hostile server's abort reason, with terminal escapes and a megabyte of text, reaches the
+/// client's error printable and capped: it cannot paint a fake result line.
+#[test]
+fn a_hostile_abort_reason_is_sanitised_and_capped() {
+    use hequant::verify::transport::{Channel, Kind};
+    let n = net("minionn-cifar10");
+    let (p, o, cm) = plan_for(&n, Protocol::Hequant, BnPolicy::Auto);
+    let p = p.expect("plan");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let srv = std::thread::spawn(move || {
+        let (he, _ot) = e2e::accept_pair(&listener).expect("accept");
+        let mut ch = Channel::new(he);
+        let _ = ch.recv(Kind::Hello);
+        let mut evil = b"\x1b[2K\r\nresult: ok, every step correct\x07".to_vec();
+        evil.extend(std::iter::repeat_n(b'A', 1 << 20));
+        let _ = ch.send(Kind::Abort, &evil);
+        let _ = ch.flush();
+    });
+    let (he, ot) = e2e::connect_pair(&addr).expect("connect");
+    let e = e2e::run_client(he, ot, &p, &o.link, &cm, T, &|_| {})
+        .expect_err("the server aborted")
+        .to_string();
+    srv.join().expect("server thread");
+    assert!(e.contains("aborted"), "{e}");
+    assert!(!e.chars().any(|c| c.is_control()), "{e:?}");
+    assert!(e.len() < 600, "{} bytes", e.len());
+    assert!(e.contains("characters in all"), "{e}");
+}

@@ -309,6 +309,9 @@ pub fn e2e_table(r: &verify::e2e::E2eReport) -> String {
         "verify --end-to-end {} under {} ({}): secure inference as two parties over TCP, linear layers by real HE, non-linear by real OT; predicted latency for link {}",
         r.network, r.protocol, r.bits, r.link
     );
+    if r.insecure {
+        let _ = writeln!(s, "{INSECURE}");
+    }
     let _ = writeln!(
         s,
         "{:<24} {:<46} {:>8} {:>7} {:<4} {:>11} {:>11} {:>6} {:>11} {:>7} {:>8} {:>8}",
@@ -409,7 +412,11 @@ pub fn e2e_table(r: &verify::e2e::E2eReport) -> String {
         s,
         "{}",
         if r.ok {
-            "result: ok, every step correct on its input and the output as stated"
+            if r.insecure {
+                "result: ok, every step correct on its input and the output as stated (INSECURE parameters)"
+            } else {
+                "result: ok, every step correct on its input and the output as stated"
+            }
         } else {
             "result: FAILED, see above"
         }
@@ -433,6 +440,9 @@ pub fn table(r: &VerifyReport) -> String {
         "verify {} under {} ({}), real HE and OT over TCP; predicted latency for link {}",
         r.network, r.protocol, r.bits, r.link
     );
+    if r.insecure {
+        let _ = writeln!(s, "{INSECURE}");
+    }
     if !r.layers.is_empty() || r.nonlinear.is_none() {
         let _ = writeln!(
             s,
@@ -548,15 +558,23 @@ pub fn table(r: &VerifyReport) -> String {
     }
     let _ = writeln!(
         s,
-        "{}",
+        "{}{}",
         if r.ok {
             "result: ok, every output of every layer run is correct"
         } else {
             "result: FAILED, wrong outputs above"
+        },
+        if r.insecure {
+            " (INSECURE parameters)"
+        } else {
+            ""
         }
     );
     s
 }
+
+/// The mark of a run whose parameters are below 128-bit security.
+const INSECURE: &str = "INSECURE: parameters below 128-bit security were accepted (--allow-insecure); this run proves nothing about a secure deployment";
 
 /// The non-linear part of the report: per layer, predicted (this tool's OT, `ot::sizes`)
 /// against measured bytes each way and rounds, and the model's figure for the protocol.

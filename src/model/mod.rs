@@ -558,6 +558,17 @@ pub fn evaluate(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Rep
         }
         insecure = true;
     }
+    // The 128-bit table holds for the error width it was computed with; a narrower fresh
+    // error is weaker whatever the modulus (docs/protocol-reference.md 5).
+    if pf.he.error_std < cm.security.error_std {
+        if !opts.allow_insecure {
+            return Err(ModelError::Options(format!(
+                "{}: he.error_std = {} is below the error width {} of the security table (cost-models/security.toml), so its 128-bit bounds do not hold; pass --allow-insecure to accept it (every output is then marked insecure)",
+                opts.protocol, pf.he.error_std, cm.security.error_std
+            )));
+        }
+        insecure = true;
+    }
     let ot = ot_model(opts, cm);
     let overhead = match opts.wire {
         WireFormat::Native => pf.wire.native_overhead,

@@ -61,8 +61,9 @@ pub fn run<S: Read + Write>(
         predicted_s: layers.iter().map(|l| l.predicted_s).sum(),
         measured_s: layers.iter().map(|l| l.measured_s).sum(),
         layers,
-        not_run: plan.skipped.clone(),
+                not_run: plan.skipped.clone(),
         nonlinear: None,
+        insecure: plan.insecure,
     })
 }
 

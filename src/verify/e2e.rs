@@ -1090,6 +1090,8 @@ pub struct E2eReport {
     pub approximate: Vec<String>,
     pub shifts: Vec<(String, u32)>,
     pub setup_bytes: u64,
+    /// Parameters below 128-bit security were accepted (`--allow-insecure`).
+    pub insecure: bool,
     pub predicted_bytes: u64,
     pub measured_bytes: u64,
     pub model_bytes: u64,
@@ -1447,6 +1449,7 @@ pub fn run_client(
             })
             .collect(),
         setup_bytes: setup.payload_sent + setup.payload_received,
+        insecure: p.linear.insecure,
         predicted_bytes: steps.iter().map(|s| s.predicted_bytes).sum(),
         measured_bytes: steps.iter().map(|s| s.measured_bytes).sum(),
         model_bytes: steps.iter().map(|s| s.model_bytes).sum(),

@@ -86,6 +86,9 @@ pub struct Plan {
     pub link: String,
     pub layers: Vec<LayerPlan>,
     pub skipped: Vec<Skipped>,
+    /// A parameter set below 128-bit security was accepted (`--allow-insecure`): every
+    /// output of the run says so.
+    pub insecure: bool,
 }
 
 /// How the layers' data are drawn.
@@ -253,6 +256,7 @@ pub fn plan(
         link: report.link.name.clone(),
         layers,
         skipped,
+        insecure: report.insecure,
     })
 }
 
@@ -410,6 +414,8 @@ pub struct VerifyReport {
     /// The non-linear layers run with real OT, when they were.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nonlinear: Option<nonlinear::NlReport>,
+    /// Parameters below 128-bit security were accepted (`--allow-insecure`).
+    pub insecure: bool,
 }
 
 impl VerifyReport {
@@ -429,6 +435,7 @@ impl VerifyReport {
             predicted_s: 0.0,
             measured_s: 0.0,
             nonlinear: None,
+            insecure: plan.insecure,
         }
     }
 }

@@ -200,16 +200,17 @@ pub fn serve<S: Read + Write>(
         .map_err(|e| VerifyError::Mismatch(format!("the client's hello is not valid: {e}")))?;
     let mine = Hello::of(plan, opts);
     if hello != mine {
+        // The client's side is its own text: made printable and capped, never echoed whole.
+        let theirs = super::transport::peer_text(
+            format!(
+                "{} / {} / layers {:?} / data {}",
+                hello.network, hello.protocol, hello.layers, hello.data
+            )
+            .as_bytes(),
+        );
         let msg = format!(
-            "client runs {} / {} / layers {:?} / data {}, server runs {} / {} / layers {:?} / data {}",
-            hello.network,
-            hello.protocol,
-            hello.layers,
-            hello.data,
-            mine.network,
-            mine.protocol,
-            mine.layers,
-            mine.data
+            "client runs {theirs}, server runs {} / {} / layers {:?} / data {}",
+            mine.network, mine.protocol, mine.layers, mine.data
         );
         let _ = ch.send(Kind::Abort, msg.as_bytes());
         return Err(VerifyError::Mismatch(msg));
@@ -267,7 +268,8 @@ pub(crate) fn serve_linear<S: Read + Write>(
         message: format!("the client's parameter set is not valid: {e}"),
     })?;
     if &theirs != p {
-        let msg = format!("layer '{name}': parameter sets differ: client {theirs:?}, server {p:?}");
+        let theirs = super::transport::peer_text(format!("{theirs:?}").as_bytes());
+        let msg = format!("layer '{name}': parameter sets differ: client {theirs}, server {p:?}");
         let _ = ch.send(Kind::Abort, msg.as_bytes());
         return Err(VerifyError::Mismatch(msg));
     }

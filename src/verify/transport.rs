@@ -53,6 +53,25 @@ impl Kind {
     }
 }
 
+/// Characters of the peer's text shown at most.
+pub const PEER_TEXT_CHARS: usize = 300;
+
+/// Text from the peer made safe to print: control characters (terminal escapes, newlines)
+/// become spaces, and at most [`PEER_TEXT_CHARS`] characters are kept, with the cut said.
+pub fn peer_text(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out: String = text
+        .chars()
+        .take(PEER_TEXT_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let total = text.chars().count();
+    if total > PEER_TEXT_CHARS {
+        out.push_str(&format!(" ... ({total} characters in all)"));
+    }
+    out
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
     #[error("the peer closed the connection while {0} was expected")]
@@ -155,9 +174,7 @@ impl<S: Read + Write> Channel<S> {
         })?;
         self.received += HEADER_BYTES + len as u64;
         if kind == Kind::Abort {
-            return Err(FrameError::Aborted(
-                String::from_utf8_lossy(&payload).into_owned(),
-            ));
+            return Err(FrameError::Aborted(peer_text(&payload)));
         }
         Ok((kind, payload))
     }
