@@ -104,50 +104,51 @@ fn unquantized_protocols_and_separate_batch_norm_are_refused_with_the_reason() {
     assert!(e.contains("bn1") && e.contains("batch norm"), "{e}");
 }
 
-/// A server that takes the hello and hangs up: the client fails fast, naming the handshake.
-#[test]
-fn a_peer_that_hangs_up_is_an_error_not_a_hang() {
+/// Runs the MiniONN end-to-end client against a scripted server (given its two
+/// connections, HE first); the client's error, and the seconds it took.
+fn against_fake_server(
+    timeout: Duration,
+    server: impl FnOnce(std::net::TcpStream, std::net::TcpStream) + Send + 'static,
+) -> (String, f64) {
     let n = net("minionn-cifar10");
     let (p, o, cm) = plan_for(&n, Protocol::Hequant, BnPolicy::Auto);
     let p = p.expect("plan");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
     let addr = listener.local_addr().expect("addr").to_string();
     let srv = std::thread::spawn(move || {
-        let (mut he, _ot) = e2e::accept_pair(&listener).expect("accept");
-        let mut buf = [0u8; 12];
-        let _ = std::io::Read::read(&mut he, &mut buf);
+        let (he, ot) = e2e::accept_pair(&listener).expect("accept");
+        server(he, ot);
     });
     let t = Instant::now();
     let (he, ot) = e2e::connect_pair(&addr).expect("connect");
-    let e = e2e::run_client(he, ot, &p, &o.link, &cm, Duration::from_secs(5), &|_| {})
-        .expect_err("the server hung up")
+    let e = e2e::run_client(he, ot, &p, &o.link, &cm, timeout, &|_| {})
+        .expect_err("the scripted server cannot complete a run")
         .to_string();
+    let secs = t.elapsed().as_secs_f64();
     srv.join().expect("server thread");
+    (e, secs)
+}
+
+/// A server that takes the hello and hangs up: the client fails fast, naming the handshake.
+#[test]
+fn a_peer_that_hangs_up_is_an_error_not_a_hang() {
+    let (e, secs) = against_fake_server(Duration::from_secs(5), |mut he, _ot| {
+        let mut buf = [0u8; 12];
+        let _ = std::io::Read::read(&mut he, &mut buf);
+    });
     assert!(e.contains("handshake"), "{e}");
-    assert!(t.elapsed() < Duration::from_secs(30));
+    assert!(secs < 30.0);
 }
 
 /// A server that accepts and then says nothing: the client's receive times out.
 #[test]
 fn a_silent_peer_times_out() {
-    let n = net("minionn-cifar10");
-    let (p, o, cm) = plan_for(&n, Protocol::Hequant, BnPolicy::Auto);
-    let p = p.expect("plan");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
-    let addr = listener.local_addr().expect("addr").to_string();
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let srv = std::thread::spawn(move || {
-        let pair = e2e::accept_pair(&listener).expect("accept");
-        let _ = rx.recv();
-        drop(pair);
+    let (e, secs) = against_fake_server(Duration::from_secs(2), |he, ot| {
+        std::thread::sleep(Duration::from_secs(4));
+        drop((he, ot));
     });
-    let (he, ot) = e2e::connect_pair(&addr).expect("connect");
-    let e = e2e::run_client(he, ot, &p, &o.link, &cm, Duration::from_secs(2), &|_| {})
-        .expect_err("the server said nothing")
-        .to_string();
-    let _ = tx.send(());
-    srv.join().expect("server thread");
     assert!(e.contains("acknowledgement"), "{e}");
+    assert!(secs < 4.0, "{secs} s: the 2 s time-out did not fire");
 }
 
 /// With `--approx` the requantizing ReLUs run the fused approximate protocol: every step is
@@ -305,13 +306,7 @@ fn a_narrow_error_width_is_refused_or_marked_insecure() {
 #[test]
 fn a_hostile_abort_reason_is_sanitised_and_capped() {
     use hequant::verify::transport::{Channel, Kind};
-    let n = net("minionn-cifar10");
-    let (p, o, cm) = plan_for(&n, Protocol::Hequant, BnPolicy::Auto);
-    let p = p.expect("plan");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
-    let addr = listener.local_addr().expect("addr").to_string();
-    let srv = std::thread::spawn(move || {
-        let (he, _ot) = e2e::accept_pair(&listener).expect("accept");
+    let (e, _) = against_fake_server(T, |he, _ot| {
         let mut ch = Channel::new(he);
         let _ = ch.recv(Kind::Hello);
         let mut evil = b"\x1b[2K\r\nresult: ok, every step correct\x07".to_vec();
@@ -319,11 +314,6 @@ fn a_hostile_abort_reason_is_sanitised_and_capped() {
         let _ = ch.send(Kind::Abort, &evil);
         let _ = ch.flush();
     });
-    let (he, ot) = e2e::connect_pair(&addr).expect("connect");
-    let e = e2e::run_client(he, ot, &p, &o.link, &cm, T, &|_| {})
-        .expect_err("the server aborted")
-        .to_string();
-    srv.join().expect("server thread");
     assert!(e.contains("aborted"), "{e}");
     assert!(!e.chars().any(|c| c.is_control()), "{e:?}");
     assert!(e.len() < 600, "{} bytes", e.len());
