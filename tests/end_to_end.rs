@@ -319,3 +319,78 @@ fn a_hostile_abort_reason_is_sanitised_and_capped() {
     assert!(e.len() < 600, "{} bytes", e.len());
     assert!(e.contains("characters in all"), "{e}");
 }
+
+/// `verify --connect` to a server that accepts and says nothing, and `verify --listen` with
+/// a client that connects and says nothing: both end with a time-out error after --timeout
+/// seconds, not a hang.
+#[test]
+fn verify_linear_parties_time_out_on_a_silent_peer() {
+    let bin = env!("CARGO_BIN_EXE_hequant");
+    let args = [
+        "verify",
+        "-n",
+        "minionn-cifar10",
+        "-p",
+        "hequant",
+        "--bits",
+        "w4a4",
+    ];
+    // A silent server.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let hold = std::thread::spawn(move || {
+        let c = listener.accept();
+        std::thread::sleep(Duration::from_secs(6));
+        drop(c);
+    });
+    let t = Instant::now();
+    let o = std::process::Command::new(bin)
+        .args(args)
+        .args(["--part", "linear", "--timeout", "2", "--connect", &addr])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run the client");
+    assert!(!o.status.success());
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("timed out") && err.contains("acknowledgement"),
+        "{err}"
+    );
+    hold.join().expect("holder");
+    // A silent client.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("probe");
+        l.local_addr().expect("addr").port()
+    };
+    let srv_addr = format!("127.0.0.1:{port}");
+    let mut srv = std::process::Command::new(bin)
+        .args(args)
+        .args(["--part", "linear", "--timeout", "2", "--listen", &srv_addr])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the server");
+    let mut conn = None;
+    for _ in 0..100 {
+        if let Ok(c) = std::net::TcpStream::connect(&srv_addr) {
+            conn = Some(c);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(conn.is_some(), "the server never listened");
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = srv.try_wait().expect("wait") {
+            break s;
+        }
+        if t.elapsed() > Duration::from_secs(20) {
+            let _ = srv.kill();
+            panic!("the server hung on a silent client");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    drop(conn);
+}

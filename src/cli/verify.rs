@@ -165,8 +165,7 @@ pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         eprintln!("server party: waiting for a client on {addr}");
         if !plan.layers.is_empty() {
-            let (stream, peer) = listener.accept().map_err(|e| format!("accept: {e}"))?;
-            let _ = stream.set_nodelay(true);
+            let (stream, peer) = verify::accept(&listener, timeout).map_err(|e| e.to_string())?;
             eprintln!("server party: client {peer} connected");
             verify::server::serve(stream, &plan, &opts).map_err(|e| e.to_string())?;
             eprintln!(
@@ -175,8 +174,7 @@ pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
             );
         }
         if !nl.layers.is_empty() {
-            let (stream, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
-            let _ = stream.set_nodelay(true);
+            let (stream, _) = verify::accept(&listener, timeout).map_err(|e| e.to_string())?;
             verify::nonlinear::serve(stream, &nl, timeout, None).map_err(|e| e.to_string())?;
             eprintln!(
                 "server party: all {} non-linear layers served",
@@ -190,9 +188,7 @@ pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
     } else {
         match &a.connect {
             Some(addr) => {
-                let stream = std::net::TcpStream::connect(addr)
-                    .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-                let _ = stream.set_nodelay(true);
+                let stream = verify::connect(addr, timeout).map_err(|e| e.to_string())?;
                 verify::client::run(stream, &plan, &opts)
             }
             None => verify::run_local(&plan, &opts),
@@ -202,9 +198,7 @@ pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
     if !nl.layers.is_empty() {
         let r = match &a.connect {
             Some(addr) => {
-                let stream = std::net::TcpStream::connect(addr)
-                    .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-                let _ = stream.set_nodelay(true);
+                let stream = verify::connect(addr, timeout).map_err(|e| e.to_string())?;
                 verify::nonlinear::run_client(stream, &nl, &o.link, cm, timeout, &progress)
             }
             None => verify::nonlinear::run_local(&nl, &o.link, cm, None, &progress),

@@ -40,7 +40,7 @@ pub fn run<S: Read + Write>(
     )
     .map_err(VerifyError::frame("(handshake)", "sending the hello"))?;
     ch.recv(Kind::HelloAck).map_err(VerifyError::frame(
-        "-",
+        "(handshake)",
         "waiting for the server's acknowledgement",
     ))?;
     let mut keys = Keys::default();

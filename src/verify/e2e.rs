@@ -1497,13 +1497,7 @@ pub fn run_local(
 pub fn accept_pair(
     listener: &std::net::TcpListener,
 ) -> Result<(TcpStream, TcpStream), VerifyError> {
-    let one = || -> Result<TcpStream, VerifyError> {
-        let (s, _) = listener
-            .accept()
-            .map_err(|e| VerifyError::Setup(format!("accept: {e}")))?;
-        let _ = s.set_nodelay(true);
-        Ok(s)
-    };
+    let one = || super::accept(listener, super::DEFAULT_TIMEOUT).map(|(s, _)| s);
     let he = one()?;
     let ot = one()?;
     Ok((he, ot))
@@ -1511,12 +1505,7 @@ pub fn accept_pair(
 
 /// The client's two connections, HE first.
 pub fn connect_pair(addr: &str) -> Result<(TcpStream, TcpStream), VerifyError> {
-    let one = || -> Result<TcpStream, VerifyError> {
-        let s = TcpStream::connect(addr)
-            .map_err(|e| VerifyError::Setup(format!("cannot connect to {addr}: {e}")))?;
-        let _ = s.set_nodelay(true);
-        Ok(s)
-    };
+    let one = || super::connect(addr, super::DEFAULT_TIMEOUT);
     let he = one()?;
     let ot = one()?;
     Ok((he, ot))

@@ -456,6 +456,59 @@ pub fn run_local(p: &Plan, opts: &RunOptions) -> Result<VerifyReport, VerifyErro
     )
 }
 
+/// Seconds a party waits for its peer before a receive or a send fails, unless told otherwise.
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+/// Seconds a connection attempt may take.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Readies a connected stream: no Nagle delay, and reads and writes that fail after
+/// `timeout` (a silent or stalled peer ends the run with an error instead of a hang).
+pub fn prepare_stream(
+    stream: &std::net::TcpStream,
+    timeout: std::time::Duration,
+) -> Result<(), VerifyError> {
+    let _ = stream.set_nodelay(true);
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|_| stream.set_write_timeout(Some(timeout)))
+        .map_err(|e| VerifyError::Setup(format!("socket time-outs: {e}")))
+}
+
+/// Connects to `addr` (every address it resolves to, in turn) within [`CONNECT_TIMEOUT`],
+/// and readies the stream with `timeout`.
+pub fn connect(
+    addr: &str,
+    timeout: std::time::Duration,
+) -> Result<std::net::TcpStream, VerifyError> {
+    use std::net::ToSocketAddrs;
+    let addrs = addr
+        .to_socket_addrs()
+        .map_err(|e| VerifyError::Setup(format!("cannot resolve {addr}: {e}")))?;
+    let mut last = format!("{addr} resolves to no address");
+    for a in addrs {
+        match std::net::TcpStream::connect_timeout(&a, CONNECT_TIMEOUT) {
+            Ok(s) => {
+                prepare_stream(&s, timeout)?;
+                return Ok(s);
+            }
+            Err(e) => last = format!("cannot connect to {a}: {e}"),
+        }
+    }
+    Err(VerifyError::Setup(last))
+}
+
+/// Accepts one connection on `listener` and readies it with `timeout`.
+pub fn accept(
+    listener: &std::net::TcpListener,
+    timeout: std::time::Duration,
+) -> Result<(std::net::TcpStream, std::net::SocketAddr), VerifyError> {
+    let (s, peer) = listener
+        .accept()
+        .map_err(|e| VerifyError::Setup(format!("accept: {e}")))?;
+    prepare_stream(&s, timeout)?;
+    Ok((s, peer))
+}
+
 /// Connects `server` and `client`, each on a thread of this process, over loopback TCP;
 /// the client's result, or the first error.
 pub fn loopback<R: Send>(
@@ -469,16 +522,10 @@ pub fn loopback<R: Send>(
         .map_err(|e| VerifyError::Setup(format!("loopback address: {e}")))?;
     std::thread::scope(|s| {
         let srv = s.spawn(move || -> Result<(), VerifyError> {
-            let (stream, _) = listener
-                .accept()
-                .map_err(|e| VerifyError::Setup(format!("accept: {e}")))?;
-            let _ = stream.set_nodelay(true);
+            let (stream, _) = accept(&listener, DEFAULT_TIMEOUT)?;
             server(stream)
         });
-        let stream = std::net::TcpStream::connect(addr)
-            .map_err(|e| VerifyError::Setup(format!("cannot connect to {addr}: {e}")))?;
-        let _ = stream.set_nodelay(true);
-        let res = client(stream);
+        let res = connect(&addr.to_string(), DEFAULT_TIMEOUT).and_then(client);
         let srv_res = srv
             .join()
             .map_err(|_| VerifyError::Setup("the server thread panicked".into()))?;

@@ -124,12 +124,7 @@ impl OtChannel for TcpOt {
                     step: step.to_string(),
                 });
             }
-            Err(FrameError::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
+            Err(FrameError::TimedOut(_)) => {
                 return Err(OtError::Timeout {
                     step: step.to_string(),
                     secs: self.timeout.as_secs(),

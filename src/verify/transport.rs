@@ -53,6 +53,14 @@ impl Kind {
     }
 }
 
+/// A read or write that hit the socket's time-out (WouldBlock on Unix, TimedOut on Windows).
+fn timed_out(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
 /// Characters of the peer's text shown at most.
 pub const PEER_TEXT_CHARS: usize = 300;
 
@@ -90,6 +98,10 @@ pub enum FrameError {
     Unexpected { expected: Kind, got: Kind },
     #[error("the peer aborted: {0}")]
     Aborted(String),
+    #[error(
+        "timed out: the peer sent nothing within the time-out (--timeout) while {0} was expected"
+    )]
+    TimedOut(String),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -145,6 +157,7 @@ impl<S: Read + Write> Channel<S> {
                 Ok(0) => return Err(FrameError::Truncated(what.to_string())),
                 Ok(k) => got += k,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if timed_out(&e) => return Err(FrameError::TimedOut(what.to_string())),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -168,6 +181,8 @@ impl<S: Read + Write> Channel<S> {
         self.stream.read_exact(&mut payload).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 FrameError::Truncated(format!("{kind:?}"))
+            } else if timed_out(&e) {
+                FrameError::TimedOut(format!("the rest of a {kind:?} frame"))
             } else {
                 FrameError::Io(e)
             }
