@@ -39,6 +39,17 @@ fn plan_for(
 
 const T: Duration = Duration::from_secs(60);
 
+/// `hequant verify` of MiniONN under hequant at w4a4, before the options of a test.
+const MINIONN_VERIFY: [&str; 7] = [
+    "verify",
+    "-n",
+    "minionn-cifar10",
+    "-p",
+    "hequant",
+    "--bits",
+    "w4a4",
+];
+
 #[test]
 fn minionn_end_to_end_equals_plaintext_inference() {
     let n = net("minionn-cifar10");
@@ -269,15 +280,7 @@ fn a_narrow_error_width_is_refused_or_marked_insecure() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("below the error width 3.2"), "{err}");
-    let base = [
-        "verify",
-        "-n",
-        "minionn-cifar10",
-        "-p",
-        "hequant",
-        "--bits",
-        "w4a4",
-    ];
+    let base = MINIONN_VERIFY;
     let o = run(&[&base[..], &["--allow-insecure", "--end-to-end"]].concat());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8_lossy(&o.stdout);
@@ -326,15 +329,7 @@ fn a_hostile_abort_reason_is_sanitised_and_capped() {
 #[test]
 fn verify_linear_parties_time_out_on_a_silent_peer() {
     let bin = env!("CARGO_BIN_EXE_hequant");
-    let args = [
-        "verify",
-        "-n",
-        "minionn-cifar10",
-        "-p",
-        "hequant",
-        "--bits",
-        "w4a4",
-    ];
+    let args = MINIONN_VERIFY;
     // A silent server.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
     let addr = listener.local_addr().expect("addr").to_string();
