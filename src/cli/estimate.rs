@@ -18,7 +18,8 @@ pub struct EstimateArgs {
     pub compare: Option<String>,
     #[arg(long, short = 'f', value_enum, default_value = "table")]
     pub format: Format,
-    /// Use the per-layer choices of a saved mapping (from `hequant search --save`).
+    /// Use the per-layer choices of a saved mapping (from `hequant search --save`); its
+    /// network and protocol replace --network and --protocol.
     #[arg(long)]
     pub mapping: Option<PathBuf>,
     /// Write the report to this file instead of standard output.
@@ -27,17 +28,24 @@ pub struct EstimateArgs {
 }
 
 pub fn run(a: &EstimateArgs, cm: &CostModel) -> Result<(), String> {
-    let net = load_network(&a.model.network)?;
+    // A saved mapping brings its network and protocol (they replace --network and
+    // --protocol; --compare still lists protocols, each with the mapping's choices).
+    let (net, protocol, overrides) = match &a.mapping {
+        Some(path) => {
+            let (net, m) = super::load_mapping(path)?;
+            let p = Protocol::parse(&m.protocol)
+                .map_err(|e| format!("{}: protocol: {e}", path.display()))?;
+            (net, p, m.overrides())
+        }
+        None => (
+            load_network(&a.model.network)?,
+            Protocol::parse(&a.model.protocol)?,
+            Default::default(),
+        ),
+    };
     let protocols = match &a.compare {
         Some(list) => parse_compare(list)?,
-        None => vec![(Protocol::parse(&a.model.protocol)?, None)],
-    };
-    let overrides = match &a.mapping {
-        Some(path) => {
-            let m = crate::spec::mapping::load(path, Some(&net)).map_err(|e| e.to_string())?;
-            m.overrides()
-        }
-        None => Default::default(),
+        None => vec![(protocol, None)],
     };
     let mut reports = Vec::new();
     for (p, budget) in protocols {

@@ -13,7 +13,8 @@ use std::path::PathBuf;
 pub struct ExploreArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Open a saved mapping (its protocol and per-layer choices replace --protocol).
+    /// Open a saved mapping (its network, protocol and per-layer choices replace --network
+    /// and --protocol).
     #[arg(long)]
     pub mapping: Option<PathBuf>,
     /// Print the report as `estimate` does instead of starting the explorer
@@ -32,22 +33,28 @@ pub struct ExploreArgs {
 }
 
 pub fn run(a: &ExploreArgs, cm: &CostModel) -> Result<(), String> {
-    let net = load_network(&a.model.network)?;
-    let mut protocol = Protocol::parse(&a.model.protocol)?;
-    let mut overrides = Default::default();
-    if let Some(path) = &a.mapping {
-        let m = crate::spec::mapping::load(path, Some(&net)).map_err(|e| e.to_string())?;
-        protocol = Protocol::parse(&m.protocol)
-            .map_err(|e| format!("{}: protocol: {e}", path.display()))?;
-        overrides = m.overrides();
-    }
+    let mut net_spec = a.model.network.clone();
+    let (net, protocol, overrides) = match &a.mapping {
+        Some(path) => {
+            let (net, m) = super::load_mapping(path)?;
+            let p = Protocol::parse(&m.protocol)
+                .map_err(|e| format!("{}: protocol: {e}", path.display()))?;
+            net_spec = m.network.clone();
+            (net, p, m.overrides())
+        }
+        None => (
+            load_network(&a.model.network)?,
+            Protocol::parse(&a.model.protocol)?,
+            Default::default(),
+        ),
+    };
     let mut opts = eval_options(&a.model, protocol, cm)?;
     opts.overrides = overrides;
     if a.no_tui || !std::io::stdout().is_terminal() {
         let r = model::evaluate(&net, &opts, cm).map_err(|e| e.to_string())?;
         return emit(&export::render(&[r], Format::Table), None);
     }
-    let mut app = App::new(net, cm.clone(), &a.model.network, opts)?;
+    let mut app = App::new(net, cm.clone(), &net_spec, opts)?;
     app.save_path = a.save.clone();
     app.export_path = a.export.clone();
     app.chart_path = a.chart.clone();

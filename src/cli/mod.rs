@@ -192,6 +192,34 @@ pub fn networks_dir() -> PathBuf {
 }
 
 /// Loads a network from a path, or by the name of a shipped network.
+/// A saved mapping and the network it names. The file's `network` is tried as given (a
+/// shipped name, or a path from the current directory), then as a path next to the mapping
+/// file, then, when it is a path to a file `networks/NAME.toml` and NAME is a shipped network,
+/// as that shipped network; the mapping is then checked against the network.
+pub fn load_mapping(
+    path: &std::path::Path,
+) -> Result<(Network, crate::spec::mapping::MappingFile), String> {
+    let m = crate::spec::mapping::load(path, None).map_err(|e| e.to_string())?;
+    let spec = std::path::Path::new(&m.network);
+    let net = load_network(&m.network).or_else(|first| {
+        if let Some(beside) = path.parent().map(|d| d.join(spec)).filter(|b| b.exists()) {
+            return load_network(&beside.to_string_lossy());
+        }
+        let shipped = spec
+            .parent()
+            .filter(|d| d.ends_with("networks"))
+            .and(spec.file_stem())
+            .and_then(|s| s.to_str())
+            .filter(|s| networks_dir().join(format!("{s}.toml")).exists());
+        match shipped {
+            Some(name) => load_network(name),
+            None => Err(format!("{}: network: {first}", path.display())),
+        }
+    })?;
+    let m = crate::spec::mapping::load(path, Some(&net)).map_err(|e| e.to_string())?;
+    Ok((net, m))
+}
+
 pub fn load_network(spec: &str) -> Result<Network, String> {
     let p = PathBuf::from(spec);
     let path = if p.exists() {

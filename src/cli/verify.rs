@@ -70,24 +70,19 @@ pub enum PartArg {
 }
 
 pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
-    let (net_spec, protocol, overrides) = match &a.mapping {
+    let (net, protocol, overrides) = match &a.mapping {
         Some(path) => {
-            let m = crate::spec::mapping::load(path, None).map_err(|e| e.to_string())?;
-            let net = load_network(&m.network)?;
-            crate::spec::mapping::load(path, Some(&net)).map_err(|e| e.to_string())?;
-            (
-                m.network.clone(),
-                Protocol::parse(&m.protocol)?,
-                m.overrides(),
-            )
+            let (net, m) = super::load_mapping(path)?;
+            let p = Protocol::parse(&m.protocol)
+                .map_err(|e| format!("{}: protocol: {e}", path.display()))?;
+            (net, p, m.overrides())
         }
         None => (
-            a.model.network.clone(),
+            load_network(&a.model.network)?,
             Protocol::parse(&a.model.protocol)?,
             Default::default(),
         ),
     };
-    let net = load_network(&net_spec)?;
     let mut o = eval_options(&a.model, protocol, cm)?;
     o.overrides = overrides;
     let report = model::evaluate(&net, &o, cm).map_err(|e| e.to_string())?;

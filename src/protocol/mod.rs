@@ -487,7 +487,7 @@ impl CostModel {
     pub fn link(&self, name: &str) -> Result<Link, String> {
         self.links.link.get(name).copied().ok_or_else(|| {
             format!(
-                "unknown link '{name}' (known: {}; or give --bandwidth and --rtt)",
+                "unknown link '{name}' (known: {}; or give --bandwidth-mbps and --rtt-ms)",
                 self.links
                     .link
                     .keys()
