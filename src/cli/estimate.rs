@@ -1,6 +1,6 @@
 //! `hequant estimate`: per-layer and total cost of a network under one or more protocols.
 
-use super::{ModelArgs, emit, eval_options, load_network, parse_protocols, parse_relu_budget};
+use super::{ModelArgs, emit, eval_options, parse_protocols, parse_relu_budget};
 use crate::export::{self, Format};
 use crate::model;
 use crate::protocol::{CostModel, Protocol};
@@ -30,19 +30,7 @@ pub struct EstimateArgs {
 pub fn run(a: &EstimateArgs, cm: &CostModel) -> Result<(), String> {
     // A saved mapping brings its network and protocol (they replace --network and
     // --protocol; --compare still lists protocols, each with the mapping's choices).
-    let (net, protocol, overrides) = match &a.mapping {
-        Some(path) => {
-            let (net, m) = super::load_mapping(path)?;
-            let p = Protocol::parse(&m.protocol)
-                .map_err(|e| format!("{}: protocol: {e}", path.display()))?;
-            (net, p, m.overrides())
-        }
-        None => (
-            load_network(&a.model.network)?,
-            Protocol::parse(&a.model.protocol)?,
-            Default::default(),
-        ),
-    };
+    let (net, protocol, overrides, _) = super::target(&a.model, a.mapping.as_deref())?;
     let protocols = match &a.compare {
         Some(list) => parse_compare(list)?,
         None => vec![(protocol, None)],

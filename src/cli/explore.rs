@@ -1,9 +1,9 @@
 //! `hequant explore`: the interactive explorer, or the `estimate` report on a pipe.
 
-use super::{ModelArgs, emit, eval_options, load_network};
+use super::{ModelArgs, emit, eval_options};
 use crate::export::{self, Format};
 use crate::model;
-use crate::protocol::{CostModel, Protocol};
+use crate::protocol::CostModel;
 use crate::tui::App;
 use clap::Args;
 use std::io::IsTerminal;
@@ -33,21 +33,7 @@ pub struct ExploreArgs {
 }
 
 pub fn run(a: &ExploreArgs, cm: &CostModel) -> Result<(), String> {
-    let mut net_spec = a.model.network.clone();
-    let (net, protocol, overrides) = match &a.mapping {
-        Some(path) => {
-            let (net, m) = super::load_mapping(path)?;
-            let p = Protocol::parse(&m.protocol)
-                .map_err(|e| format!("{}: protocol: {e}", path.display()))?;
-            net_spec = m.network.clone();
-            (net, p, m.overrides())
-        }
-        None => (
-            load_network(&a.model.network)?,
-            Protocol::parse(&a.model.protocol)?,
-            Default::default(),
-        ),
-    };
+    let (net, protocol, overrides, net_spec) = super::target(&a.model, a.mapping.as_deref())?;
     let mut opts = eval_options(&a.model, protocol, cm)?;
     opts.overrides = overrides;
     if a.no_tui || !std::io::stdout().is_terminal() {

@@ -220,6 +220,34 @@ pub fn load_mapping(
     Ok((net, m))
 }
 
+/// What a command runs: a saved mapping's network, protocol and per-layer choices
+/// (`--mapping`, [`load_mapping`]), or `--network` and `--protocol` with no choices; and how
+/// the network was named.
+pub type Target = (
+    Network,
+    Protocol,
+    std::collections::HashMap<String, crate::mapping::LayerChoice>,
+    String,
+);
+
+pub fn target(model: &ModelArgs, mapping: Option<&std::path::Path>) -> Result<Target, String> {
+    match mapping {
+        Some(path) => {
+            let (net, m) = load_mapping(path)?;
+            let p = Protocol::parse(&m.protocol)
+                .map_err(|e| format!("{}: protocol: {e}", path.display()))?;
+            let overrides = m.overrides();
+            Ok((net, p, overrides, m.network))
+        }
+        None => Ok((
+            load_network(&model.network)?,
+            Protocol::parse(&model.protocol)?,
+            Default::default(),
+            model.network.clone(),
+        )),
+    }
+}
+
 pub fn load_network(spec: &str) -> Result<Network, String> {
     let p = PathBuf::from(spec);
     let path = if p.exists() {

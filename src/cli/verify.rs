@@ -1,9 +1,9 @@
 //! `hequant verify`: run a network's linear layers with real HE as two parties and compare
 //! with the model. `hequant verify --listen/--connect` runs one party per process.
 
-use super::{ModelArgs, emit, eval_options, load_network};
+use super::{ModelArgs, emit, eval_options};
 use crate::model;
-use crate::protocol::{CostModel, Protocol};
+use crate::protocol::CostModel;
 use crate::units::human_bytes;
 use crate::verify::{self, RunOptions, VerifyReport};
 use clap::Args;
@@ -70,19 +70,7 @@ pub enum PartArg {
 }
 
 pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
-    let (net, protocol, overrides) = match &a.mapping {
-        Some(path) => {
-            let (net, m) = super::load_mapping(path)?;
-            let p = Protocol::parse(&m.protocol)
-                .map_err(|e| format!("{}: protocol: {e}", path.display()))?;
-            (net, p, m.overrides())
-        }
-        None => (
-            load_network(&a.model.network)?,
-            Protocol::parse(&a.model.protocol)?,
-            Default::default(),
-        ),
-    };
+    let (net, protocol, overrides, _) = super::target(&a.model, a.mapping.as_deref())?;
     let mut o = eval_options(&a.model, protocol, cm)?;
     o.overrides = overrides;
     let report = model::evaluate(&net, &o, cm).map_err(|e| e.to_string())?;
