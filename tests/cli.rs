@@ -211,10 +211,11 @@ fn bit_width_out_of_range_is_refused() {
 
 #[test]
 fn tile_larger_than_the_ring_is_refused() {
+    // The mapping names its network by a path next to it (its network replaces -n).
     let net = tmp("tile-net.toml", NET);
     let map = tmp(
         "tile.toml",
-        "format = \"hequant-mapping\"\nversion = 1\nnetwork = \"t\"\nprotocol = \"hequant\"\n\n[[layer]]\nlayer = \"c1\"\n\n[layer.linear]\nn = 256\ntiling = { c_w = 3, h_w = 10, w_w = 10, m_w = 1 }\npacking = { direction = \"none\", factor = 1 }\n",
+        "format = \"hequant-mapping\"\nversion = 1\nnetwork = \"tile-net.toml\"\nprotocol = \"hequant\"\n\n[[layer]]\nlayer = \"c1\"\n\n[layer.linear]\nn = 256\ntiling = { c_w = 3, h_w = 10, w_w = 10, m_w = 1 }\npacking = { direction = \"none\", factor = 1 }\n",
     );
     fails_with(
         &[
