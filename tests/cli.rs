@@ -332,3 +332,30 @@ fn a_closed_pipe_ends_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(!err.contains("Broken pipe"), "{err}");
 }
+
+/// `calibrate -o DIR/compute.toml`, as the README writes it, creates DIR (a cost-model
+/// directory of its own) and writes a file that `--cost-models DIR` then reads.
+#[test]
+fn calibrate_creates_its_output_directory() {
+    let dir = std::env::temp_dir().join(format!("hequant-cal-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = dir.join("my-machine").join("compute.toml");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_hequant"))
+        .args(["calibrate", "--reps", "3", "-o", out.to_str().unwrap()])
+        .output()
+        .expect("run calibrate");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&out).expect("the calibrated file");
+    assert!(text.contains("format = \"hequant-compute\""), "{text}");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_hequant"))
+        .args([
+            "--cost-models",
+            dir.join("my-machine").to_str().unwrap(),
+            "estimate",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run estimate");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}

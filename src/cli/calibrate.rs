@@ -62,6 +62,16 @@ pub fn run(a: &CalibrateArgs, cm: &CostModel) -> Result<(), String> {
         1,
     )
     .map_err(|e| format!("internal: the calibration does not parse back: {e}"))?;
+    // The file goes into a cost-model directory of its own (`--cost-models DIR`): create it.
+    if let Some(dir) = a
+        .output
+        .as_deref()
+        .and_then(|p| p.parent())
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create the directory {}: {e}", dir.display()))?;
+    }
     emit(&text, a.output.as_deref())?;
     if let Some(p) = &a.output {
         eprintln!(
