@@ -165,7 +165,14 @@ fn client_slots_of_the_first_layer_run_with_real_he() {
         verify::plan(&n, &report, Protocol::Hequant, &cm, &o.link, Some(&sel)).expect("plan");
     assert_eq!(plan.layers.len(), 1, "{:?}", plan.skipped);
     for data in [verify::DataMode::Random, verify::DataMode::WorstCase] {
-        let r = verify::run_local(&plan, &RunOptions { data, fault: None }).expect("run");
+        let r = verify::run_local(
+            &plan,
+            &RunOptions {
+                data,
+                ..Default::default()
+            },
+        )
+        .expect("run");
         assert!(r.ok, "{data:?}: {:?}", r.layers[0].first_mismatches);
         assert_eq!(r.layers[0].payload_bytes, conv1.bytes_linear);
     }

@@ -105,7 +105,7 @@ fn worst_case_data_is_exact_unpacked() {
     // two the share wrap vanishes, so the result is exact.
     let opts = RunOptions {
         data: DataMode::WorstCase,
-        fault: None,
+        ..Default::default()
     };
     check_bytes_and_shares(&run(&minionn(), Protocol::HequantNaive, &["conv7"], &opts));
 }
@@ -125,6 +125,7 @@ fn a_corrupted_ciphertext_coefficient_is_detected() {
             response: 0,
             bit,
         }),
+        ..Default::default()
     };
     let r = verify::run_local(&plan, &opts).unwrap();
     assert!(!r.ok);
@@ -151,6 +152,7 @@ fn a_corrupted_mask_coefficient_is_detected() {
             response: 0,
             bit: (p.c1_bits - 2) as usize,
         }),
+        ..Default::default()
     };
     let r = verify::run_local(&plan, &opts).unwrap();
     assert!(!r.ok && r.layers[0].mismatches > 0);
@@ -293,7 +295,14 @@ fn packed_mappings_are_correct_within_one_unit() {
     ] {
         let plan = packed_plan("conv7", dir, n);
         for data in [DataMode::Random, DataMode::WorstCase] {
-            let r = verify::run_local(&plan, &RunOptions { data, fault: None }).unwrap();
+            let r = verify::run_local(
+                &plan,
+                &RunOptions {
+                    data,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
             let l = &r.layers[0];
             assert!(r.ok, "{dir:?} {data:?}: {l:#?}");
             assert_eq!(l.tolerance, 1);
@@ -313,7 +322,7 @@ fn a_slot_too_narrow_for_worst_case_data_is_detected() {
     // the narrowest width the data need is S - 1. One bit less than that must be caught.
     let worst = RunOptions {
         data: DataMode::WorstCase,
-        fault: None,
+        ..Default::default()
     };
     let mut plan = packed_plan(
         "conv7",

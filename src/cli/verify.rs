@@ -141,6 +141,7 @@ pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
             DataArg::WorstCase => verify::DataMode::WorstCase,
         },
         fault: None,
+        progress: Some(|s: &str| eprintln!("linear layer {s}")),
     };
     let progress = |s: &str| eprintln!("non-linear layer {s}");
     if let Some(addr) = &a.listen {

@@ -45,8 +45,20 @@ pub fn run<S: Read + Write>(
     ))?;
     let mut keys = Keys::default();
     let mut layers = Vec::new();
-    for lp in &plan.layers {
-        layers.push(run_layer(&mut ch, lp, opts, &mut keys)?);
+    let total = plan.layers.len();
+    for (i, lp) in plan.layers.iter().enumerate() {
+        let r = run_layer(&mut ch, lp, opts, &mut keys)?;
+        if let Some(progress) = opts.progress {
+            progress(&format!(
+                "[{}/{total}] {}: {} B in {:.2} s, {}",
+                i + 1,
+                r.name,
+                r.measured_bytes,
+                r.measured_s,
+                if r.correct { "correct" } else { "WRONG" }
+            ));
+        }
+        layers.push(r);
     }
     let ok = layers.iter().all(|l| l.correct);
     Ok(VerifyReport {

@@ -446,6 +446,9 @@ pub struct RunOptions {
     pub data: DataMode,
     /// Flip one bit of one response (mutation testing).
     pub fault: Option<server::Fault>,
+    /// Called with one line after each layer the client has run (the CLI prints it on
+    /// standard error).
+    pub progress: Option<fn(&str)>,
 }
 
 /// Runs both parties as threads of this process over a loopback TCP connection.
