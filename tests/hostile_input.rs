@@ -176,6 +176,161 @@ fn shipped_networks_are_within_the_limits() {
     assert_eq!(code, Some(0), "{err}");
 }
 
+// ---- cost models ------------------------------------------------------------------------
+
+fn shipped_cost_model(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("cost-models")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// A cost-model directory with `file` given as `text`, the others shipped.
+fn cost_models(test: &str, file: &str, text: &str) -> (PathBuf, String) {
+    let d = dir(test);
+    let f = write(&d, file, text);
+    (d, f)
+}
+
+/// `estimate` (and `extra` arguments) under a cost model whose `file` has `from` replaced
+/// by `to` fails naming the file, the line and the key.
+fn cost_model_refused(file: &str, from: &str, to: &str, extra: &[&str], needles: &[&str]) {
+    let text = shipped_cost_model(file);
+    assert!(text.contains(from), "{file} has no '{from}'");
+    let test = format!("cm-{}", to.replace([' ', '=', '.', '\n', '[', ']'], "_"));
+    let (d, f) = cost_models(&test, file, &text.replacen(from, to, 1));
+    let mut args = vec!["--cost-models", d.to_str().unwrap(), "estimate"];
+    args.extend(extra);
+    // The error points at the line of the replaced key.
+    let line = format!(
+        ":{}:",
+        text[..text.find(from).unwrap()].matches('\n').count() + 1
+    );
+    let mut n = vec![f.as_str(), line.as_str()];
+    n.extend(needles);
+    fails_with(&args, &n);
+}
+
+#[test]
+fn a_links_file_without_lan_is_refused() {
+    // Once: an `expect` in src/model/mod.rs.
+    let text = "format = \"hequant-links\"\nversion = 1\n\n[link.wan]\nbandwidth_bps = 4.0e8\nrtt_s = 0.040\n";
+    let (d, f) = cost_models("cm-nolan", "links.toml", text);
+    fails_with(
+        &["--cost-models", d.to_str().unwrap(), "estimate"],
+        &[&f, "link.lan", "missing"],
+    );
+}
+
+#[test]
+fn max_prime_bits_zero_is_refused() {
+    // Once: a divide by zero with --bn separate.
+    cost_model_refused(
+        "hequant.toml",
+        "max_prime_bits = 50",
+        "max_prime_bits = 0",
+        &["-p", "hequant", "--bn", "separate"],
+        &["bn.max_prime_bits", "got 0"],
+    );
+}
+
+#[test]
+fn a_huge_packing_factor_is_refused() {
+    // Once: 2.6 GB of search state.
+    cost_model_refused(
+        "hequant.toml",
+        "max_factor = 8",
+        "max_factor = 100000",
+        &["-p", "hequant"],
+        &["packing.max_factor", "got 100000"],
+    );
+}
+
+#[test]
+fn bad_link_values_are_refused() {
+    for v in ["nan", "-1.0", "inf"] {
+        // The wan link's rtt_s: the error points at that section's key, not lan's.
+        cost_model_refused(
+            "links.toml",
+            "rtt_s = 0.040",
+            &format!("rtt_s = {v}"),
+            &[],
+            &["link.wan.rtt_s", "finite"],
+        );
+    }
+}
+
+#[test]
+fn bad_compute_values_are_refused() {
+    for v in ["0.0", "-1300.0", "nan"] {
+        cost_model_refused(
+            "compute.toml",
+            "encrypt_us = 1300.0",
+            &format!("encrypt_us = {v}"),
+            &[],
+            &["key 'encrypt_us'", "finite number > 0"],
+        );
+    }
+}
+
+#[test]
+fn bad_primitive_values_are_refused() {
+    for v in ["0", "-128", "nan"] {
+        cost_model_refused(
+            "primitives.toml",
+            "cot_bits = 128",
+            &format!("cot_bits = {v}"),
+            &[],
+            &["ot.iknp.cot_bits", "finite number > 0"],
+        );
+    }
+    cost_model_refused(
+        "primitives.toml",
+        "messages_per_ot = 2",
+        "messages_per_ot = 0",
+        &[],
+        &["ot.iknp.messages_per_ot", "got 0"],
+    );
+}
+
+#[test]
+fn bad_protocol_values_are_refused() {
+    cost_model_refused(
+        "hequant.toml",
+        "failure_log2 = -40",
+        "failure_log2 = 10",
+        &["-p", "hequant"],
+        &["he.failure_log2", "got 10"],
+    );
+    cost_model_refused(
+        "hequant.toml",
+        "flood_bits = 0",
+        "flood_bits = 4294967295",
+        &["-p", "hequant"],
+        &["he.flood_bits", "got 4294967295"],
+    );
+}
+
+#[test]
+fn bad_security_values_are_refused() {
+    cost_model_refused(
+        "security.toml",
+        "security_bits = 128",
+        "security_bits = 0",
+        &[],
+        &["key 'security_bits'", "got 0"],
+    );
+    cost_model_refused(
+        "security.toml",
+        "error_std = 3.2",
+        "error_std = nan",
+        &[],
+        &["key 'error_std'", "finite"],
+    );
+}
+
 // ---- ONNX -------------------------------------------------------------------------------
 
 fn onnx_input(dims: &[i64]) -> ValueInfoProto {
