@@ -331,6 +331,60 @@ fn bad_security_values_are_refused() {
     );
 }
 
+// ---- mapping files ----------------------------------------------------------------------
+
+const MAPPING: &str = "format = \"hequant-mapping\"\nversion = 1\nnetwork = \"minionn-cifar10\"\nprotocol = \"hequant\"\n";
+
+fn mapping_refused(test: &str, body: &str, needles: &[&str]) {
+    let d = dir(test);
+    let f = write(&d, "m.toml", &format!("{MAPPING}{body}"));
+    for mode in ["estimate", "verify"] {
+        let mut args = vec![
+            mode,
+            "-n",
+            "minionn-cifar10",
+            "-p",
+            "hequant",
+            "--mapping",
+            &f,
+        ];
+        if mode == "verify" {
+            args.retain(|a| !["-n", "minionn-cifar10", "-p", "hequant"].contains(a));
+        }
+        let mut n = vec![f.as_str()];
+        n.extend(needles);
+        fails_with(&args, &n);
+    }
+}
+
+#[test]
+fn a_mapping_with_an_unknown_key_is_refused() {
+    mapping_refused(
+        "map-unknown",
+        "\n[[layer]]\nlayer = \"conv1\"\nbitz = { w = 4, a = 4 }\n",
+        &[":8:", "bitz"],
+    );
+    mapping_refused("map-unknown-top", "colour = \"red\"\n", &[":5:", "colour"]);
+}
+
+#[test]
+fn a_mapping_with_a_duplicate_entry_is_refused() {
+    mapping_refused(
+        "map-dup",
+        "\n[[layer]]\nlayer = \"conv1\"\nbits = { w = 4, a = 4 }\n\n[[layer]]\nlayer = \"conv1\"\nbits = { w = 8, a = 8 }\n",
+        &[":11:", "layer[1].layer", "second entry"],
+    );
+}
+
+#[test]
+fn a_mapping_entry_for_a_non_linear_layer_is_refused() {
+    mapping_refused(
+        "map-relu",
+        "\n[[layer]]\nlayer = \"relu1\"\nbits = { w = 4, a = 4 }\n",
+        &[":7:", "layer[0].layer", "relu layer"],
+    );
+}
+
 // ---- ONNX -------------------------------------------------------------------------------
 
 fn onnx_input(dims: &[i64]) -> ValueInfoProto {
