@@ -109,6 +109,7 @@ impl SlotScheme {
 
 /// The packing of one layer: direction and number of values per coefficient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Packing {
     pub direction: PackDirection,
     pub factor: u32,
@@ -155,6 +156,7 @@ impl fmt::Display for Packing {
 
 /// How the input of a linear layer is laid out in ciphertexts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Tiling {
     /// Input channels per ciphertext.
     pub c_w: u64,
@@ -179,6 +181,7 @@ impl fmt::Display for Tiling {
 /// How the HE part of a linear layer runs: the complete choice the model evaluates and
 /// the verify mode executes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LinearMapping {
     pub n: RingDegree,
     pub tiling: Tiling,
@@ -187,6 +190,7 @@ pub struct LinearMapping {
 
 /// One layer's entry of a saved mapping.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LayerChoice {
     pub layer: String,
     pub bits: Option<BitWidths>,

@@ -7,11 +7,11 @@ use crate::workload::{BitWidths, BnFold, LayerDef, LayerKind, Network, Padding, 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Largest accepted tensor dimension (and input-shape dimension).
-pub const MAX_DIM: u64 = 1 << 20;
+pub const MAX_DIM: u64 = crate::workload::MAX_DIM;
 /// Largest accepted number of elements of one tensor.
-const MAX_ELEMS: u64 = 1 << 36;
+const MAX_ELEMS: u64 = crate::workload::MAX_ELEMS;
 /// Largest accepted multiply-accumulate count of one layer.
-const MAX_MACS: u64 = 1 << 50;
+const MAX_MACS: u64 = crate::workload::MAX_MACS;
 /// Constants with at most this many elements have their values read (shapes, Clip bounds).
 const MAX_CONST_VALUES: usize = 64;
 

@@ -416,8 +416,10 @@ impl CostModel {
                 "must be in 1..=8".into(),
             ));
         }
+        validate_primitives(&f, &t, &primitives)?;
         let (f, t) = get("security.toml")?;
         let security: SecurityFile = parse(&f, &t, "hequant-security", 1)?;
+        validate_security(&f, &t, &security)?;
         for k in security.max_log_q.keys() {
             if k.parse::<i64>()
                 .ok()
@@ -435,8 +437,10 @@ impl CostModel {
         }
         let (f, t) = get("links.toml")?;
         let links: LinksFile = parse(&f, &t, "hequant-links", 1)?;
+        validate_links(&f, &t, &links)?;
         let (f, t) = get("compute.toml")?;
         let compute: ComputeProfile = parse(&f, &t, COMPUTE_FORMAT, 1)?;
+        validate_compute(&f, &t, &compute)?;
         Ok(CostModel {
             dir,
             cheetah: proto("cheetah.toml")?,
@@ -538,22 +542,175 @@ fn validate_protocol(file: &str, text: &str, p: &ProtocolFile) -> Result<(), Spe
     if p.packing.max_factor == 0 || p.packing.max_output_channel_block == 0 {
         return Err(bad("packing", "factors must be at least 1".into()));
     }
+    let c = Checker { file, text };
+    c.num("he.error_std", p.he.error_std, 0.0, false, 1e6)?;
+    c.int("he.galois_keys", p.he.galois_keys.into(), 0, 64)?;
+    c.int("he.failure_log2", p.he.failure_log2.into(), -1000, -1)?;
+    c.int("he.flood_bits", p.he.flood_bits.into(), 0, 128)?;
+    c.int("bn.stat_bits", p.bn.stat_bits.into(), 0, 128)?;
+    c.int("bn.max_prime_bits", p.bn.max_prime_bits.into(), 2, 64)?;
+    c.int(
+        "packing.max_factor",
+        p.packing.max_factor.into(),
+        1,
+        MAX_PACK_FACTOR.into(),
+    )?;
+    c.int(
+        "packing.max_output_channel_block",
+        p.packing.max_output_channel_block.into(),
+        1,
+        MAX_OUTPUT_CHANNEL_BLOCK.into(),
+    )?;
+    c.int(
+        "nonlinear.approx_relu_bits",
+        p.nonlinear.approx_relu_bits.into(),
+        1,
+        64,
+    )?;
+    c.num(
+        "wire.native_overhead",
+        p.wire.native_overhead,
+        1.0,
+        true,
+        100.0,
+    )?;
     Ok(())
 }
 
-/// Span of `key = ` (last dotted component) in a TOML text, for errors found after parsing.
+/// Span of a key in a TOML text, for errors found after parsing: `last = ` (the dotted
+/// path's last component) under the table header its other components name (`rtt_s` under
+/// `[link.wan]` for `link.wan.rtt_s`); else the header `[dotted]` itself; else the first
+/// `last = ` anywhere (inline tables, dotted keys).
 fn find_key(text: &str, dotted: &str) -> Option<std::ops::Range<usize>> {
-    let last = dotted.rsplit('.').next()?;
+    let (table, last) = dotted.rsplit_once('.').unwrap_or(("", dotted));
     let mut off = 0;
+    let mut current = String::new();
+    let (mut header, mut anywhere) = (None, None);
     for line in text.split_inclusive('\n') {
         let t = line.trim_start();
-        if t.starts_with(last) && t[last.len()..].trim_start().starts_with('=') {
-            let s = off + (line.len() - t.len());
-            return Some(s..s + last.len());
+        let s = off + (line.len() - t.len());
+        if let Some(h) = t.strip_prefix('[') {
+            let name = h.trim_start_matches('[').split(']').next().unwrap_or("");
+            current = name.split('.').map(str::trim).collect::<Vec<_>>().join(".");
+            if current == dotted && header.is_none() {
+                header = Some(s..s + t.trim_end().len());
+            }
+        } else if t.starts_with(last) && t[last.len()..].trim_start().starts_with('=') {
+            if current == table {
+                return Some(s..s + last.len());
+            }
+            anywhere.get_or_insert(s..s + last.len());
         }
         off += line.len();
     }
-    None
+    header.or(anywhere)
+}
+
+/// Range checks of values read from one cost-model file: each error names the file, the
+/// line of the key (where it is found) and the key.
+struct Checker<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Checker<'_> {
+    fn err(&self, key: &str, message: String) -> SpecError {
+        SpecError::at(self.file, self.text, find_key(self.text, key), key, message)
+    }
+
+    /// An integer in `lo..=hi`.
+    fn int(&self, key: &str, v: i64, lo: i64, hi: i64) -> Result<(), SpecError> {
+        if (lo..=hi).contains(&v) {
+            Ok(())
+        } else {
+            Err(self.err(key, format!("must be an integer in {lo}..={hi}, got {v}")))
+        }
+    }
+
+    /// A finite number above `lo` (or equal to it when `lo_ok`) and at most `hi`.
+    fn num(&self, key: &str, v: f64, lo: f64, lo_ok: bool, hi: f64) -> Result<(), SpecError> {
+        let above = if lo_ok { v >= lo } else { v > lo };
+        if v.is_finite() && above && v <= hi {
+            Ok(())
+        } else {
+            let op = if lo_ok { ">=" } else { ">" };
+            Err(self.err(
+                key,
+                format!("must be a finite number {op} {lo} and at most {hi:e}, got {v}"),
+            ))
+        }
+    }
+}
+
+/// Largest accepted intra-coefficient packing factor and output-channel block
+/// (`[packing]`): the search's candidates and memory grow with them (100,000 took 2.6 GB).
+pub const MAX_PACK_FACTOR: u32 = 64;
+pub const MAX_OUTPUT_CHANNEL_BLOCK: u32 = 4096;
+
+/// Range checks of a primitives file (`primitives.toml`).
+fn validate_primitives(file: &str, text: &str, p: &PrimitivesFile) -> Result<(), SpecError> {
+    let c = Checker { file, text };
+    for (fam, o) in &p.ot {
+        let k = |x: &str| format!("ot.{fam}.{x}");
+        c.num(&k("cot_bits"), o.cot_bits, 0.0, false, 1e6)?;
+        c.num(&k("ot16_bits"), o.ot16_bits, 0.0, false, 1e6)?;
+        c.num(&k("and_triple_bits"), o.and_triple_bits, 0.0, false, 1e6)?;
+        c.int(&k("messages_per_ot"), o.messages_per_ot.into(), 1, 1024)?;
+        c.int(&k("rounds_per_ot"), o.rounds_per_ot.into(), 0, 1024)?;
+    }
+    Ok(())
+}
+
+/// Range checks of a security file (`security.toml`).
+fn validate_security(file: &str, text: &str, s: &SecurityFile) -> Result<(), SpecError> {
+    let c = Checker { file, text };
+    c.int("security_bits", s.security_bits.into(), 1, 1024)?;
+    c.num("error_std", s.error_std, 0.0, false, 1e6)?;
+    for (k, v) in &s.max_log_q {
+        c.int(&format!("max_log_q.{k}"), (*v).into(), 1, 1024)?;
+    }
+    Ok(())
+}
+
+/// Range checks of a links file (`links.toml`); the model's default link `lan` must be
+/// there.
+fn validate_links(file: &str, text: &str, l: &LinksFile) -> Result<(), SpecError> {
+    let c = Checker { file, text };
+    if !l.link.contains_key("lan") {
+        return Err(c.err(
+            "link.lan",
+            "missing: the links file must define [link.lan] (the default link)".into(),
+        ));
+    }
+    for (name, link) in &l.link {
+        c.num(&format!("link.{name}.rtt_s"), link.rtt_s, 0.0, true, 3600.0)?;
+    }
+    Ok(())
+}
+
+/// Range checks of a compute profile (`compute.toml`, or the file `calibrate` writes).
+fn validate_compute(file: &str, text: &str, p: &ComputeProfile) -> Result<(), SpecError> {
+    let c = Checker { file, text };
+    c.int("threads", p.threads.into(), 1, 65536)?;
+    let times = [
+        ("encrypt_us", Some(p.encrypt_us)),
+        ("decrypt_us", Some(p.decrypt_us)),
+        ("ntt_forward_us", Some(p.ntt_forward_us)),
+        ("mul_acc_us", Some(p.mul_acc_us)),
+        ("ntt_inverse_us", Some(p.ntt_inverse_us)),
+        ("ot_ns_per_bit", Some(p.ot_ns_per_bit)),
+        ("encrypt_wide_us", p.encrypt_wide_us),
+        ("decrypt_wide_us", p.decrypt_wide_us),
+    ];
+    for (k, v) in times {
+        if let Some(v) = v {
+            c.num(k, v, 0.0, false, 1e12)?;
+        }
+    }
+    if let Some(n) = p.ntt_primes {
+        c.int("ntt_primes", n.into(), 1, 64)?;
+    }
+    Ok(())
 }
 
 impl CostModel {
@@ -586,6 +743,136 @@ mod tests {
         assert!(cm.check_security(n, 54).is_ok());
         let e = cm.check_security(n, 55).unwrap_err();
         assert!(e.to_string().contains("54 bits"), "{e}");
+    }
+
+    #[test]
+    fn keys_are_found_in_their_own_table() {
+        let text = "a = 1\n[link.lan]\nrtt_s = 1\n[link.wan]\nrtt_s = 2\n";
+        let line = |k: &str| find_key(text, k).map(|s| line_col_of(text, s.start));
+        assert_eq!(line("link.lan.rtt_s"), Some(3));
+        assert_eq!(line("link.wan.rtt_s"), Some(5));
+        assert_eq!(line("link.wan"), Some(4));
+        assert_eq!(line("a"), Some(1));
+        assert_eq!(line("link.x.rtt_s"), Some(3));
+        assert_eq!(line("b"), None);
+    }
+
+    fn line_col_of(text: &str, offset: usize) -> usize {
+        crate::spec::line_col(text, offset).0
+    }
+
+    /// Every cost-model file with one value out of range: the error names the file, the
+    /// line of the value and its key.
+    #[test]
+    fn out_of_range_cost_model_values_are_refused() {
+        let cases = [
+            (
+                "links.toml",
+                "rtt_s = 0.0003",
+                "rtt_s = nan",
+                "link.lan.rtt_s",
+            ),
+            (
+                "links.toml",
+                "rtt_s = 0.040",
+                "rtt_s = -1.0",
+                "link.wan.rtt_s",
+            ),
+            (
+                "compute.toml",
+                "encrypt_us = 1300.0",
+                "encrypt_us = 0.0",
+                "encrypt_us",
+            ),
+            ("compute.toml", "threads = 1", "threads = 0", "threads"),
+            (
+                "primitives.toml",
+                "cot_bits = 128",
+                "cot_bits = -1",
+                "ot.iknp.cot_bits",
+            ),
+            (
+                "primitives.toml",
+                "messages_per_ot = 1",
+                "messages_per_ot = 0",
+                "ot.ferret.messages_per_ot",
+            ),
+            (
+                "security.toml",
+                "security_bits = 128",
+                "security_bits = 0",
+                "security_bits",
+            ),
+            ("security.toml", "4096 = 109", "4096 = 0", "max_log_q.4096"),
+            (
+                "hequant.toml",
+                "failure_log2 = -40",
+                "failure_log2 = 10",
+                "he.failure_log2",
+            ),
+            (
+                "hequant.toml",
+                "flood_bits = 0",
+                "flood_bits = 4294967295",
+                "he.flood_bits",
+            ),
+            (
+                "hequant.toml",
+                "max_prime_bits = 50",
+                "max_prime_bits = 0",
+                "bn.max_prime_bits",
+            ),
+            (
+                "hequant.toml",
+                "max_factor = 8",
+                "max_factor = 100000",
+                "packing.max_factor",
+            ),
+            (
+                "cheetah.toml",
+                "stat_bits = 40",
+                "stat_bits = 4000",
+                "bn.stat_bits",
+            ),
+        ];
+        for (name, from, to, key) in cases {
+            let shipped = BUILTIN.iter().find(|(n, _)| *n == name).unwrap().1;
+            assert!(shipped.contains(from), "{name}: {from}");
+            let text = shipped.replacen(from, to, 1);
+            let line = shipped[..shipped.find(from).unwrap()].matches('\n').count() + 1;
+            let e = CostModel::from_sources(None, |n| {
+                let t = BUILTIN.iter().find(|(b, _)| *b == n).unwrap().1;
+                Ok((
+                    n.to_string(),
+                    if n == name { text.clone() } else { t.into() },
+                ))
+            })
+            .unwrap_err();
+            assert_eq!(
+                (e.file.as_str(), e.line, e.key.as_str()),
+                (name, line, key),
+                "{to}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_links_file_needs_lan() {
+        let e = CostModel::from_sources(None, |n| {
+            let t = BUILTIN.iter().find(|(b, _)| *b == n).unwrap().1;
+            let t = if n == "links.toml" {
+                t.replace("[link.lan]", "[link.lab]")
+            } else {
+                t.into()
+            };
+            Ok((n.to_string(), t))
+        })
+        .unwrap_err();
+        assert_eq!(
+            (e.file.as_str(), e.key.as_str()),
+            ("links.toml", "link.lan"),
+            "{e}"
+        );
     }
 
     #[test]

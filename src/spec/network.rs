@@ -304,6 +304,9 @@ pub fn from_str(file: &str, text: &str) -> Result<Network, SpecError> {
         defs,
     )
     .map_err(|e| {
+        if e.key == "input" {
+            return SpecError::at(file, text, Some(raw.input.span()), "input", e.message);
+        }
         let layer = spans.get(e.layer);
         let span = layer.map(|l| {
             let l2 = l.get_ref();
@@ -314,15 +317,24 @@ pub fn from_str(file: &str, text: &str) -> Result<Network, SpecError> {
                 "bits" => l2.bits.as_ref().map_or(l.span(), |f| f.span()),
                 "kernel" => l2.kernel.as_ref().map_or(l.span(), |f| f.span()),
                 "groups" => l2.groups.as_ref().map_or(l.span(), |f| f.span()),
+                "stride" => l2.stride.as_ref().map_or(l.span(), |f| f.span()),
+                "padding" => l2.padding.as_ref().map_or(l.span(), |f| f.span()),
+                "out_channels" => l2.out_channels.as_ref().map_or(l.span(), |f| f.span()),
+                "out_features" => l2.out_features.as_ref().map_or(l.span(), |f| f.span()),
                 _ => l.span(),
             }
         });
-        let key = if layer.is_some() {
+        let key = if layer.is_some() && e.key != "layer" {
             format!("layer[{}].{}", e.layer, e.key)
         } else {
             e.key.to_string()
         };
-        SpecError::at(file, text, span, &key, e.to_string())
+        let message = if e.key == "layer" {
+            e.message
+        } else {
+            e.to_string()
+        };
+        SpecError::at(file, text, span, &key, message)
     })?;
     net.skipped = skipped;
     for (i, k, span, key) in budgets {
@@ -619,6 +631,36 @@ out = [4, 8, 8]
         let e = from_str("tiny.toml", &bad).unwrap_err();
         assert!(e.message.contains("1..=32"), "{e}");
         assert_eq!(e.line, 13, "{e}");
+    }
+
+    #[test]
+    fn limits_point_at_the_key_and_its_line() {
+        let e = from_str(
+            "tiny.toml",
+            &GOOD.replacen("padding = 1", "padding = 4611686018427387904", 1),
+        )
+        .unwrap_err();
+        assert_eq!((e.key.as_str(), e.line), ("layer[0].padding", 12), "{e}");
+        let e = from_str(
+            "tiny.toml",
+            &GOOD.replacen("out_channels = 4", "out_channels = 1000000", 1),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.key.as_str(), e.line),
+            ("layer[0].out_channels", 10),
+            "{e}"
+        );
+        let e = from_str(
+            "tiny.toml",
+            &GOOD.replace(
+                "input = [3, 8, 8]",
+                "input = [18446744073709551615, 32, 32]",
+            ),
+        )
+        .unwrap_err();
+        assert_eq!((e.key.as_str(), e.line), ("input", 5), "{e}");
+        assert!(e.message.contains("limit"), "{e}");
     }
 
     fn budget_error(text: &str) -> SpecError {

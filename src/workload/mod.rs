@@ -9,6 +9,27 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
 
+/// Largest accepted kernel, stride, padding and group count of a layer; the ONNX importer
+/// checks its dimensions against the same bound.
+pub const MAX_DIM: u64 = 1 << 20;
+/// Largest accepted channel count of the input and `out_channels` / `out_features` of a
+/// layer (shipped networks: at most 2048; ImageNet-21k heads: 21,843). The verify mode's
+/// memory grows with the output channels (65,536 on an 8 x 8 input: 3.4 GB; 10^6 took
+/// all of a 24 GB machine).
+pub const MAX_CHANNELS: u64 = 1 << 16;
+/// Largest accepted height or width of any tensor (the input and every layer's output).
+/// The model's work per mapping grows with the tiles of an axis, so this bounds the run
+/// time (a 3 x 4096 x 4096 conv: 2 s to estimate or search, 8192: 8 s and 1 GB; ONNX
+/// inputs of 65536 x 65536 hung). Shipped networks stay below 256.
+pub const MAX_SPATIAL: u64 = 1 << 12;
+/// Largest accepted number of elements of one tensor.
+pub const MAX_ELEMS: u64 = 1 << 36;
+/// Largest accepted multiply-accumulate count of one layer.
+pub const MAX_MACS: u64 = 1 << 50;
+/// Largest accepted number of layers (the planner's time grows with its square: 10,000
+/// layers take half a second). Shipped networks have at most a few hundred.
+pub const MAX_LAYERS: usize = 1 << 14;
+
 /// A tensor shape, channels x height x width (batch 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Shape {
@@ -90,7 +111,7 @@ pub struct Window {
 impl Window {
     /// Output size along one axis, or `None` if the window does not fit.
     fn out_dim(input: u64, pad_a: u64, pad_b: u64, k: u64, s: u64) -> Option<u64> {
-        let padded = input + pad_a + pad_b;
+        let padded = input.checked_add(pad_a)?.checked_add(pad_b)?;
         if k == 0 || s == 0 || padded < k {
             return None;
         }
@@ -264,6 +285,64 @@ impl Layer {
     }
 }
 
+/// Why a shape is beyond the limits ([`MAX_SPATIAL`], [`MAX_ELEMS`]), or `None` when it is
+/// within them.
+fn shape_limit(s: &Shape) -> Option<String> {
+    if s.h > MAX_SPATIAL || s.w > MAX_SPATIAL {
+        return Some(format!(
+            "{s} is more than {MAX_SPATIAL} high or wide (the limit of this tool)"
+        ));
+    }
+    match s.c.checked_mul(s.h).and_then(|v| v.checked_mul(s.w)) {
+        Some(e) if e <= MAX_ELEMS => None,
+        _ => Some(format!(
+            "{s} has more than {MAX_ELEMS} elements (the limit of this tool)"
+        )),
+    }
+}
+
+/// Checks every parameter of a layer against [`MAX_DIM`] and [`MAX_CHANNELS`]: (key at
+/// fault, message).
+fn check_params(kind: &LayerKind) -> Result<(), (&'static str, String)> {
+    let limit = |key: &'static str, v: u64, max: u64| {
+        if v > max {
+            Err((key, format!("{key} = {v} is more than the limit of {max}")))
+        } else {
+            Ok(())
+        }
+    };
+    let dim = |key: &'static str, v: u64| limit(key, v, MAX_DIM);
+    let pad = |p: &Padding| {
+        for v in [p.top, p.bottom, p.left, p.right] {
+            dim("padding", v)?;
+        }
+        Ok(())
+    };
+    let window = |w: &Window| {
+        dim("kernel", w.kh)?;
+        dim("kernel", w.kw)?;
+        dim("stride", w.sh)?;
+        dim("stride", w.sw)?;
+        pad(&w.pad)
+    };
+    match kind {
+        LayerKind::Conv2d {
+            out_channels,
+            window: w,
+            groups,
+            ..
+        } => {
+            limit("out_channels", *out_channels, MAX_CHANNELS)?;
+            dim("groups", *groups)?;
+            window(w)
+        }
+        LayerKind::Linear { out_features } => limit("out_features", *out_features, MAX_CHANNELS),
+        LayerKind::MaxPool { window: w } | LayerKind::AvgPool { window: w } => window(w),
+        LayerKind::Pad { pad: p } => pad(p),
+        _ => Ok(()),
+    }
+}
+
 /// A layer as described before shape inference.
 #[derive(Debug, Clone)]
 pub struct LayerDef {
@@ -357,14 +436,38 @@ impl Network {
     ) -> Result<Network, WorkloadError> {
         let mut index: HashMap<String, usize> = HashMap::new();
         let mut layers: Vec<Layer> = Vec::with_capacity(defs.len());
-        if input.elems() == 0 {
+        let input_error = |message: String| WorkloadError {
+            layer: 0,
+            name: "input".into(),
+            key: "input",
+            message,
+        };
+        if input.c == 0 || input.h == 0 || input.w == 0 {
+            return Err(input_error(format!(
+                "the input shape {input} has a zero dimension"
+            )));
+        }
+        if input.c > MAX_CHANNELS {
+            return Err(input_error(format!(
+                "the input has {} channels, more than the limit of {MAX_CHANNELS}",
+                input.c
+            )));
+        }
+        if let Some(m) = shape_limit(&input) {
+            return Err(input_error(format!("the input {m}")));
+        }
+        if defs.len() > MAX_LAYERS {
             return Err(WorkloadError {
-                layer: 0,
-                name: "input".into(),
-                key: "input",
-                message: format!("the input shape {input} has a zero dimension"),
+                layer: MAX_LAYERS,
+                name: name.clone(),
+                key: "layer",
+                message: format!(
+                    "the network has {} layers, more than the limit of {MAX_LAYERS}",
+                    defs.len()
+                ),
             });
         }
+        let mut total_macs = 0u64;
         for (i, def) in defs.into_iter().enumerate() {
             let err = |key: &'static str, message: String| WorkloadError {
                 layer: i,
@@ -420,6 +523,9 @@ impl Network {
                         inputs.len()
                     ),
                 ));
+            }
+            if let Err((key, m)) = check_params(&def.kind) {
+                return Err(err(key, m));
             }
             let output = match &def.kind {
                 LayerKind::Conv2d {
@@ -497,10 +603,31 @@ impl Network {
                             ),
                         ));
                     }
-                    Shape::new(in_shapes.iter().map(|s| s.c).sum(), x.h, x.w)
+                    let c = in_shapes
+                        .iter()
+                        .try_fold(0u64, |a, s| a.checked_add(s.c))
+                        .ok_or_else(|| err("from", "the concat has too many channels".into()))?;
+                    Shape::new(c, x.h, x.w)
                 }
                 LayerKind::Pad { pad } => {
-                    Shape::new(x.c, x.h + pad.top + pad.bottom, x.w + pad.left + pad.right)
+                    let padded = |len: u64, a: u64, b: u64| {
+                        len.checked_add(a)
+                            .and_then(|v| v.checked_add(b))
+                            .filter(|&v| v <= MAX_SPATIAL)
+                            .ok_or_else(|| {
+                                err(
+                                    "padding",
+                                    format!(
+                                        "padding {x} by {a} + {b} gives more than the limit of {MAX_SPATIAL} rows or columns"
+                                    ),
+                                )
+                            })
+                    };
+                    Shape::new(
+                        x.c,
+                        padded(x.h, pad.top, pad.bottom)?,
+                        padded(x.w, pad.left, pad.right)?,
+                    )
                 }
                 LayerKind::Flatten => Shape::new(x.elems(), 1, 1),
                 LayerKind::Argmax => Shape::new(1, 1, 1),
@@ -510,6 +637,48 @@ impl Network {
                 | LayerKind::Extend
                 | LayerKind::BiasAdd => x,
             };
+            if let Some(m) = shape_limit(&output) {
+                let key = match &def.kind {
+                    LayerKind::Conv2d { .. }
+                        if output.h > MAX_SPATIAL || output.w > MAX_SPATIAL =>
+                    {
+                        "padding"
+                    }
+                    LayerKind::Conv2d { .. } => "out_channels",
+                    LayerKind::Linear { .. } => "out_features",
+                    LayerKind::MaxPool { .. }
+                    | LayerKind::AvgPool { .. }
+                    | LayerKind::Pad { .. } => "padding",
+                    LayerKind::Add | LayerKind::Concat => "from",
+                    _ => "kind",
+                };
+                return Err(err(key, format!("the output {m}")));
+            }
+            let macs = match &def.kind {
+                LayerKind::Conv2d { window, groups, .. } => output
+                    .elems()
+                    .checked_mul(x.c / groups)
+                    .and_then(|v| v.checked_mul(window.kh))
+                    .and_then(|v| v.checked_mul(window.kw)),
+                LayerKind::Linear { .. } => x.elems().checked_mul(output.c),
+                _ => Some(0),
+            };
+            match macs.and_then(|v| v.checked_add(total_macs)) {
+                Some(v) if v <= MAX_MACS => total_macs = v,
+                _ => {
+                    let key = if matches!(def.kind, LayerKind::Linear { .. }) {
+                        "out_features"
+                    } else {
+                        "out_channels"
+                    };
+                    return Err(err(
+                        key,
+                        format!(
+                            "the network has more than {MAX_MACS} multiply-accumulates up to this layer, the limit of this tool"
+                        ),
+                    ));
+                }
+            }
             if let Some(d) = def.declared_output
                 && d != output
             {
@@ -700,6 +869,66 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.key, "kernel");
+    }
+
+    fn build(input: Shape, defs: Vec<LayerDef>) -> Result<Network, WorkloadError> {
+        Network::build("t".into(), String::new(), String::new(), input, None, defs)
+    }
+
+    #[test]
+    fn window_arithmetic_does_not_wrap() {
+        let w = Window {
+            kh: 3,
+            kw: 3,
+            sh: 1,
+            sw: 1,
+            pad: Padding::uniform(u64::MAX / 2),
+        };
+        assert_eq!(w.out_hw(8, 8), None);
+    }
+
+    #[test]
+    fn limits_name_the_key_at_fault() {
+        let small = Shape::new(3, 8, 8);
+        let e = build(small, vec![conv("c1", 4, 3, 1, 1 << 62)]).unwrap_err();
+        assert_eq!(e.key, "padding", "{e}");
+        let e = build(small, vec![conv("c1", 4, 3, 1, i64::MAX as u64)]).unwrap_err();
+        assert_eq!(e.key, "padding", "{e}");
+        let e = build(small, vec![conv("c1", MAX_CHANNELS + 1, 3, 1, 1)]).unwrap_err();
+        assert_eq!(e.key, "out_channels", "{e}");
+        // Within each parameter's limit, but the output too wide.
+        let e = build(small, vec![conv("c1", 4, 1, 1, MAX_SPATIAL)]).unwrap_err();
+        assert_eq!(e.key, "padding", "{e}");
+        for input in [
+            Shape::new(3, MAX_SPATIAL + 1, 8),
+            Shape::new(u64::MAX, 32, 32),
+            Shape::new(MAX_CHANNELS, MAX_SPATIAL, MAX_SPATIAL),
+        ] {
+            let e = build(input, vec![conv("c1", 4, 1, 1, 0)]).unwrap_err();
+            assert_eq!(e.key, "input", "{input}: {e}");
+        }
+        let pad = LayerDef {
+            name: "p".into(),
+            kind: LayerKind::Pad {
+                pad: Padding::uniform(100_000),
+            },
+            from: vec![],
+            declared_output: None,
+            bits: None,
+        };
+        let e = build(small, vec![pad]).unwrap_err();
+        assert_eq!((e.layer, e.key), (0, "padding"), "{e}");
+        let many: Vec<LayerDef> = (0..=MAX_LAYERS)
+            .map(|i| conv(&format!("c{i}"), 3, 1, 1, 0))
+            .collect();
+        assert_eq!(build(small, many).unwrap_err().key, "layer");
+        // The largest of everything at once still builds, with exact counts.
+        let n = build(
+            Shape::new(MAX_CHANNELS, 1024, 1024),
+            vec![conv("c1", 64, 1, 1, 0)],
+        )
+        .unwrap();
+        assert_eq!(n.stats().macs, 64 * 1024 * 1024 * MAX_CHANNELS);
     }
 
     /// The spreading rule gives every layer floor or ceil of its proportional share, never
