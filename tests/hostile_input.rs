@@ -455,3 +455,21 @@ fn a_huge_onnx_input_is_refused() {
         fails_with(&args, &[&f, "limit"]);
     }
 }
+
+/// A layer within the network limits but too large to run with real HE (3 x 4096 x 4096
+/// input: once a 16 GB allocation under verify) is left out with the reason, quickly; with
+/// no layer left the command fails naming the cap.
+#[test]
+fn verify_leaves_out_a_layer_beyond_its_caps() {
+    let d = dir("verifycap");
+    let t = net(
+        "[3, 4096, 4096]",
+        "",
+        "out_channels = 4\nkernel = 3\nstride = 1\npadding = 1\nout = [4, 4096, 4096]",
+    );
+    let f = write(&d, "net.toml", &t);
+    fails_with(
+        &["verify", "-p", "hequant", "-n", &f, "--part", "linear"],
+        &["c1", "beyond the verify mode's caps", "50331648 input"],
+    );
+}

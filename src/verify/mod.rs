@@ -33,6 +33,13 @@ use tfhe::core_crypto::commons::math::random::{RandomGenerator, Seed};
 use tfhe::core_crypto::prelude::DefaultRandomGenerator;
 use transport::FrameError;
 
+/// Elements of a linear layer's input or output the verify mode runs at most.
+pub const MAX_LAYER_ELEMENTS: u64 = 1 << 24;
+/// Ciphertexts each way of one layer at most.
+pub const MAX_LAYER_CIPHERTEXTS: u64 = 1 << 16;
+/// Bytes (both ways) of one layer at most.
+pub const MAX_LAYER_BYTES: u64 = 1 << 32;
+
 /// The parameter set of one layer, as both parties must agree on it (sent with each layer).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LayerParams {
@@ -176,6 +183,23 @@ pub fn plan(
             )));
             continue;
         };
+        // Bounds on what one run may allocate (its tensors, ciphertexts and bytes).
+        let big = l.input.elems() > MAX_LAYER_ELEMENTS
+            || l.output.elems() > MAX_LAYER_ELEMENTS
+            || cost.ct_in > MAX_LAYER_CIPHERTEXTS
+            || cost.ct_out > MAX_LAYER_CIPHERTEXTS
+            || cost.bytes_in + cost.bytes_out > MAX_LAYER_BYTES;
+        if big {
+            skipped.push(skip(format!(
+                "beyond the verify mode's caps ({} input and {} output elements, {} + {} ciphertexts, {} bytes; at most {MAX_LAYER_ELEMENTS} elements, {MAX_LAYER_CIPHERTEXTS} ciphertexts each way and {MAX_LAYER_BYTES} bytes)",
+                l.input.elems(),
+                l.output.elems(),
+                cost.ct_in,
+                cost.ct_out,
+                cost.bytes_in + cost.bytes_out
+            )));
+            continue;
+        }
         let Some(g) = ConvGeom::of(l) else {
             skipped.push(skip(
                 "not a convolution, fully connected or batch norm".into(),

@@ -140,18 +140,18 @@ pub fn plan(
                 continue;
             }
         }
-        let n = l
+        let Some(n) = l
             .output
             .elems()
             .checked_mul(batch.max(1))
-            .filter(|&n| n <= MAX_ELEMENTS)
-            .ok_or_else(|| VerifyError::Layer {
-                layer: l.name.clone(),
-                message: format!(
-                    "{} elements x batch {batch} exceed the run's cap of {MAX_ELEMENTS}",
-                    l.output.elems()
-                ),
-            })?;
+            .filter(|&n| n <= MAX_ELEMENTS && l.input.elems() <= MAX_ELEMENTS)
+        else {
+            out.skipped.push(skip(&format!(
+                "{} elements x batch {batch} exceed the run's cap of {MAX_ELEMENTS}",
+                l.output.elems().max(l.input.elems())
+            )));
+            continue;
+        };
         let (l_in, l_out) = (r.ring_bits_in, r.ring_bits_out);
         if !(2..=64).contains(&l_in) || !(1..=64).contains(&l_out) {
             out.skipped.push(skip(&format!(
