@@ -473,3 +473,61 @@ fn verify_leaves_out_a_layer_beyond_its_caps() {
         &["c1", "beyond the verify mode's caps", "50331648 input"],
     );
 }
+
+/// Cheetah at N = 8192 with q = 2^128 (inside the security table): the verify mode once ran
+/// it and reported every output wrong (a 1 << 128 in its bit packer). Now every layer is left
+/// out naming the limit, and the command fails as a user error.
+#[test]
+fn verify_refuses_a_modulus_beyond_its_bit_packer() {
+    let text = shipped_cost_model("cheetah.toml")
+        .replace("ring_degree = 4096", "ring_degree = 8192")
+        .replace("log_q = 109 ", "log_q = 128 ");
+    assert!(text.contains("log_q = 128"));
+    let (d, _) = cost_models("logq128", "cheetah.toml", &text);
+    let d = d.display().to_string();
+    fails_with(
+        &[
+            "--cost-models",
+            &d,
+            "verify",
+            "-n",
+            "minionn-cifar10",
+            "-p",
+            "cheetah",
+            "--part",
+            "linear",
+        ],
+        &["q = 2^128", "log q <= 120"],
+    );
+}
+
+/// A non-round noise width (here 3.2999999999999998) survives the JSON round trip of the
+/// parameter set exactly, so both parties agree on it (it once failed as "parameter sets
+/// differ").
+#[test]
+fn a_non_round_error_width_is_agreed_by_both_parties() {
+    let text = shipped_cost_model("hequant.toml")
+        .replace("error_std = 3.2 ", "error_std = 3.2999999999999998 ");
+    assert!(text.contains("3.2999999999999998"));
+    let (d, _) = cost_models("errstd", "hequant.toml", &text);
+    let d = d.display().to_string();
+    let (code, err) = run(
+        &[
+            "--cost-models",
+            &d,
+            "verify",
+            "-n",
+            "minionn-cifar10",
+            "-p",
+            "hequant",
+            "--bits",
+            "w4a4",
+            "--part",
+            "linear",
+            "--layers",
+            "conv7",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, Some(0), "{err}");
+}

@@ -33,6 +33,9 @@ use tfhe::core_crypto::commons::math::random::{RandomGenerator, Seed};
 use tfhe::core_crypto::prelude::DefaultRandomGenerator;
 use transport::FrameError;
 
+/// Largest ciphertext modulus the verify mode runs: the bit packer takes values of at most
+/// 120 bits (a 128-bit modulus once overflowed its masks and made every output wrong).
+pub const MAX_LOG_Q: u32 = 120;
 /// Elements of a linear layer's input or output the verify mode runs at most.
 pub const MAX_LAYER_ELEMENTS: u64 = 1 << 24;
 /// Ciphertexts each way of one layer at most.
@@ -226,9 +229,9 @@ pub fn plan(
         };
         let ctx = he_context(protocol, cm, r.ring_bits_out, r.bits, true);
         let ring_bits = r.ring_bits_out;
-        if cost.log_t != packer.log_t(ring_bits) || ring_bits > 64 || cost.log_q > 128 {
+        if cost.log_t != packer.log_t(ring_bits) || ring_bits > 64 || cost.log_q > MAX_LOG_Q {
             skipped.push(skip(format!(
-                "plaintext modulus 2^{} with shares mod 2^{} and q = 2^{} is outside what the verify mode runs (t = 2^l unpacked or 2^(slots x {}) packed, l <= 64, log q <= 128)",
+                "plaintext modulus 2^{} with shares mod 2^{} and q = 2^{} is outside what the verify mode runs (t = 2^l unpacked or 2^(slots x {}) packed, l <= 64, log q <= {MAX_LOG_Q})",
                 cost.log_t, ring_bits, cost.log_q, cost.slot_bits
             )));
             continue;
