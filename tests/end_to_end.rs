@@ -389,3 +389,36 @@ fn verify_linear_parties_time_out_on_a_silent_peer() {
     assert!(!status.success());
     drop(conn);
 }
+
+/// A network that ends in an argmax: the client learns the class by OT (the logits
+/// extended by one bit, a tree of comparisons carrying the index), equal to the plaintext
+/// argmax, with bytes and rounds as predicted.
+#[test]
+fn an_argmax_layer_runs_with_ot_and_gives_the_class() {
+    let text = "format = \"hequant-network\"\nversion = 1\nname = \"tiny-argmax\"\n\
+        description = \"\"\nsource = \"\"\ninput = [3, 8, 8]\ndefault_bits = { w = 4, a = 4 }\n\
+        [[layer]]\nname = \"c1\"\nkind = \"conv2d\"\nout_channels = 8\nkernel = 3\nstride = 1\npadding = 1\n\
+        [[layer]]\nname = \"r1\"\nkind = \"relu\"\n\
+        [[layer]]\nname = \"f\"\nkind = \"flatten\"\n\
+        [[layer]]\nname = \"fc\"\nkind = \"linear\"\nout_features = 10\n\
+        [[layer]]\nname = \"cls\"\nkind = \"argmax\"\n";
+    let n = hequant::spec::network::from_str("tiny.toml", text).expect("network");
+    let (p, o, cm) = plan_for(&n, Protocol::Hequant, BnPolicy::Auto);
+    let p = p.expect("plan");
+    for _ in 0..3 {
+        let r = e2e::run_local(&p, &o.link, &cm, T, None, &|_| {}).expect("run");
+        assert!(r.ok && r.steps_ok && r.output_exact, "{:?}", r.steps);
+        assert_eq!(r.output_elems, 1);
+        assert!(r.class < 10);
+        assert_eq!(r.class, r.plaintext_class);
+        let cls = r
+            .steps
+            .iter()
+            .find(|s| s.name == "cls")
+            .expect("the argmax step");
+        assert!(cls.what.starts_with("argmax of 10"), "{}", cls.what);
+        assert_eq!(cls.measured_bytes, cls.predicted_bytes);
+        assert_eq!(cls.measured_rounds, cls.predicted_rounds);
+        assert!(cls.model_bytes > 0);
+    }
+}

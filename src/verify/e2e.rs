@@ -81,6 +81,9 @@ pub enum Op {
     },
     /// Element-wise addition of the inputs.
     Add,
+    /// The index of the largest (signed) input, lowest index on ties: the client learns
+    /// the class. The inputs are first extended by one bit so that no difference wraps.
+    Argmax,
 }
 
 /// One step of the run: one layer of the network (or the input).
@@ -218,6 +221,19 @@ pub fn plan(
                 (Op::Identity, src_ring, src_ring, src_nonneg)
             }
             (LayerKind::Flatten, _) => (Op::Identity, src_ring, src_ring, src_nonneg),
+            (LayerKind::Argmax, _) => {
+                let k = l.input.elems();
+                if !(2..=1 << 20).contains(&k)
+                    || src_ring + 1 > 64
+                    || (k as u128) >= 1u128 << src_ring
+                {
+                    return Err(refuse(
+                        &l.name,
+                        "the end-to-end run takes an argmax over 2 to 2^20 values whose index fits their ring",
+                    ));
+                }
+                (Op::Argmax, src_ring + 1, src_ring + 1, true)
+            }
             (LayerKind::Add, _) => {
                 let ring = inputs.iter().map(|&j| steps[j].ring).max().unwrap_or(0);
                 let nonneg = inputs.iter().all(|&j| steps[j].nonneg);
@@ -533,6 +549,14 @@ fn plain_step(p: &E2ePlan, s: &Step, ins: &[&[u64]], weights: &[i64]) -> (Vec<u6
             }
             (acc.iter().map(|v| v & mask(s.ring)).collect(), 0)
         }
+        Op::Argmax => {
+            let best = x
+                .iter()
+                .enumerate()
+                .max_by_key(|(i, v)| (signed(**v, s.ring_in), std::cmp::Reverse(*i)))
+                .map_or(0, |(i, _)| i as u64);
+            (vec![best], 0)
+        }
     }
 }
 
@@ -646,6 +670,11 @@ pub fn size_plan(p: &E2ePlan, s: &Step) -> SizePlan {
                 plan = plan.then(&conv(p.steps[j].ring, s.ring, s.elems));
             }
         }
+        Op::Argmax => {
+            let src = &p.steps[s.inputs[0]];
+            plan = conv(src.ring, s.ring_in, src.elems)
+                .then(&sizes::max_plan(1, src.elems, s.ring_in, m, true));
+        }
     }
     plan
 }
@@ -682,6 +711,11 @@ fn run_shares<C: OtChannel>(
             Err(OtError::Param("not a non-linear step (internal)".into()))
         }
         Op::Identity => Ok(ins[0].to_vec()),
+        Op::Argmax => {
+            let x = to_ring(sess, ch, ins[0], src.ring, s.ring_in, src.nonneg, m)?;
+            let (_, idx) = arith::max(sess, ch, &x, x.len(), s.ring_in, m, true)?;
+            Ok(idx)
+        }
         Op::Add => {
             let mut acc = vec![0u64; s.elems as usize];
             for (&j, v) in s.inputs.iter().zip(ins) {
@@ -1156,6 +1190,12 @@ fn describe(p: &E2ePlan, s: &Step) -> String {
             conv(s.ring_in, s.ring)
         ),
         Op::AvgPool { shift, .. } => format!("sum >>{shift}{}", conv(s.ring_in, s.ring)),
+        Op::Argmax => format!(
+            "argmax of {} (ext {}->{})",
+            src.map_or(0, |x| x.elems),
+            s.ring_in - 1,
+            s.ring_in
+        ),
         Op::Add => {
             let ext: Vec<String> = s
                 .inputs
@@ -1423,6 +1463,7 @@ pub fn run_client(
             overflows += v.iter().filter(|&&x| x >> b != 0).count() as u64;
         }
     }
+    let last_is_argmax = matches!(p.steps[last].op, Op::Argmax);
     let steps_ok = steps.iter().all(|s| s.correct);
     let output_exact = differ == 0 && got.len() == want.len();
     let ok = steps_ok && (output_exact || !p.approximate.is_empty());
@@ -1436,8 +1477,16 @@ pub fn run_client(
         output_elems: got.len() as u64,
         output_differ: differ,
         output_max_abs_diff: max_diff,
-        class: argmax(got),
-        plaintext_class: argmax(want),
+        class: if last_is_argmax {
+            got.first().map_or(0, |&v| v as usize)
+        } else {
+            argmax(got)
+        },
+        plaintext_class: if last_is_argmax {
+            want.first().map_or(0, |&v| v as usize)
+        } else {
+            argmax(want)
+        },
         activation_overflows: overflows,
         approximate: p.approximate.clone(),
         shifts: p
