@@ -402,8 +402,8 @@ fn relu_tampered(
 /// unnoticed, and may: the protocols are semi-honest, and a wrong leaf of the millionaire's
 /// tree is overridden whenever a higher digit decides; a run with bit 0 of byte 0 flipped
 /// left the output of 7 elements unchanged for 7 of the 9 messages of each party; with 256
-/// elements an inverted message changed no output only rarely, once in a few dozen runs
-/// for one message, so each message gets three runs with fresh randomness.)
+/// elements, in one of the first six runs of this test one inverted message (B's fourth)
+/// changed no output, so each message gets three runs with fresh randomness.)
 #[test]
 fn a_corrupted_message_anywhere_in_relu_is_caught() {
     let (l, n) = (16u32, 256usize);
