@@ -19,10 +19,10 @@ impl BitWriter {
         }
     }
 
-    /// Writes the low `width` bits of `v` (`width` <= 120).
+    /// Writes the low `width` bits of `v` (`width` <= 128).
     pub fn put(&mut self, v: u128, width: u32) {
-        debug_assert!(width <= 120);
-        let mut v = v & ((1u128 << width) - 1);
+        debug_assert!(width <= 128);
+        let mut v = v & super::he::low_mask(width);
         let mut width = width;
         while width > 0 {
             let take = width.min(64);
@@ -72,7 +72,7 @@ impl<'a> BitReader<'a> {
         }
     }
 
-    /// Reads one value of `width` bits (`width` <= 120).
+    /// Reads one value of `width` bits (`width` <= 128).
     pub fn get(&mut self, width: u32) -> Result<u128, ShortStream> {
         let mut out = 0u128;
         let mut got = 0;
@@ -105,7 +105,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn round_trip(vals in proptest::collection::vec((any::<u128>(), 1u32..=120), 0..50)) {
+        fn round_trip(vals in proptest::collection::vec((any::<u128>(), 1u32..=128), 0..50)) {
             let mut w = BitWriter::default();
             let total: u64 = vals.iter().map(|v| v.1 as u64).sum();
             for &(v, b) in &vals { w.put(v, b); }
@@ -113,7 +113,7 @@ mod tests {
             prop_assert_eq!(bytes.len() as u64, total.div_ceil(8));
             let mut r = BitReader::new(&bytes);
             for &(v, b) in &vals {
-                prop_assert_eq!(r.get(b).unwrap(), v & ((1u128 << b) - 1));
+                prop_assert_eq!(r.get(b).unwrap(), v & crate::verify::he::low_mask(b));
             }
         }
     }

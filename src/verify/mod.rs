@@ -33,9 +33,10 @@ use tfhe::core_crypto::commons::math::random::{RandomGenerator, Seed};
 use tfhe::core_crypto::prelude::DefaultRandomGenerator;
 use transport::FrameError;
 
-/// Largest ciphertext modulus the verify mode runs: the bit packer takes values of at most
-/// 120 bits (a 128-bit modulus once overflowed its masks and made every output wrong).
-pub const MAX_LOG_Q: u32 = 120;
+/// Largest ciphertext modulus the verify mode runs: its u128 container (a 128-bit modulus
+/// once overflowed the bit packer's masks and made every output wrong; the packer now
+/// takes 128-bit values, tested).
+pub const MAX_LOG_Q: u32 = 128;
 /// Elements of a linear layer's input or output the verify mode runs at most.
 pub const MAX_LAYER_ELEMENTS: u64 = 1 << 24;
 /// Ciphertexts each way of one layer at most.
