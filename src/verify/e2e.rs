@@ -422,7 +422,7 @@ fn convert(x: &[u64], from: u32, to: u32, signed_: bool) -> Vec<u64> {
 }
 
 /// Window elements of every pooling output, k per output; padded positions are `None`.
-fn windows(w: &Window, [c, h, wd]: [u64; 3]) -> Vec<Vec<Option<usize>>> {
+pub(crate) fn windows(w: &Window, [c, h, wd]: [u64; 3]) -> Vec<Vec<Option<usize>>> {
     let Some((oh, ow)) = w.out_hw(h, wd) else {
         return Vec::new();
     };
@@ -469,7 +469,7 @@ fn window_sums(x: &[u64], wins: &[Vec<Option<usize>>], l: u32) -> Vec<u64> {
 
 /// Max-pool gathering: k values per output, a padded position repeating the window's first
 /// element inside the image (which leaves the maximum unchanged).
-fn gather_max(x: &[u64], wins: &[Vec<Option<usize>>]) -> Vec<u64> {
+pub(crate) fn gather_max(x: &[u64], wins: &[Vec<Option<usize>>]) -> Vec<u64> {
     let mut out = Vec::new();
     for win in wins {
         let first = win.iter().flatten().next().copied().unwrap_or(0);

@@ -263,34 +263,17 @@ fn run_layer<C: OtChannel>(
 }
 
 /// The window elements of every max-pool output, k consecutive values per output (all
-/// images of the batch); a padded position repeats the window's first element inside the
-/// image, which leaves the maximum unchanged.
+/// images of the batch, one after another), by the end-to-end run's rule
+/// ([`super::e2e::windows`], [`super::e2e::gather_max`]): a padded position repeats the
+/// window's first element inside the image, which leaves the maximum unchanged.
 fn gather(w: &Window, [c, h, wd]: [u64; 3], n: u64, at: impl Fn(usize) -> u64) -> Vec<u64> {
-    let Some((oh, ow)) = w.out_hw(h, wd) else {
-        return Vec::new();
-    };
-    let per_image = (c * oh * ow).max(1);
+    let wins = super::e2e::windows(w, [c, h, wd]);
+    let per_image = wins.len().max(1) as u64;
+    let image = (c * h * wd) as usize;
     let mut out = Vec::with_capacity((n * w.kh * w.kw) as usize);
-    for o in 0..n {
-        let (img, r) = (o / per_image, o % per_image);
-        let (ch, oy, ox) = (r / (oh * ow), (r / ow) % oh, r % ow);
-        let base = img * c * h * wd + ch * h * wd;
-        let pos = |ky: u64, kx: u64| {
-            let y = (oy * w.sh + ky).checked_sub(w.pad.top).filter(|&y| y < h)?;
-            let x = (ox * w.sw + kx)
-                .checked_sub(w.pad.left)
-                .filter(|&x| x < wd)?;
-            Some((base + y * wd + x) as usize)
-        };
-        let first = (0..w.kh)
-            .flat_map(|ky| (0..w.kw).map(move |kx| (ky, kx)))
-            .find_map(|(ky, kx)| pos(ky, kx))
-            .unwrap_or(base as usize);
-        for ky in 0..w.kh {
-            for kx in 0..w.kw {
-                out.push(at(pos(ky, kx).unwrap_or(first)));
-            }
-        }
+    for img in 0..n.div_ceil(per_image) as usize {
+        let x: Vec<u64> = (0..image).map(|i| at(img * image + i)).collect();
+        out.extend(super::e2e::gather_max(&x, &wins));
     }
     out
 }
