@@ -199,13 +199,7 @@ pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
             ok: true,
         });
     }
-    let text = match a.format {
-        VerifyFormat::Json => {
-            serde_json::to_string_pretty(&rep).expect("the report serialises") + "\n"
-        }
-        VerifyFormat::Table => table(&rep),
-    };
-    emit(&text, a.output.as_deref())?;
+    write_report(a, &rep, table)?;
     if rep.ok {
         Ok(())
     } else {
@@ -225,6 +219,21 @@ pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
                     .count())
         ))
     }
+}
+
+/// Writes a report as JSON or as its table (`--format`), to `-o` or standard output.
+fn write_report<R: serde::Serialize>(
+    a: &VerifyArgs,
+    rep: &R,
+    table: fn(&R) -> String,
+) -> Result<(), String> {
+    let text = match a.format {
+        VerifyFormat::Json => {
+            serde_json::to_string_pretty(rep).expect("the report serialises") + "\n"
+        }
+        VerifyFormat::Table => table(rep),
+    };
+    emit(&text, a.output.as_deref())
 }
 
 /// `verify --end-to-end`: both parties here, or one of them with --listen / --connect.
@@ -254,13 +263,7 @@ fn end_to_end(
         None => e2e::run_local(e, link, cm, timeout, None, &progress),
     }
     .map_err(|e| e.to_string())?;
-    let text = match a.format {
-        VerifyFormat::Json => {
-            serde_json::to_string_pretty(&rep).expect("the report serialises") + "\n"
-        }
-        VerifyFormat::Table => e2e_table(&rep),
-    };
-    emit(&text, a.output.as_deref())?;
+    write_report(a, &rep, e2e_table)?;
     if rep.ok {
         Ok(())
     } else {

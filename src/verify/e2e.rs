@@ -696,6 +696,27 @@ fn to_ring<C: OtChannel>(
     }
 }
 
+/// This party's share of a linear step's input, moved into the layer's ring.
+fn linear_input<C: OtChannel>(
+    sess: &mut OtSession,
+    ch: &mut C,
+    p: &E2ePlan,
+    s: &Step,
+    shares: &[Vec<u64>],
+) -> Result<Vec<u64>, VerifyError> {
+    let src = &p.steps[s.inputs[0]];
+    to_ring(
+        sess,
+        ch,
+        &shares[s.inputs[0]],
+        src.ring,
+        s.ring_in,
+        src.nonneg,
+        p.m,
+    )
+    .map_err(|e| ot_err(&s.name, e))
+}
+
 /// One non-linear or free step on this party's shares of its inputs.
 fn run_shares<C: OtChannel>(
     sess: &mut OtSession,
@@ -1017,17 +1038,7 @@ pub fn serve(
             Op::Input { .. } => vec![0u64; s.elems as usize],
             Op::Linear { plan } => {
                 let lp = &p.linear.layers[*plan];
-                let src = &p.steps[s.inputs[0]];
-                let x = to_ring(
-                    &mut sess,
-                    &mut ot,
-                    &shares[s.inputs[0]],
-                    src.ring,
-                    s.ring_in,
-                    src.nonneg,
-                    p.m,
-                )
-                .map_err(|e| ot_err(&s.name, e))?;
+                let x = linear_input(&mut sess, &mut ot, &p, s, &shares)?;
                 let mut seed = [0u8; 16];
                 os.fill_bytes(&mut seed);
                 let mut data =
@@ -1266,17 +1277,7 @@ pub fn run_client(
             Op::Input { .. } => input.clone(),
             Op::Linear { plan } => {
                 let lp = &p.linear.layers[*plan];
-                let src = &p.steps[s.inputs[0]];
-                let x = to_ring(
-                    &mut sess,
-                    &mut ot,
-                    &mine[s.inputs[0]],
-                    src.ring,
-                    s.ring_in,
-                    src.nonneg,
-                    p.m,
-                )
-                .map_err(|e| ot_err(&s.name, e))?;
+                let x = linear_input(&mut sess, &mut ot, &p, s, &mine)?;
                 let Exchange {
                     y, payload_bytes, ..
                 } = exchange(&mut ch, lp, &x, &mut keys)?;
@@ -1519,27 +1520,12 @@ pub fn run_local(
     fault: Option<&E2eFault>,
     progress: &dyn Fn(&str),
 ) -> Result<E2eReport, VerifyError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| VerifyError::Setup(format!("cannot listen on loopback: {e}")))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| VerifyError::Setup(format!("loopback address: {e}")))?;
-    std::thread::scope(|s| {
-        let srv = s.spawn(move || -> Result<(), VerifyError> {
-            let (he, ot) = accept_pair(&listener)?;
-            serve(he, ot, p, timeout, fault)
-        });
-        let res = connect_pair(&addr.to_string())
-            .and_then(|(he, ot)| run_client(he, ot, p, link, cm, timeout, progress));
-        let srv_res = srv
-            .join()
-            .map_err(|_| VerifyError::Setup("the server thread panicked".into()))?;
-        match (res, srv_res) {
-            (Ok(r), Ok(())) => Ok(r),
-            (Err(e), _) => Err(e),
-            (Ok(_), Err(e)) => Err(e),
-        }
-    })
+    super::loopback_with(
+        accept_pair,
+        connect_pair,
+        |(he, ot)| serve(he, ot, p, timeout, fault),
+        |(he, ot)| run_client(he, ot, p, link, cm, timeout, progress),
+    )
 }
 
 /// The server's two connections, HE first.

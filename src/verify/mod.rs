@@ -546,17 +546,30 @@ pub fn loopback<R: Send>(
     server: impl FnOnce(std::net::TcpStream) -> Result<(), VerifyError> + Send,
     client: impl FnOnce(std::net::TcpStream) -> Result<R, VerifyError>,
 ) -> Result<R, VerifyError> {
+    loopback_with(
+        |l| accept(l, DEFAULT_TIMEOUT).map(|(s, _)| s),
+        |a| connect(a, DEFAULT_TIMEOUT),
+        server,
+        client,
+    )
+}
+
+/// [`loopback`] with the connections a run needs (`accept` on the server's listener,
+/// `connect` to its address: one stream, or a pair).
+pub fn loopback_with<C: Send, R: Send>(
+    accept: impl FnOnce(&std::net::TcpListener) -> Result<C, VerifyError> + Send,
+    connect: impl FnOnce(&str) -> Result<C, VerifyError>,
+    server: impl FnOnce(C) -> Result<(), VerifyError> + Send,
+    client: impl FnOnce(C) -> Result<R, VerifyError>,
+) -> Result<R, VerifyError> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(|e| VerifyError::Setup(format!("cannot listen on loopback: {e}")))?;
     let addr = listener
         .local_addr()
         .map_err(|e| VerifyError::Setup(format!("loopback address: {e}")))?;
     std::thread::scope(|s| {
-        let srv = s.spawn(move || -> Result<(), VerifyError> {
-            let (stream, _) = accept(&listener, DEFAULT_TIMEOUT)?;
-            server(stream)
-        });
-        let res = connect(&addr.to_string(), DEFAULT_TIMEOUT).and_then(client);
+        let srv = s.spawn(move || -> Result<(), VerifyError> { server(accept(&listener)?) });
+        let res = connect(&addr.to_string()).and_then(client);
         let srv_res = srv
             .join()
             .map_err(|_| VerifyError::Setup("the server thread panicked".into()))?;
