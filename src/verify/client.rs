@@ -9,7 +9,7 @@ use super::server::{Hello, Reveal};
 use super::transport::{Channel, Kind};
 use super::{
     CoefficientMismatch, LayerPlan, LayerResult, Mismatch, Plan, RunOptions, VerifyError,
-    VerifyReport, draw_shares, encoding, fresh_seed, ring_mask, rng, server_data,
+    VerifyReport, draw_shares, encoding, fresh_seed, rng, server_data,
 };
 use crate::protocol::sizes::response_ct_bytes;
 use std::collections::HashMap;
@@ -22,6 +22,9 @@ pub(crate) struct Keys {
     k64: HashMap<usize, ClientKey<u64>>,
     k128: HashMap<usize, ClientKey<u128>>,
 }
+
+/// What a run accepts as a correct output.
+pub const TOLERANCE: &str = "exact (0) for unpacked and CRT mappings; |error| <= 1 for bit slots (a borrow from the slot below, as in Cheetah's approximate re-sharing)";
 
 /// Shown mismatches per layer.
 const SHOWN: usize = 10;
@@ -67,25 +70,29 @@ pub fn run<S: Read + Write>(
         protocol: plan.protocol.name().into(),
         bits: plan.bits.clone(),
         link: plan.link.clone(),
-        tolerance: "exact (0) for unpacked mappings; |error| <= 1 for packed slots (a borrow from the slot below, as in Cheetah's approximate re-sharing)".into(),
+        tolerance: TOLERANCE.into(),
         predicted_bytes: layers.iter().map(|l| l.predicted_bytes).sum(),
         measured_bytes: layers.iter().map(|l| l.measured_bytes).sum(),
         predicted_s: layers.iter().map(|l| l.predicted_s).sum(),
         measured_s: layers.iter().map(|l| l.measured_s).sum(),
         layers,
-                not_run: plan.skipped.clone(),
+        not_run: plan.skipped.clone(),
         nonlinear: None,
         insecure: plan.insecure,
     })
 }
 
-/// Encrypts the queries of a layer (bit-packed payloads).
-fn encrypt_all<W: Word>(key: &mut ClientKey<W>, lp: &LayerPlan, x: &[u128]) -> Vec<Vec<u8>> {
+/// Encrypts the queries of a layer, run by run (bit-packed payloads); `x` holds each
+/// run's virtual input.
+fn encrypt_all<W: Word>(key: &mut ClientKey<W>, lp: &LayerPlan, x: &[Vec<u128>]) -> Vec<Vec<u8>> {
     let p = &lp.params;
+    let per_run = lp.layout.queries();
     (0..p.ct_in)
         .map(|q| {
-            let m = lp.layout.encode_input(x, q);
-            let ct = key.encrypt(&m, p.log_t, p.log_q, p.error_std);
+            let m = lp
+                .layout
+                .encode_input(&x[(q / per_run) as usize], q % per_run);
+            let ct = key.encrypt(&m, &lp.plain, p.log_q, p.error_std);
             let mut w = BitWriter::with_capacity_bits(p.n * p.log_q as u64 + 128);
             for &v in &ct.body {
                 w.put(v, p.log_q);
@@ -97,18 +104,22 @@ fn encrypt_all<W: Word>(key: &mut ClientKey<W>, lp: &LayerPlan, x: &[u128]) -> V
         .collect()
 }
 
-/// Decrypts the responses of a layer: each virtual output coefficient mod t (the client's
-/// share, before slot decoding) and the largest error seen.
+/// Decrypts the responses of a layer: each virtual output coefficient mod t of every run
+/// (the client's share, before slot decoding or CRT decomposition) and the largest error seen.
 fn decrypt_all<W: Word>(
     key: &ClientKey<W>,
     lp: &LayerPlan,
     responses: &[Vec<u8>],
 ) -> Result<(Vec<u128>, u128), String> {
     let p = &lp.params;
-    let mut y = vec![0u128; lp.packer.virt.out_elems() as usize];
+    let virt = lp.virt_out_elems();
+    let per_run = lp.layout.responses();
+    let mut y = vec![0u128; p.runs as usize * virt];
     let mut max_err = 0u128;
     for (r, bytes) in responses.iter().enumerate() {
-        let outs = lp.layout.outputs(r as u64);
+        let (run, local) = (r as u64 / per_run, r as u64 % per_run);
+        let base = run as usize * virt;
+        let outs = lp.layout.outputs(local);
         let mut rd = BitReader::new(bytes);
         let bad = |e: super::bitpack::ShortStream| format!("response {r}: {e}");
         let c1 = (0..p.n)
@@ -120,9 +131,9 @@ fn decrypt_all<W: Word>(
             .map(|s| rd.get(p.c0_bits).map(|v| (s.coeff, v)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(bad)?;
-        let dec = key.decrypt(&c1, p.c1_bits, &c0, p.c0_bits, p.log_t, p.log_q);
+        let dec = key.decrypt(&c1, p.c1_bits, &c0, p.c0_bits, &lp.plain, p.log_q);
         for (s, (m, e)) in outs.iter().zip(dec) {
-            y[s.index] = m;
+            y[base + s.index] = m;
             max_err = max_err.max(e);
         }
     }
@@ -131,7 +142,8 @@ fn decrypt_all<W: Word>(
 
 /// What the client got from one linear layer's exchange.
 pub(crate) struct Exchange {
-    /// Each virtual output coefficient mod t (the client's share, before slot decoding).
+    /// Each virtual output coefficient mod t of every run (the client's share, before slot
+    /// decoding or CRT decomposition: [`LayerPlan::real_shares`]).
     pub y: Vec<u128>,
     pub max_err: u128,
     pub encrypt_s: f64,
@@ -145,8 +157,9 @@ pub(crate) struct Exchange {
     pub received: u64,
 }
 
-/// One linear layer's protocol, client side, on the client's input share `x_c` (mod 2^l,
-/// or its own b_a-bit data for `client` slots): encrypt, send, receive, decrypt.
+/// One linear layer's protocol, client side, on the client's input share `x_c` of every
+/// image (each in its share ring, or its own b_a-bit data for `client` slots): encrypt,
+/// send, receive, decrypt.
 pub(crate) fn exchange<S: Read + Write>(
     ch: &mut Channel<S>,
     lp: &LayerPlan,
@@ -157,7 +170,7 @@ pub(crate) fn exchange<S: Read + Write>(
     let name = p.name.as_str();
     let n = p.n as usize;
     let (sent0, recv0) = (ch.sent, ch.received);
-    let x_pre = lp.packer.pack_input(&encoding::preprocess(&lp.layer, x_c));
+    let x_pre: Vec<Vec<u128>> = (0..p.runs).map(|r| lp.virtual_input(x_c, r)).collect();
     let t0 = Instant::now();
     let queries = if p.log_q <= 64 {
         let k = keys.k64.entry(n).or_insert_with(|| ClientKey::new(n));
@@ -185,7 +198,7 @@ pub(crate) fn exchange<S: Read + Write>(
         let bytes = ch
             .recv(Kind::Response)
             .map_err(VerifyError::frame(name, &format!("reading response {r}")))?;
-        let kept = lp.layout.outputs(r).len() as u64;
+        let kept = lp.layout.outputs(r % lp.layout.responses()).len() as u64;
         let want = response_ct_bytes(p.n, p.c1_bits, kept, p.c0_bits);
         if bytes.len() as u64 != want {
             return Err(VerifyError::Layer {
@@ -237,13 +250,8 @@ fn run_layer<S: Read + Write>(
     let mut g = rng(fresh_seed());
     let x_c = match p.client_input_bits {
         // The client's own data: unsigned b_a-bit values (the server's share is zero).
-        Some(b) => draw_shares(&mut g, lp.layer.input.elems() as usize, b, opts.data),
-        None => draw_shares(
-            &mut g,
-            lp.layer.input.elems() as usize,
-            p.ring_bits,
-            opts.data,
-        ),
+        Some(b) => draw_shares(&mut g, p.images as usize * lp.in_elems(), b, opts.data),
+        None => super::draw_batch(&mut g, lp, opts.data),
     };
     let Exchange {
         y: y_c,
@@ -269,86 +277,98 @@ fn run_layer<S: Read + Write>(
         message: format!("the revealed seed is not valid: {e}"),
     })?;
     let sd = server_data(seed, lp, opts.data);
-    let mask = ring_mask(p.ring_bits);
-    let x: Vec<u64> = x_c
-        .iter()
-        .zip(&sd.x_s)
-        .map(|(a, b)| a.wrapping_add(*b) & mask)
-        .collect();
-    let expected = encoding::reference(&lp.layer, &x, &sd.weights, p.ring_bits);
     // Coefficient level, exact: every decrypted coefficient must be the virtual layer's
     // plaintext result plus the mask, mod t. A decryption failure (noise past Delta / 2)
-    // shows here even where the slot decoding's tolerance would hide it.
-    let tmask = super::he::low_mask(p.log_t);
-    // The shares are packed apart and added in the plaintext space: each slot holds
+    // shows here even where the slot decoding's tolerance would hide it. The shares are
+    // packed (or CRT-composed) apart and added in the plaintext space: each slot holds
     // x_c + x_s (wrap included), not x mod 2^l.
-    let pack = |v: &[u64]| lp.packer.pack_input(&encoding::preprocess(&lp.layer, v));
-    let x_v: Vec<u128> = pack(&x_c)
-        .iter()
-        .zip(pack(&sd.x_s))
-        .map(|(&a, b)| a.wrapping_add(b) & tmask)
-        .collect();
-    let coeff_ref = encoding::coefficient_reference(
-        &lp.packer.virt,
-        &x_v,
-        &lp.packer.pack_weights(&sd.weights),
-        p.log_t,
-    );
+    let t = &lp.plain;
+    let w_virtual = lp.packer.pack_weights(&sd.weights);
+    let virt = lp.virt_out_elems();
     let mut failures = 0u64;
     let mut shown_failures = Vec::new();
-    for (v, ((&yc, &r), &e)) in y_c.iter().zip(&sd.mask).zip(&coeff_ref).enumerate() {
-        let want = e.wrapping_add(r) & tmask;
-        if yc != want {
-            failures += 1;
-            if shown_failures.len() < SHOWN {
-                shown_failures.push(CoefficientMismatch {
-                    index: v,
-                    got: format!("{yc}"),
-                    expected: format!("{want}"),
-                });
+    for run in 0..p.runs {
+        let x_v: Vec<u128> = lp
+            .virtual_input(&x_c, run)
+            .iter()
+            .zip(lp.virtual_input(&sd.x_s, run))
+            .map(|(&a, b)| t.add(a, b))
+            .collect();
+        let coeff_ref = encoding::coefficient_reference(&lp.packer.virt, &x_v, &w_virtual, t);
+        let base = run as usize * virt;
+        for (v, &e) in coeff_ref.iter().enumerate() {
+            let (yc, r) = (y_c[base + v], sd.mask[base + v]);
+            let want = t.add(e, r);
+            if yc != want {
+                failures += 1;
+                if shown_failures.len() < SHOWN {
+                    shown_failures.push(CoefficientMismatch {
+                        index: base + v,
+                        got: format!("{yc}"),
+                        expected: format!("{want}"),
+                    });
+                }
             }
         }
     }
-    // Slot decoding: the client's share of an output is its slot of the decrypted
-    // coefficient, the server's is minus the same slot of its mask.
-    let mut got = vec![None; expected.len()];
-    for (v, (&yc, &r)) in y_c.iter().zip(&sd.mask).enumerate() {
-        for (shift, real) in lp.packer.slots(v) {
-            let c = (yc >> shift) as u64 & mask;
-            let s = 0u64.wrapping_sub((r >> shift) as u64) & mask;
-            got[real] = Some(c.wrapping_add(s) & mask);
+    // Each image's output: the client's share is its slot (or CRT component) of the
+    // decrypted coefficient, the server's minus the same of its mask.
+    let got_c = lp.real_shares(&y_c, false);
+    let got_s = lp.real_shares(&sd.mask, true);
+    // Which outputs some slot holds (a packing that left one out shows as a mismatch).
+    let held = {
+        let mut h = vec![false; lp.out_elems()];
+        for v in 0..virt {
+            for (_, real) in lp.packer.slots(v) {
+                if let Some(x) = h.get_mut(real) {
+                    *x = true;
+                }
+            }
         }
-    }
+        h
+    };
     let tolerance = u64::from(lp.packer.is_packed());
     let o = lp.layer.output;
+    let (e_in, e_out) = (lp.in_elems(), lp.out_elems());
     let mut mism = 0u64;
     let mut shown = Vec::new();
-    for (i, (&g, &e)) in got.iter().zip(&expected).enumerate() {
-        let wrong = match g {
-            Some(v) => {
-                let d = v.wrapping_sub(e) & mask;
-                d.min(mask - d + 1) > tolerance
-            }
-            None => true,
-        };
-        if wrong {
-            mism += 1;
-            if shown.len() < SHOWN {
-                let i64_ = i as u64;
-                shown.push(Mismatch {
-                    index: i,
-                    position: [i64_ / (o.h * o.w), (i64_ / o.w) % o.h, i64_ % o.w],
-                    got: g,
-                    expected: e,
-                });
+    for image in 0..p.images as usize {
+        let ring = lp.share_ring(image as u64);
+        let x: Vec<u64> = x_c[image * e_in..(image + 1) * e_in]
+            .iter()
+            .zip(&sd.x_s[image * e_in..(image + 1) * e_in])
+            .map(|(&a, &b)| ring.add(a as u128, b as u128) as u64)
+            .collect();
+        let expected = encoding::reference(&lp.layer, &x, &sd.weights, &ring);
+        for (i, &e) in expected.iter().enumerate() {
+            let k = image * e_out + i;
+            let got = held[i].then(|| ring.add(got_c[k] as u128, got_s[k] as u128) as u64);
+            let wrong = match got {
+                Some(v) => {
+                    let d = ring.sub(v as u128, e as u128);
+                    d.min(ring.t - d) > tolerance as u128
+                }
+                None => true,
+            };
+            if wrong {
+                mism += 1;
+                if shown.len() < SHOWN {
+                    let i64_ = i as u64;
+                    shown.push(Mismatch {
+                        index: k,
+                        position: [i64_ / (o.h * o.w), (i64_ / o.w) % o.h, i64_ % o.w],
+                        got,
+                        expected: e,
+                    });
+                }
             }
         }
     }
     // The server's weight encoding is input-independent (done ahead of time in a
     // deployment): it is reported apart and left out of the online time.
     let measured_s = (wall_s - rv.weight_encode_s).max(0.0);
-    let delta = p.log_q - p.log_t;
-    let half_delta = 2f64.powi(delta as i32 - 1);
+    // Delta / 2 = q / (2 t).
+    let half_delta = 2f64.powi(p.log_q as i32 - 1) / t.t as f64;
     let headroom = if max_err == 0 {
         f64::INFINITY
     } else {
@@ -368,6 +388,9 @@ fn run_layer<S: Read + Write>(
         log_t: p.log_t,
         tiling: p.tiling.to_string(),
         packing: p.packing.to_string(),
+        images: p.images,
+        runs: p.runs,
+        crt_moduli: p.crt_moduli.clone(),
         ct_in: p.ct_in,
         ct_out: p.ct_out,
         predicted_bytes: c.bytes_in + c.bytes_out,

@@ -35,7 +35,7 @@
 use super::client::{Exchange, Keys, exchange};
 use super::otnet::TcpOt;
 use super::transport::{Channel, Kind};
-use super::{LayerPlan, Plan, VerifyError, ring_mask};
+use super::{LayerPlan, Plan, VerifyError};
 use crate::model::report::Report;
 use crate::ot::sizes::{self, Plan as SizePlan};
 use crate::ot::{OtChannel, OtError, OtSession, Role, arith, mask, prg};
@@ -493,7 +493,7 @@ fn plain_step(p: &E2ePlan, s: &Step, ins: &[&[u64]], weights: &[i64]) -> (Vec<u6
         Op::Linear { plan } => {
             let lp = &p.linear.layers[*plan];
             (
-                super::encoding::reference(&lp.layer, &x, weights, lp.params.ring_bits),
+                super::encoding::reference(&lp.layer, &x, weights, &lp.share_ring(0)),
                 0,
             )
         }
@@ -911,26 +911,6 @@ fn random_input(g: &mut ChaCha20Rng, n: u64, bits: u32) -> Vec<u64> {
     (0..n).map(|_| g.next_u64() & mask(bits)).collect()
 }
 
-/// The client's share of every real output of a linear layer from its decrypted
-/// coefficients; the server's from its mask (minus each slot).
-fn real_shares(lp: &LayerPlan, y: &[u128], negate: bool) -> Vec<u64> {
-    let l = lp.params.ring_bits;
-    let mut out = vec![0u64; lp.layer.output.elems() as usize];
-    for (v, &c) in y.iter().enumerate() {
-        for (shift, real) in lp.packer.slots(v) {
-            let s = (c >> shift) as u64 & ring_mask(l);
-            if let Some(o) = out.get_mut(real) {
-                *o = if negate {
-                    0u64.wrapping_sub(s) & ring_mask(l)
-                } else {
-                    s
-                };
-            }
-        }
-    }
-    out
-}
-
 fn ot_err(layer: &str, e: OtError) -> VerifyError {
     VerifyError::Layer {
         layer: layer.to_string(),
@@ -1050,7 +1030,7 @@ pub fn serve(
                     x
                 };
                 super::server::serve_linear(&mut ch, lp, &data, None, true)?;
-                real_shares(lp, &data.mask, true)
+                lp.real_shares(&data.mask, true)
             }
             _ => {
                 let ins: Vec<&[u64]> = s.inputs.iter().map(|&j| shares[j].as_slice()).collect();
@@ -1284,7 +1264,7 @@ pub fn run_client(
                 he_bytes = payload_bytes;
                 he_pred = lp.cost.bytes_in + lp.cost.bytes_out;
                 he_pred_s = lp.predicted_s;
-                real_shares(lp, &y, false)
+                lp.real_shares(&y, false)
             }
             _ => {
                 let ins: Vec<&[u64]> = s.inputs.iter().map(|&j| mine[j].as_slice()).collect();

@@ -10,6 +10,7 @@
 //! (y, x) of the tile lands at coefficient m*C_w*H_w*W_w + O + y*W_w + x. Tiles overlap by
 //! the kernel size minus one; strided layers keep only the outputs on the stride.
 
+use super::plain::PlainModulus;
 use crate::mapping::LinearMapping;
 use crate::model::linear::ConvGeom;
 use crate::workload::{Layer, LayerKind};
@@ -259,13 +260,41 @@ pub fn preprocess(layer: &Layer, x: &[u64]) -> Vec<u64> {
     }
 }
 
-/// The layer computed in plaintext integers mod 2^l straight from its definition (padding,
-/// stride, groups), for checking the protocol's output.
-pub fn reference(layer: &Layer, x: &[u64], w: &[i64], l: u32) -> Vec<u64> {
+/// The layer computed in plaintext integers mod `ring` (2^l up to 2^64, or a CRT component)
+/// straight from its definition (padding, stride, groups), for checking the protocol's output.
+pub fn reference(layer: &Layer, x: &[u64], w: &[i64], ring: &PlainModulus) -> Vec<u64> {
+    if ring.is_pow2() {
+        return reference_pow2(layer, x, w, ring.log_t);
+    }
+    // An odd modulus: the same sums over the integers, each product reduced mod t.
+    let t = ring.t as i128;
+    let out = reference_by(layer, x, w, 0i128, |acc, xv, wv| {
+        (acc + (xv as i128 * wv as i128).rem_euclid(t)) % t
+    });
+    out.into_iter().map(|v| v as u64).collect()
+}
+
+fn reference_pow2(layer: &Layer, x: &[u64], w: &[i64], l: u32) -> Vec<u64> {
     let mask = if l >= 64 { u64::MAX } else { (1u64 << l) - 1 };
+    reference_by(layer, x, w, 0u64, |acc, xv, wv| {
+        acc.wrapping_add(xv.wrapping_mul(wv as u64))
+    })
+    .into_iter()
+    .map(|v| v & mask)
+    .collect()
+}
+
+/// The layer's sums from its definition, with `step(acc, x, w)` adding one product.
+fn reference_by<A: Copy>(
+    layer: &Layer,
+    x: &[u64],
+    w: &[i64],
+    zero: A,
+    step: impl Fn(A, u64, i64) -> A,
+) -> Vec<A> {
     let s = layer.input;
     let o = layer.output;
-    let mut out = vec![0u64; o.elems() as usize];
+    let mut out = vec![zero; o.elems() as usize];
     match &layer.kind {
         LayerKind::Conv2d { window, groups, .. } => {
             let cpg = s.c / groups;
@@ -274,7 +303,7 @@ pub fn reference(layer: &Layer, x: &[u64], w: &[i64], l: u32) -> Vec<u64> {
                 let grp = m / mpg;
                 for oy in 0..o.h {
                     for ox in 0..o.w {
-                        let mut acc = 0u64;
+                        let mut acc = zero;
                         for lc in 0..cpg {
                             let c = grp * cpg + lc;
                             for a in 0..window.kh {
@@ -289,11 +318,11 @@ pub fn reference(layer: &Layer, x: &[u64], w: &[i64], l: u32) -> Vec<u64> {
                                             as usize];
                                     let wv = w[(((m * cpg + lc) * window.kh + a) * window.kw + b)
                                         as usize];
-                                    acc = acc.wrapping_add(xv.wrapping_mul(wv as u64));
+                                    acc = step(acc, xv, wv);
                                 }
                             }
                         }
-                        out[((m * o.h + oy) * o.w + ox) as usize] = acc & mask;
+                        out[((m * o.h + oy) * o.w + ox) as usize] = acc;
                     }
                 }
             }
@@ -301,17 +330,17 @@ pub fn reference(layer: &Layer, x: &[u64], w: &[i64], l: u32) -> Vec<u64> {
         LayerKind::Linear { out_features } => {
             let ni = s.elems() as usize;
             for m in 0..*out_features as usize {
-                let mut acc = 0u64;
+                let mut acc = zero;
                 for i in 0..ni {
-                    acc = acc.wrapping_add(x[i].wrapping_mul(w[m * ni + i] as u64));
+                    acc = step(acc, x[i], w[m * ni + i]);
                 }
-                out[m] = acc & mask;
+                out[m] = acc;
             }
         }
         LayerKind::BatchNorm => {
             let hw = (s.h * s.w) as usize;
             for (i, v) in out.iter_mut().enumerate() {
-                *v = x[i].wrapping_mul(w[i / hw] as u64) & mask;
+                *v = step(zero, x[i], w[i / hw]);
             }
         }
         _ => {}
@@ -319,12 +348,13 @@ pub fn reference(layer: &Layer, x: &[u64], w: &[i64], l: u32) -> Vec<u64> {
     out
 }
 
-/// The (virtual) layer computed in plaintext integers mod 2^log_t over the preprocessed
+/// The (virtual) layer computed in plaintext integers mod t over the preprocessed
 /// geometry (VALID convolution with stride and groups): what each decrypted response
-/// coefficient must hold before the mask, slots and all. `x` is C x H x W, `w` is
-/// M x C/groups x kh x kw; the result is M x out_h x out_w.
-pub fn coefficient_reference(g: &ConvGeom, x: &[u128], w: &[i128], log_t: u32) -> Vec<u128> {
-    let mask = crate::verify::he::low_mask(log_t);
+/// coefficient must hold before the mask, slots and all. `x` is C x H x W (values mod t),
+/// `w` is M x C/groups x kh x kw; the result is M x out_h x out_w.
+pub fn coefficient_reference(g: &ConvGeom, x: &[u128], w: &[i128], t: &PlainModulus) -> Vec<u128> {
+    let pow2 = t.is_pow2();
+    let mask = t.t.wrapping_sub(1);
     let cpg = g.c / g.groups;
     let mpg = g.m / g.groups;
     let mut out = vec![0u128; (g.m * g.out_h * g.out_w) as usize];
@@ -340,11 +370,16 @@ pub fn coefficient_reference(g: &ConvGeom, x: &[u128], w: &[i128], log_t: u32) -
                             let (r, col) = (oy * g.sh + a, ox * g.sw + b);
                             let xv = x[((c * g.h + r) * g.w + col) as usize];
                             let wv = w[(((m * cpg + lc) * g.kh + a) * g.kw + b) as usize];
-                            acc = acc.wrapping_add(xv.wrapping_mul(wv as u128));
+                            acc = if pow2 {
+                                acc.wrapping_add(xv.wrapping_mul(wv as u128))
+                            } else {
+                                t.add(acc, t.mul_signed(xv, wv))
+                            };
                         }
                     }
                 }
-                out[((m * g.out_h + oy) * g.out_w + ox) as usize] = acc & mask;
+                out[((m * g.out_h + oy) * g.out_w + ox) as usize] =
+                    if pow2 { acc & mask } else { acc };
             }
         }
     }

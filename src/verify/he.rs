@@ -6,6 +6,8 @@
 use tfhe::core_crypto::commons::math::random::{CompressionSeed, RandomGenerable, Seed, Uniform};
 use tfhe::core_crypto::prelude::*;
 
+pub use super::plain::PlainModulus;
+
 /// A container word (u64 or u128) with conversions to u128.
 pub trait Word:
     UnsignedTorus + Encryptable<Uniform, Gaussian<f64>> + RandomGenerable<Uniform> + Send + Sync
@@ -109,16 +111,17 @@ impl<S: Word> ClientKey<S> {
             .collect()
     }
 
-    /// Encrypts plaintext coefficients `m` (mod 2^log_t) as Delta * m with Delta = 2^(log_q -
-    /// log_t), seeded, with Gaussian error of standard deviation `error_std` (absolute).
-    /// For a non-native power-of-two modulus tfhe takes plaintexts and noise as integers
-    /// mod q and scales them into the container's top bits itself (and back on decryption).
-    pub fn encrypt(&mut self, m: &[u128], log_t: u32, log_q: u32, error_std: f64) -> Query {
+    /// Encrypts plaintext coefficients `m` (mod t) as round(q m / t) (Delta * m when t is a
+    /// power of two, [`PlainModulus::encode`]), seeded, with Gaussian error of standard
+    /// deviation `error_std` (absolute). For a non-native power-of-two modulus tfhe takes
+    /// plaintexts and noise as integers mod q and scales them into the container's top bits
+    /// itself (and back on decryption).
+    pub fn encrypt(&mut self, m: &[u128], t: &PlainModulus, log_q: u32, error_std: f64) -> Query {
         let w = S::BITS as u32;
         let n = m.len();
         let pt: Vec<S> = m
             .iter()
-            .map(|&v| S::from_u128((v & low_mask(log_t)) << (log_q - log_t)))
+            .map(|&v| S::from_u128(t.encode(t.reduce(v), log_q)))
             .collect();
         let pt = PlaintextList::from_container(pt);
         let seed = self.seeder.seed();
@@ -145,15 +148,15 @@ impl<S: Word> ClientKey<S> {
 
     /// Decrypts a truncated response: `c1` at `c1_bits` for all N coefficients, `c0` at
     /// `c0_bits` at the given coefficients (the rest unused). Returns, for each of those
-    /// coefficients, the decoded value mod 2^log_t and the error |phase - Delta * value| in
-    /// units of 2^-log_q.
+    /// coefficients, the decoded value mod t and the error |phase - encode(value)| in units
+    /// of 2^-log_q.
     pub fn decrypt(
         &self,
         c1: &[u128],
         c1_bits: u32,
         c0: &[(usize, u128)],
         c0_bits: u32,
-        log_t: u32,
+        t: &PlainModulus,
         log_q: u32,
     ) -> Vec<(u128, u128)> {
         let w = S::BITS as u32;
@@ -169,16 +172,8 @@ impl<S: Word> ClientKey<S> {
         let mut pt = PlaintextList::new(S::ZERO, PlaintextCount(n));
         decrypt_glwe_ciphertext(&self.sk, &ct, &mut pt);
         let phases = pt.into_container();
-        let delta = log_q - log_t;
-        let qmask = low_mask(log_q);
         c0.iter()
-            .map(|&(i, _)| {
-                let ph = phases[i].to_u128() & qmask;
-                let m = (ph.wrapping_add(1u128 << (delta - 1)) >> delta) & low_mask(log_t);
-                let err = ph.wrapping_sub(m << delta) & qmask;
-                let err = err.min(qmask - err + 1);
-                (m, err)
-            })
+            .map(|&(i, _)| t.decode(phases[i].to_u128(), log_q))
             .collect()
     }
 }
@@ -209,12 +204,14 @@ mod tests {
     use super::*;
 
     fn round_trip<S: Word>(log_q: u32, log_t: u32, c1_bits: u32, c0_bits: u32) -> u128 {
+        round_trip_t::<S>(log_q, PlainModulus::pow2(log_t).unwrap(), c1_bits, c0_bits)
+    }
+
+    fn round_trip_t<S: Word>(log_q: u32, t: PlainModulus, c1_bits: u32, c0_bits: u32) -> u128 {
         let n = 512;
         let mut k = ClientKey::<S>::new(n);
-        let m: Vec<u128> = (0..n as u128)
-            .map(|i| (i * 7919 + 3) & low_mask(log_t))
-            .collect();
-        let q = k.encrypt(&m, log_t, log_q, 3.2);
+        let m: Vec<u128> = (0..n as u128).map(|i| (i * 7919 + 3) % t.t).collect();
+        let q = k.encrypt(&m, &t, log_q, 3.2);
         let (mask, body) = decompress::<S>(&q, log_q);
         let rd = |v: u128, bits: u32| {
             let drop = log_q - bits;
@@ -230,7 +227,7 @@ mod tests {
             .enumerate()
             .map(|(i, &v)| (i, rd(v, c0_bits)))
             .collect();
-        let out = k.decrypt(&c1, c1_bits, &c0, c0_bits, log_t, log_q);
+        let out = k.decrypt(&c1, c1_bits, &c0, c0_bits, &t, log_q);
         let mut max = 0;
         for (i, (v, e)) in out.iter().enumerate() {
             assert_eq!(*v, m[i], "coefficient {i}");
@@ -256,6 +253,20 @@ mod tests {
         round_trip::<u128>(109, 37, 50, 38);
         // Packed layers: plaintext moduli above 64 bits.
         round_trip::<u128>(120, 90, 103, 91);
+    }
+
+    #[test]
+    fn odd_plaintext_modulus_round_trip() {
+        // CRT products of four 19- and 20-bit primes (t odd, not dividing q): the encoding
+        // round(q m / t) decrypts exactly, truncated as the model truncates (c0 at log t + 1,
+        // c1 at log t + 13 bits).
+        for w in [19, 20] {
+            let moduli = crate::model::linear::crt_moduli(w, 4).unwrap();
+            let t = crate::verify::plain::Crt::new(&moduli).unwrap().t;
+            round_trip_t::<u128>(t.log_t + 20, t, t.log_t + 13, t.log_t + 1);
+        }
+        let t = PlainModulus::new(1_000_003).unwrap();
+        round_trip_t::<u64>(44, t, 33, 21);
     }
 }
 

@@ -1,7 +1,7 @@
 //! Per-operation timings of this machine for the latency model (`hequant calibrate`):
 //! the operations the verify mode itself runs, at N = 4096, one thread.
 
-use super::he::ClientKey;
+use super::he::{ClientKey, PlainModulus};
 use super::ntt::{CrtNtt, bound_bits};
 use std::time::Instant;
 
@@ -46,12 +46,14 @@ fn median_us(reps: usize, mut f: impl FnMut()) -> f64 {
 pub fn calibrate(reps: usize) -> Calibration {
     let n = CALIBRATION_N;
     let mut key = ClientKey::<u64>::new(n);
+    let t = PlainModulus::pow2(CALIBRATION_LOG_T).expect("a valid width");
+    let t_wide = PlainModulus::pow2(37).expect("a valid width");
     let m: Vec<u128> = (0..n as u128)
         .map(|i| i * 7919 % (1 << CALIBRATION_LOG_T))
         .collect();
     let mut last = None;
     let encrypt_us = median_us(reps, || {
-        last = Some(key.encrypt(&m, CALIBRATION_LOG_T, CALIBRATION_LOG_Q, 3.2));
+        last = Some(key.encrypt(&m, &t, CALIBRATION_LOG_Q, 3.2));
     });
     let c1: Vec<u128> = last.map(|q| q.body).unwrap_or_else(|| vec![0; n]);
     let c0: Vec<(usize, u128)> = (0..n).map(|i| (i, c1[i] >> 20)).collect();
@@ -61,7 +63,7 @@ pub fn calibrate(reps: usize) -> Calibration {
             CALIBRATION_LOG_Q,
             &c0,
             CALIBRATION_LOG_T + 1,
-            CALIBRATION_LOG_T,
+            &t,
             CALIBRATION_LOG_Q,
         ));
     });
@@ -80,12 +82,12 @@ pub fn calibrate(reps: usize) -> Calibration {
     let mut wide = ClientKey::<u128>::new(n);
     let mut last_wide = None;
     let encrypt_wide_us = median_us(reps, || {
-        last_wide = Some(wide.encrypt(&m, 37, 109, 3.2));
+        last_wide = Some(wide.encrypt(&m, &t_wide, 109, 3.2));
     });
     let c1w: Vec<u128> = last_wide.map(|q| q.body).unwrap_or_else(|| vec![0; n]);
     let c0w: Vec<(usize, u128)> = (0..n).map(|i| (i, c1w[i] >> 71)).collect();
     let decrypt_wide_us = median_us(reps, || {
-        std::hint::black_box(wide.decrypt(&c1w, 109, &c0w, 38, 37, 109));
+        std::hint::black_box(wide.decrypt(&c1w, 109, &c0w, 38, &t_wide, 109));
     });
     Calibration {
         encrypt_wide_us,

@@ -17,6 +17,7 @@ pub mod nonlinear;
 pub mod ntt;
 pub mod otnet;
 pub mod packing;
+pub mod plain;
 pub mod server;
 pub mod transport;
 
@@ -28,6 +29,7 @@ use crate::protocol::{CostModel, Link, Protocol};
 use crate::workload::{Layer, Network};
 use encoding::Layout;
 use packing::Packer;
+use plain::{Crt, PlainModulus};
 use serde::{Deserialize, Serialize};
 use tfhe::core_crypto::commons::math::random::{RandomGenerator, Seed};
 use tfhe::core_crypto::prelude::DefaultRandomGenerator;
@@ -43,6 +45,8 @@ pub const MAX_LAYER_ELEMENTS: u64 = 1 << 24;
 pub const MAX_LAYER_CIPHERTEXTS: u64 = 1 << 16;
 /// Bytes (both ways) of one layer at most.
 pub const MAX_LAYER_BYTES: u64 = 1 << 32;
+/// Images of a batch one layer runs at most.
+pub const MAX_BATCH: u64 = 64;
 
 /// The parameter set of one layer, as both parties must agree on it (sent with each layer).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +70,13 @@ pub struct LayerParams {
     /// the server holds no share of it.
     #[serde(default)]
     pub client_input_bits: Option<u32>,
+    /// Images of the batch this layer runs, and independent runs of the layout they take
+    /// (the batch, or the batch over the CRT components when images share ciphertexts).
+    pub images: u64,
+    pub runs: u64,
+    /// CRT components t_1 ... t_c of the plaintext modulus (empty: t = 2^log_t). Image
+    /// `run * c + i` is held by component i, its shares mod t_i.
+    pub crt_moduli: Vec<u64>,
 }
 
 /// One layer to run.
@@ -79,6 +90,105 @@ pub struct LayerPlan {
     pub layout: Layout,
     pub cost: LinearCost,
     pub predicted_s: f64,
+    /// The plaintext modulus t, and its CRT components when it has them.
+    pub plain: PlainModulus,
+    pub crt: Option<Crt>,
+}
+
+impl LayerPlan {
+    /// Elements of one image's input and output.
+    pub fn in_elems(&self) -> usize {
+        self.layer.input.elems() as usize
+    }
+    pub fn out_elems(&self) -> usize {
+        self.layer.output.elems() as usize
+    }
+    /// Coefficients of one run's (virtual) output.
+    pub fn virt_out_elems(&self) -> usize {
+        self.packer.virt.out_elems() as usize
+    }
+    /// Images of one run: the CRT components, or 1.
+    pub fn images_per_run(&self) -> u64 {
+        self.crt.as_ref().map_or(1, |c| c.moduli.len() as u64)
+    }
+    /// The ring of image `image`'s input and output shares: 2^l, or its CRT component.
+    pub fn share_ring(&self, image: u64) -> PlainModulus {
+        match &self.crt {
+            Some(c) => {
+                PlainModulus::new(c.moduli[(image % c.moduli.len() as u64) as usize] as u128)
+                    .expect("CRT components are at least 2")
+            }
+            None => PlainModulus {
+                t: 1u128 << self.params.ring_bits,
+                log_t: self.params.ring_bits,
+            },
+        }
+    }
+    /// The virtual input of run `run` (values mod t) from one party's input, every image
+    /// of the batch one after another (each in its share ring): Cheetah's preprocessing,
+    /// then the bit slots, or the CRT composition of the run's images.
+    pub fn virtual_input(&self, x: &[u64], run: u64) -> Vec<u128> {
+        let e = self.in_elems();
+        let image = |i: u64| {
+            let s = i as usize * e;
+            encoding::preprocess(&self.layer, &x[s..s + e])
+        };
+        match &self.crt {
+            None => self.packer.pack_input(&image(run)),
+            Some(c) => {
+                let k = c.moduli.len() as u64;
+                let parts: Vec<Vec<u64>> = (0..k).map(|i| image(run * k + i)).collect();
+                let mut res = vec![0u64; k as usize];
+                (0..parts[0].len())
+                    .map(|j| {
+                        for (r, p) in res.iter_mut().zip(&parts) {
+                            *r = p[j];
+                        }
+                        c.compose(&res)
+                    })
+                    .collect()
+            }
+        }
+    }
+    /// Each image's real output share (images one after another) from one party's output
+    /// coefficients `y` (runs x virtual outputs, mod t): the client's share is its slot or
+    /// CRT component of the decrypted coefficient, the server's (`negate`) minus that of its
+    /// mask.
+    pub fn real_shares(&self, y: &[u128], negate: bool) -> Vec<u64> {
+        let (e, v) = (self.out_elems(), self.virt_out_elems());
+        let mut out = vec![0u64; self.params.images as usize * e];
+        for run in 0..self.params.runs as usize {
+            let yr = &y[run * v..(run + 1) * v];
+            match &self.crt {
+                Some(c) => {
+                    let k = c.moduli.len();
+                    for (j, &val) in yr.iter().enumerate() {
+                        for (i, (r, &m)) in c.decompose(val).into_iter().zip(&c.moduli).enumerate()
+                        {
+                            out[(run * k + i) * e + j] = if negate && r != 0 { m - r } else { r };
+                        }
+                    }
+                }
+                None => {
+                    let mask = ring_mask(self.params.ring_bits);
+                    let o = &mut out[run * e..(run + 1) * e];
+                    for (j, &val) in yr.iter().enumerate() {
+                        for (shift, real) in self.packer.slots(j) {
+                            let s = (val >> shift) as u64 & mask;
+                            if let Some(x) = o.get_mut(real) {
+                                *x = if negate {
+                                    0u64.wrapping_sub(s) & mask
+                                } else {
+                                    s
+                                };
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 /// A linear layer the verify mode does not run, and why.
@@ -230,18 +340,58 @@ pub fn plan(
         };
         let ctx = he_context(protocol, cm, r.ring_bits_out, r.bits, true);
         let ring_bits = r.ring_bits_out;
-        if cost.log_t != packer.log_t(ring_bits) || ring_bits > 64 || cost.log_q > MAX_LOG_Q {
+        // The plaintext modulus: CRT components chosen by the model's rule, or a power of two.
+        let crt = if mapping.packing.is_crt() {
+            let moduli = crate::model::linear::crt_moduli(ring_bits, mapping.packing.factor)
+                .ok_or_else(|| VerifyError::Layer {
+                    layer: l.name.clone(),
+                    message: format!(
+                        "no {} CRT components for {ring_bits}-bit shares",
+                        mapping.packing.factor
+                    ),
+                })?;
+            Some(Crt::new(&moduli).map_err(|e| VerifyError::Layer {
+                layer: l.name.clone(),
+                message: e.to_string(),
+            })?)
+        } else {
+            None
+        };
+        let plain = match &crt {
+            Some(c) => Ok(c.t),
+            None => PlainModulus::pow2(packer.log_t(ring_bits)),
+        };
+        let plain = match plain {
+            Ok(t) if t.log_t == cost.log_t && ring_bits <= 64 && cost.log_q <= MAX_LOG_Q => t,
+            _ => {
+                skipped.push(skip(format!(
+                    "plaintext modulus of {} bits with shares mod 2^{} and q = 2^{} is outside what the verify mode runs (t = 2^l unpacked, 2^(slots x {}) packed or a CRT product, log t <= {}, l <= 64, log q <= {MAX_LOG_Q})",
+                    cost.log_t,
+                    ring_bits,
+                    cost.log_q,
+                    cost.slot_bits,
+                    plain::MAX_LOG_T
+                )));
+                continue;
+            }
+        };
+        let runs = cost.runs.max(1);
+        let per_run = crt.as_ref().map_or(1, |c| c.moduli.len() as u64);
+        let images = runs * per_run;
+        if images > MAX_BATCH || images * (l.input.elems() + l.output.elems()) > MAX_LAYER_ELEMENTS
+        {
             skipped.push(skip(format!(
-                "plaintext modulus 2^{} with shares mod 2^{} and q = 2^{} is outside what the verify mode runs (t = 2^l unpacked or 2^(slots x {}) packed, l <= 64, log q <= {MAX_LOG_Q})",
-                cost.log_t, ring_bits, cost.log_q, cost.slot_bits
+                "a batch of {images} images of {} + {} elements is beyond the verify mode's caps (at most {MAX_BATCH} images and {MAX_LAYER_ELEMENTS} elements)",
+                l.input.elems(),
+                l.output.elems()
             )));
             continue;
         }
-        if layout.queries() != cost.ct_in || layout.responses() != cost.ct_out {
+        if layout.queries() * runs != cost.ct_in || layout.responses() * runs != cost.ct_out {
             return Err(VerifyError::Layer {
                 layer: l.name.clone(),
                 message: format!(
-                    "the encoding gives {} queries and {} responses, the model {} and {}",
+                    "the encoding gives {} queries and {} responses in each of {runs} runs, the model {} and {} in all",
                     layout.queries(),
                     layout.responses(),
                     cost.ct_in,
@@ -269,12 +419,17 @@ pub fn plan(
                 client_input_bits: (mapping.packing.is_packed()
                     && mapping.packing.scheme == crate::mapping::SlotScheme::Client)
                     .then(|| r.bits.map_or(8, |b| b.a.get())),
+                images,
+                runs,
+                crt_moduli: crt.as_ref().map_or(Vec::new(), |c| c.moduli.clone()),
             },
             layer: l.clone(),
             packer,
             layout,
             cost,
             predicted_s,
+            plain,
+            crt,
         });
     }
     Ok(Plan {
@@ -340,29 +495,46 @@ pub fn server_data(seed: u128, p: &LayerPlan, mode: DataMode) -> ServerData {
         })
         .collect();
     let x_s = if p.params.client_input_bits.is_some() {
-        vec![0; p.layer.input.elems() as usize]
+        vec![0; p.params.images as usize * p.in_elems()]
     } else {
-        draw_shares(
-            &mut g,
-            p.layer.input.elems() as usize,
-            p.params.ring_bits,
-            mode,
-        )
+        draw_batch(&mut g, p, mode)
     };
-    let tmask = he::low_mask(p.params.log_t);
-    let mask = (0..p.packer.virt.out_elems())
-        .map(|_| {
-            let hi = g.random_uniform::<u64>() as u128;
-            ((hi << 64) | g.random_uniform::<u64>() as u128) & tmask
-        })
+    let mask = (0..p.params.runs as usize * p.virt_out_elems())
+        .map(|_| p.plain.uniform(|| draw_u128(&mut g)))
         .collect();
     ServerData { weights, x_s, mask }
+}
+
+fn draw_u128(g: &mut RandomGenerator<DefaultRandomGenerator>) -> u128 {
+    let hi = g.random_uniform::<u64>() as u128;
+    (hi << 64) | g.random_uniform::<u64>() as u128
+}
+
+/// One party's input shares of every image of the batch (one after another), each uniform
+/// in its image's share ring ([`LayerPlan::share_ring`]), or its largest value.
+pub(crate) fn draw_batch(
+    g: &mut RandomGenerator<DefaultRandomGenerator>,
+    p: &LayerPlan,
+    mode: DataMode,
+) -> Vec<u64> {
+    let mut out = Vec::with_capacity(p.params.images as usize * p.in_elems());
+    for i in 0..p.params.images {
+        let ring = p.share_ring(i);
+        for _ in 0..p.in_elems() {
+            out.push(match mode {
+                DataMode::Random => ring.uniform(|| draw_u128(g)) as u64,
+                DataMode::WorstCase => (ring.t - 1) as u64,
+            });
+        }
+    }
+    out
 }
 
 /// One wrong output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Mismatch {
-    /// Index in the output tensor (channel-major) and as (channel, row, column).
+    /// Index over the batch's outputs (image-major, then channel-major) and the position
+    /// in its image as (channel, row, column).
     pub index: usize,
     pub position: [u64; 3],
     /// `None`: no response slot held this output.
@@ -398,6 +570,11 @@ pub struct LayerResult {
     pub log_t: u32,
     pub tiling: String,
     pub packing: String,
+    /// Images of the batch run, in how many runs of the layout (CRT components share one).
+    pub images: u64,
+    pub runs: u64,
+    /// The CRT components of t (empty: t = 2^log_t).
+    pub crt_moduli: Vec<u64>,
     pub ct_in: u64,
     pub ct_out: u64,
     /// Bytes both ways: the model's (bit-packed), the ciphertext payloads sent, and all

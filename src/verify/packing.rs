@@ -37,7 +37,18 @@ pub struct Packer {
 
 impl Packer {
     pub fn new(g: &ConvGeom, p: Packing, slot_bits: u32) -> Result<Packer, Unsupported> {
-        let b = if p.is_packed() { p.factor as u64 } else { 1 };
+        if p.is_crt() && p.direction == PackDirection::Tiles {
+            return Err(Unsupported::Mapping(
+                "CRT slots over spatial tiles are not run by the verify mode (CRT over batch images is)".into(),
+            ));
+        }
+        // CRT over batch images leaves each image's layer as it is: the components live in
+        // the plaintext modulus ([`super::plain::Crt`]), not in bit slots.
+        let b = if p.is_packed() && !p.is_crt() {
+            p.factor as u64
+        } else {
+            1
+        };
         let dir = if b > 1 {
             p.direction
         } else {

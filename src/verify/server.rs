@@ -6,7 +6,7 @@ use super::bitpack::{BitReader, BitWriter};
 use super::he::{self, Query, low_mask};
 use super::ntt::{CrtNtt, NttPoly, bound_bits};
 use super::transport::{Channel, Kind};
-use super::{LayerParams, LayerPlan, Plan, RunOptions, VerifyError, encoding};
+use super::{LayerParams, LayerPlan, Plan, RunOptions, VerifyError};
 use crate::protocol::sizes::{SEED_BYTES, query_ct_bytes};
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
@@ -100,9 +100,9 @@ fn round_to(v: u128, log_q: u32, bits: u32) -> u128 {
 type OgResult = (Vec<(u64, Vec<u8>)>, f64);
 
 /// The server's computation of one layer from decompressed queries: the bit-packed
-/// responses in order (`queries[q]` = (mask, body) mod 2^log_q), and the seconds spent
-/// encoding the weights into NTT form (work that does not depend on the client's input,
-/// which a deployment does once ahead of time).
+/// responses in order (`queries[q]` = (mask, body) mod 2^log_q, run by run), and the
+/// seconds spent encoding the weights into NTT form (work that does not depend on the
+/// client's input, which a deployment does once ahead of time; once for all runs).
 pub fn compute_layer(
     lp: &LayerPlan,
     data: &super::ServerData,
@@ -111,22 +111,24 @@ pub fn compute_layer(
 ) -> (Vec<Vec<u8>>, f64) {
     let p = &lp.params;
     let lay = &lp.layout;
-    let (log_q, log_t) = (p.log_q, p.log_t);
-    let delta = log_q - log_t;
+    let log_q = p.log_q;
     let qmask = low_mask(log_q);
+    let t = &lp.plain;
     let n = lay.n;
     let wbits = lp.packer.weight_bits(p.weight_bits);
     let ntt = CrtNtt::new(n, bound_bits(log_q, wbits, n as u64, lay.cb))
         .expect("NTT primes exist for power-of-two N >= 16");
     // Add the server's share, then go to NTT form.
-    let x_s = lp
-        .packer
-        .pack_input(&encoding::preprocess(&lp.layer, &data.x_s));
+    let x_s: Vec<Vec<u128>> = (0..p.runs)
+        .map(|r| lp.virtual_input(&data.x_s, r))
+        .collect();
     let w_virtual = lp.packer.pack_weights(&data.weights);
+    let per_run_q = lay.queries();
     let fwd = |(q, (mask, mut body)): (usize, (Vec<u128>, Vec<u128>))| -> (NttPoly, NttPoly) {
-        let m = lay.encode_input(&x_s, q as u64);
+        let q = q as u64;
+        let m = lay.encode_input(&x_s[(q / per_run_q) as usize], q % per_run_q);
         for (b, &v) in body.iter_mut().zip(&m) {
-            *b = b.wrapping_add(v << delta) & qmask;
+            *b = b.wrapping_add(t.encode(v, log_q)) & qmask;
         }
         let c = |p: &[u128]| p.iter().map(|&v| centred(v, log_q)).collect::<Vec<_>>();
         (ntt.forward(&c(&mask)), ntt.forward(&c(&body)))
@@ -138,25 +140,30 @@ pub fn compute_layer(
         queries.into_iter().enumerate().map(fwd).collect()
     };
     let tiles = lay.tiles();
+    let per_run_r = lay.responses();
+    let virt_out = lp.virt_out_elems();
     let per_og = |og: u64| -> OgResult {
         let tw = Instant::now();
         let weights: Vec<Option<NttPoly>> = (0..lay.cb)
             .map(|cb| lay.weight_poly(&w_virtual, og, cb).map(|w| ntt.forward(&w)))
             .collect();
         let weight_s = tw.elapsed().as_secs_f64();
-        let out = (0..tiles)
-            .map(|t| {
+        let mut out = Vec::with_capacity((p.runs * tiles) as usize);
+        for run in 0..p.runs {
+            let q0 = (run * per_run_q) as usize;
+            let mask = &data.mask[run as usize * virt_out..(run as usize + 1) * virt_out];
+            for tile in 0..tiles {
                 let (mut am, mut ab) = (ntt.zero(), ntt.zero());
                 for (cb, w) in weights.iter().enumerate() {
                     if let Some(w) = w {
-                        let (qm, qb) = &q_ntt[(t * lay.cb) as usize + cb];
+                        let (qm, qb) = &q_ntt[q0 + (tile * lay.cb) as usize + cb];
                         ntt.mul_acc(&mut am, qm, w);
                         ntt.mul_acc(&mut ab, qb, w);
                     }
                 }
                 let c1 = ntt.inverse(am);
                 let c0 = ntt.inverse(ab);
-                let r = t * lay.og + og;
+                let r = tile * lay.og + og;
                 let outs = lay.outputs(r);
                 let mut wr = BitWriter::with_capacity_bits(
                     n as u64 * p.c1_bits as u64 + outs.len() as u64 * p.c0_bits as u64,
@@ -165,12 +172,12 @@ pub fn compute_layer(
                     wr.put(round_to(v & qmask, log_q, p.c1_bits), p.c1_bits);
                 }
                 for s in &outs {
-                    let masked = c0[s.coeff].wrapping_add(data.mask[s.index] << delta);
+                    let masked = c0[s.coeff].wrapping_add(t.encode(mask[s.index], log_q));
                     wr.put(round_to(masked & qmask, log_q, p.c0_bits), p.c0_bits);
                 }
-                (r, wr.finish())
-            })
-            .collect();
+                out.push((run * per_run_r + r, wr.finish()));
+            }
+        }
         (out, weight_s)
     };
     let parts: Vec<OgResult> = if parallel {
