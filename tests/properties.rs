@@ -104,8 +104,8 @@ proptest! {
 }
 
 proptest! {
-    /// CRT slots: every component is a prime above the share ring 2^l, the components are
-    /// pairwise distinct (so coprime), t is their product, and a batch mapping covers the
+    /// CRT slots: the first component is the share ring 2^l, every other one a prime above
+    /// it, the primes pairwise distinct (so all components coprime), t is their product, and a batch mapping covers the
     /// batch with batch / c runs of one ciphertext set each.
     #[test]
     fn crt_mappings_use_coprime_components_above_the_ring(
@@ -119,7 +119,9 @@ proptest! {
         cx.batch = batch;
         let map = LinearMapping { n, tiling: Tiling { c_w: c.min(8), h_w: g.h, w_w: g.w, m_w: 1 }, packing: Packing::new(PackDirection::Batch, comps, SlotScheme::Crt) };
         let moduli = crt_moduli(ring, comps).unwrap();
-        for (i, &t) in moduli.iter().enumerate() {
+        prop_assert_eq!(moduli.len(), comps as usize);
+        prop_assert_eq!(moduli[0], 1u64 << ring);
+        for (i, &t) in moduli.iter().enumerate().skip(1) {
             prop_assert!(t > 1u64 << ring);
             prop_assert!((2..t).take_while(|d| d * d <= t).all(|d| t % d != 0), "{t} not prime");
             prop_assert!(moduli[..i].iter().all(|&u| u != t));

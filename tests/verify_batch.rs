@@ -157,15 +157,20 @@ fn a_corrupted_response_of_the_second_run_is_detected() {
     let l = &r.layers[0];
     assert!(!r.ok);
     assert!(l.coefficient_mismatches >= 1 && l.mismatches >= 1, "{l:#?}");
-    // The wrong outputs belong to the second run's images (2 and 3), and the one wrong
-    // coefficient spoils the same output of both: its CRT components are those two images.
+    // The wrong outputs belong to the second run's images (2 and 3), all at the position
+    // of the one wrong coefficient (its CRT components are those two images; a shift of the
+    // phase by q / 4, this bit, is t / 4 = 2^(l - 2) p: 0 mod p, so it can spare image 3).
     let per_image = lp.layer.output.elems() as usize;
     let images: std::collections::BTreeSet<usize> = l
         .first_mismatches
         .iter()
         .map(|m| m.index / per_image)
         .collect();
-    assert_eq!(images, [2, 3].into(), "{:?}", l.first_mismatches);
+    assert!(
+        !images.is_empty() && images.iter().all(|&i| i == 2 || i == 3),
+        "{:?}",
+        l.first_mismatches
+    );
     let positions: std::collections::BTreeSet<[u64; 3]> =
         l.first_mismatches.iter().map(|m| m.position).collect();
     assert_eq!(positions.len(), 1, "{:?}", l.first_mismatches);
@@ -202,8 +207,15 @@ fn crt_components_of_resnet18_hold_the_worst_accumulator() {
             (4, 4)
         };
         let worst = fan_in as u128 * (1u128 << (wb - 1)) * ((1u128 << ab) - 1);
-        for &t in &lp.params.crt_moduli {
-            assert!(t % 2 == 1, "{}: {t}", lp.params.name);
+        let l_bits = lp.params.ring_bits;
+        assert_eq!(
+            lp.params.crt_moduli[0],
+            1u64 << l_bits,
+            "{}",
+            lp.params.name
+        );
+        for (i, &t) in lp.params.crt_moduli.iter().enumerate() {
+            assert!(i == 0 || t % 2 == 1, "{}: {t}", lp.params.name);
             assert!(
                 t as u128 / 2 > worst,
                 "{}: t = {t}, worst {worst}",

@@ -316,9 +316,11 @@ pub(crate) fn is_prime_u64(n: u64) -> bool {
     true
 }
 
-/// The CRT plaintext moduli of a layer whose shares need `w` bits: the `c` smallest primes
-/// above 2^w (pairwise coprime, each holding a signed w-bit accumulator; docs/protocol-reference.md
-/// 4.2). `None` above [`CRT_MAX_COMPONENT_BITS`] or [`CRT_MAX_COMPONENTS`].
+/// The CRT plaintext moduli of a layer whose shares need `w` bits: the share ring 2^w itself,
+/// then the `c - 1` smallest primes above 2^w (pairwise coprime, each holding a signed w-bit
+/// accumulator; docs/protocol-reference.md 4.2). The image in component 2^w keeps its shares
+/// as they are: only the other `c - 1` need conversions. `None` above
+/// [`CRT_MAX_COMPONENT_BITS`] or [`CRT_MAX_COMPONENTS`].
 pub fn crt_moduli(w: u32, c: u32) -> Option<Vec<u64>> {
     use std::sync::OnceLock;
     static TABLE: OnceLock<Vec<Vec<u64>>> = OnceLock::new();
@@ -340,10 +342,20 @@ pub fn crt_moduli(w: u32, c: u32) -> Option<Vec<u64>> {
             })
             .collect()
     });
-    Some(table[w as usize][..c as usize].to_vec())
+    if c == 0 {
+        return Some(Vec::new());
+    }
+    let mut v = vec![1u64 << w];
+    v.extend_from_slice(&table[w as usize][..c as usize - 1]);
+    Some(v)
 }
 
-/// ceil(log2(t_1 * ... * t_c)) exactly (the product is odd and above 1, so its bit length).
+/// CRT components that need share conversions: all but the share ring's own 2^w.
+pub fn crt_converted_components(c: u64) -> u64 {
+    c.saturating_sub(1)
+}
+
+/// ceil(log2(t_1 * ... * t_c)) exactly: the product's bit length, one less for a power of two.
 pub fn crt_log_t(moduli: &[u64]) -> u32 {
     let mut limbs: Vec<u64> = vec![1];
     for &t in moduli {
@@ -358,7 +370,9 @@ pub fn crt_log_t(moduli: &[u64]) -> u32 {
         }
     }
     let top = *limbs.last().expect("at least one limb");
-    (limbs.len() as u32 - 1) * 64 + (64 - top.leading_zeros())
+    let bits = (limbs.len() as u32 - 1) * 64 + (64 - top.leading_zeros());
+    let pow2 = top.is_power_of_two() && limbs[..limbs.len() - 1].iter().all(|&l| l == 0);
+    if pow2 { bits - 1 } else { bits }
 }
 
 /// Accumulator width of a layer: b_a + b_w + ceil(log2(fan_in)) (docs/protocol-reference.md 4).
@@ -458,7 +472,7 @@ pub fn cheetah_tiling(g: &ConvGeom, n: u64) -> Tiling {
 /// - noise: sigma_out = sigma * sqrt(M_w * fan_in * E[w^2]) * 2^((b-1) S) for weight-side packing;
 ///   log q >= log t + 2 + log2(z * sigma_out + rounding) + flood bits, z = sqrt(2 * 40 * ln 2)
 ///   (one bit for Delta / 2, one for the rounding of the truncated response body, up to
-///   Delta / 4); rounding = 0 when t divides q, and for an odd CRT t the encoding
+///   Delta / 4); rounding = 0 when t divides q, and for a CRT t (2^l times odd primes) the encoding
 ///   round(q m / t) of both shares and of the mask adds at most ||w||_1 + 1/2 <=
 ///   M_w * fan_in * 2^(b_w - 1) + 1 (docs/protocol-reference.md 4.2);
 /// - response: c1 at log t + floor(log2(12 N sqrt(1/18))) bits for all N coefficients, c0 at
@@ -783,7 +797,15 @@ pub fn evaluate_coeff(
             c_eff.div_ceil(c_w),
         )),
         runs,
-        conversion_bytes: if crt { ctx.crt_conversion_bytes } else { 0 },
+        // The batch's conversions, less those of the images in the 2^l component (CRT
+        // over tiles: every element priced, an upper bound).
+        conversion_bytes: match (crt, direction) {
+            (false, _) => 0,
+            (true, PackDirection::Batch) => {
+                (ctx.crt_conversion_bytes * crt_converted_components(c)).div_ceil(c)
+            }
+            (true, _) => ctx.crt_conversion_bytes,
+        },
         conversion_rounds: if crt { ctx.crt_conversion_rounds } else { 0 },
     })
 }

@@ -144,27 +144,31 @@ impl PlainModulus {
         quo & qmask
     }
 
-    /// The value mod t nearest the phase (mod 2^log_q), and the error |phase - encode(m)| mod q.
+    /// The value mod t nearest the phase (mod 2^log_q), and the error: |phase - Delta m| mod q,
+    /// for an odd t |phase - q m / t| rounded (within 1 of |phase - encode(m)|).
     pub fn decode(&self, phase: u128, log_q: u32) -> (u128, u128) {
         let qmask = super::he::low_mask(log_q);
         let ph = phase & qmask;
-        let m = if self.is_pow2() {
+        if self.is_pow2() {
             let delta = log_q - self.log_t;
-            (ph.wrapping_add(1u128 << (delta - 1)) >> delta) & (self.t - 1)
+            let m = (ph.wrapping_add(1u128 << (delta - 1)) >> delta) & (self.t - 1);
+            let err = ph.wrapping_sub(m << delta) & qmask;
+            return (m, err.min((qmask - err).wrapping_add(1) & qmask));
+        }
+        // round(t ph / 2^log_q) = (t ph + 2^(log_q - 1)) >> log_q over 256 bits; the low
+        // log_q bits of t ph + 2^(log_q - 1), less 2^(log_q - 1), are t times the error.
+        let half = 1u128 << (log_q - 1);
+        let (hi, lo) = mul_wide(self.t, ph);
+        let (lo_h, c) = lo.overflowing_add(half);
+        let hi = hi + u128::from(c);
+        let v = if log_q == 128 {
+            hi
         } else {
-            // round(t ph / 2^log_q): (t ph + 2^(log_q - 1)) >> log_q over 256 bits.
-            let (hi, lo) = mul_wide(self.t, ph);
-            let (lo, c) = lo.overflowing_add(1u128 << (log_q - 1));
-            let hi = hi + u128::from(c);
-            let v = if log_q == 128 {
-                hi
-            } else {
-                (hi << (128 - log_q)) | (lo >> log_q)
-            };
-            v % self.t
+            (hi << (128 - log_q)) | (lo_h >> log_q)
         };
-        let err = ph.wrapping_sub(self.encode(m, log_q)) & qmask;
-        (m, err.min((qmask - err).wrapping_add(1) & qmask))
+        let low = lo_h & qmask;
+        let scaled = low.abs_diff(half);
+        (v % self.t, (scaled + self.t / 2) / self.t)
     }
 
     /// A uniform value mod t from 128-bit draws (rejection sampling).
@@ -297,9 +301,12 @@ mod tests {
             (0..3).map(|m| t.encode(m, 8)).collect::<Vec<_>>(),
             [0, 85, 171]
         );
-        // Phase 90 is 5 past 85: value 1, error 5; phase 250 is 6 short of 256 = 0 mod q.
+        // Phase 90 is 4.67 past 256 / 3 = 85.33: value 1, error 5; phase 250 is 6 short of
+        // 256 = 0 mod q.
         assert_eq!(t.decode(90, 8), (1, 5));
         assert_eq!(t.decode(250, 8), (0, 6));
+        // Phase 89: 3.67 past, error 4 (|89 - encode(1)| = 4 too).
+        assert_eq!(t.decode(89, 8), (1, 4));
         // A power of two: the shift.
         let p = PlainModulus::pow2(4).unwrap();
         assert_eq!(p.encode(5, 8), 80);
@@ -320,7 +327,10 @@ mod tests {
             let delta_half = q / t / 2;
             prop_assume!(e.unsigned_abs() < delta_half);
             let ph = (want as i128 + e).rem_euclid(q as i128) as u128;
-            prop_assert_eq!(pm.decode(ph, log_q), (m, e.unsigned_abs()));
+            // The error, exactly: round(|t ph - q m| / t), with ph taken near q m / t.
+            let d = (t as i128 * (want as i128 + e) - (q * m) as i128).unsigned_abs();
+            let err = if pm.is_pow2() { e.unsigned_abs() } else { (d + t / 2) / t };
+            prop_assert_eq!(pm.decode(ph, log_q), (m, err));
         }
 
         /// 100-bit moduli at q = 2^128: the products need all 256 bits.
@@ -330,7 +340,9 @@ mod tests {
             let m = m % pm.t;
             let enc = pm.encode(m, 128);
             let ph = enc.wrapping_add(e as u128);
-            prop_assert_eq!(pm.decode(ph, 128), (m, e.unsigned_abs()));
+            let (got, err) = pm.decode(ph, 128);
+            prop_assert_eq!(got, m);
+            prop_assert!(err.abs_diff(e.unsigned_abs()) <= 1, "{err} against {e}");
         }
 
         #[test]
