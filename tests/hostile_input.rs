@@ -533,3 +533,27 @@ fn a_non_round_error_width_is_agreed_by_both_parties() {
     );
     assert_eq!(code, Some(0), "{err}");
 }
+
+#[test]
+fn bad_weight_norm_tables_are_refused() {
+    // A table of the wrong length, and an entry above what 27 weights of 2 bits (|q| <= 1)
+    // can sum to: 27.
+    let short = net(
+        "[3, 8, 8]",
+        "",
+        "out_channels = 4\nkernel = 3\nweight_l1 = [1, 2]",
+    );
+    every_mode_refuses("l1short", &short, &["layer[0].weight_l1", "15"]);
+    let big: Vec<String> = std::iter::once("28".to_string())
+        .chain((3..=16).map(|_| "1".to_string()))
+        .collect();
+    let big = net(
+        "[3, 8, 8]",
+        "",
+        &format!(
+            "out_channels = 4\nkernel = 3\nweight_l1 = [{}]",
+            big.join(", ")
+        ),
+    );
+    every_mode_refuses("l1big", &big, &["layer[0].weight_l1", "exceeds", "27"]);
+}

@@ -947,3 +947,111 @@ proptest! {
         }
     }
 }
+
+/// A conv with real weights: channel 0 is [1, 0, ..., 0], channel 1 is [-2, 1, ..., 1] (27
+/// weights each, 3 x 3 x 3). Quantized per channel to b bits (q = round(w / max|w| * (2^(b-1)
+/// - 1)), rounding half away from zero) their L1 norms are, by hand:
+/// - channel 0: 2^(b-1) - 1;
+/// - channel 1: (2^(b-1) - 1) + 26 * round((2^(b-1) - 1) / 2):
+///   b = 2: 1 + 26 * 1 = 27; b = 4: 7 + 26 * 4 = 111; b = 8: 127 + 26 * 64 = 1791.
+///
+/// A Gemm after it (transB = 1, 2 outputs over 2 * 6 * 6 = 72 inputs): row 0 all 0.5, row 1
+/// one 1.0 and the rest 0: L1 at 4 bits 72 * 7 = 504 (row 0), 7 (row 1).
+fn weighted_model() -> Vec<u8> {
+    let mut w = tensor("w", data_type::FLOAT, &[2, 3, 3, 3]);
+    let mut c0 = vec![0f32; 27];
+    c0[0] = 1.0;
+    let mut c1 = vec![1f32; 27];
+    c1[0] = -2.0;
+    w.float_data = [c0, c1].concat();
+    let mut g = tensor("g", data_type::FLOAT, &[2, 72]);
+    let mut r1 = vec![0f32; 72];
+    r1[5] = 1.0;
+    g.float_data = [vec![0.5f32; 72], r1].concat();
+    let shape = TensorProto {
+        name: Some("shape".into()),
+        data_type: Some(data_type::INT64),
+        dims: vec![2],
+        int64_data: vec![1, -1],
+        ..Default::default()
+    };
+    model(
+        input(3, 8),
+        vec![
+            conv("c", "x", "w", "y", 0, 1),
+            node("Relu", "r", &["y"], &["z"]),
+            node("Reshape", "f", &["z", "shape"], &["zf"]),
+            with(
+                node("Gemm", "fc", &["zf", "g"], &["out"]),
+                vec![int("transB", 1)],
+            ),
+        ],
+        vec![w, g, shape],
+    )
+}
+
+#[test]
+fn imported_weights_give_their_l1_norms_and_rings() {
+    let i = imp(&weighted_model()).unwrap();
+    let conv = &i.network.layers[0];
+    let t = conv
+        .weight_l1
+        .as_ref()
+        .expect("the conv carries its weights' norms");
+    assert_eq!(
+        (t.at(2), t.at(4), t.at(8)),
+        (Some(27), Some(111), Some(1791))
+    );
+    assert_eq!(t.at(1), None);
+    let fc = i
+        .network
+        .layers
+        .iter()
+        .find(|l| matches!(l.kind, LayerKind::Linear { .. }))
+        .unwrap();
+    assert_eq!(fc.weight_l1.as_ref().and_then(|t| t.at(4)), Some(504));
+    // The TOML written by `import` keeps the tables.
+    let text = hequant::spec::network::to_toml(&i.network, "");
+    let back = hequant::spec::network::from_str("w.toml", &text).unwrap();
+    assert_eq!(back.layers[0].weight_l1, conv.weight_l1);
+    // Rings at w4a4 on every layer: worst case b_a + b_w + ceil(log2 fan_in) = 4 + 4 + 5 = 13
+    // (fan-in 27) for the conv and 4 + 4 + 7 = 15 (fan-in 72) for fc; from the weights
+    // b_a + 1 + ceil(log2 L) = 4 + 1 + 7 = 12 (L = 111) and 4 + 1 + 9 = 14 (L = 504).
+    let cm = CostModel::builtin().unwrap();
+    let mut o = opts(&cm, Protocol::HequantNaive);
+    o.bits.uniform = Some(hequant::model::parse_bits("w4a4").unwrap());
+    o.bits.all_layers = true;
+    let rings = |o: &EvalOptions| {
+        let r = model::evaluate(&i.network, o, &cm).unwrap();
+        let of = |name: &str| {
+            r.layers
+                .iter()
+                .find(|l| l.name == name)
+                .unwrap()
+                .ring_bits_out
+        };
+        (of(&conv.name), of(&fc.name), r.accumulator.clone())
+    };
+    let (c, f, acc) = rings(&o);
+    assert_eq!((c, f), (13, 15));
+    assert!(acc.starts_with("worst case"), "{acc}");
+    o.accumulator = hequant::model::AccumulatorBound::Weights;
+    let (c, f, acc) = rings(&o);
+    assert_eq!((c, f), (12, 14));
+    assert!(acc.starts_with("the weights"), "{acc}");
+}
+
+#[test]
+fn the_weights_bound_needs_weights() {
+    // The shipped TOML networks carry no weights: the bound names the layer and the remedy.
+    let cm = CostModel::builtin().unwrap();
+    let mut o = opts(&cm, Protocol::HequantNaive);
+    o.bits.uniform = Some(hequant::model::parse_bits("w4a4").unwrap());
+    o.accumulator = hequant::model::AccumulatorBound::Weights;
+    let e = model::evaluate(&shipped("resnet18-cifar100"), &o, &cm).unwrap_err();
+    let m = e.to_string();
+    assert!(
+        m.contains("layer 'conv1'") && m.contains("weight_l1"),
+        "{m}"
+    );
+}

@@ -42,6 +42,7 @@ fn ctx(ring: u32, wb: u32) -> HeContext {
         batch: 1,
         crt_conversion_bytes: 0,
         crt_conversion_rounds: 0,
+        weight_l1: None,
     }
 }
 
@@ -187,5 +188,31 @@ fn packed_mappings_are_accepted_somewhere() {
         let c =
             evaluate_coeff(&g, &map, &ctx(12, 2), &cm).unwrap_or_else(|e| panic!("{dir:?}: {e}"));
         assert!(c.slot_bits > 0);
+    }
+}
+
+proptest! {
+    /// The weights' bound at its worst case (L = fan_in * 2^(b_w - 1)) is the worst-case
+    /// bound: the same accumulator and the same slot width for every scheme; a smaller L
+    /// never widens either.
+    #[test]
+    fn weights_bound_at_its_worst_is_the_worst_case(
+        ab in 1u32..17, wb in 1u32..17, fan_in in 1u64..100_000, ring in 8u32..40, frac in 0.0f64..1.0,
+    ) {
+        use hequant::model::linear::{accumulator_bits, accumulator_bits_l1, scheme_slot_bits};
+        let worst = fan_in << (wb - 1);
+        prop_assert_eq!(accumulator_bits_l1(ab, worst), accumulator_bits(ab, wb, fan_in));
+        let mut c = ctx(ring, wb);
+        c.act_bits = ab;
+        let mut cl = c;
+        cl.weight_l1 = Some(worst);
+        let smaller = ((worst as f64 * frac) as u64).max(1);
+        let mut cs = c;
+        cs.weight_l1 = Some(smaller);
+        for s in SlotScheme::ALL {
+            prop_assert_eq!(scheme_slot_bits(s, &cl, fan_in), scheme_slot_bits(s, &c, fan_in), "{:?}", s);
+            prop_assert!(scheme_slot_bits(s, &cs, fan_in) <= scheme_slot_bits(s, &c, fan_in));
+        }
+        prop_assert!(accumulator_bits_l1(ab, smaller) <= accumulator_bits(ab, wb, fan_in));
     }
 }

@@ -51,6 +51,9 @@ pub struct MixedArgs {
     /// Slot schemes the packing protocols may use: exact, crt, client, paper, comma-separated.
     #[arg(long, default_value = "exact,crt,client")]
     pub slots: String,
+    /// Accumulator bound of quantized layers: worst case, or the layer's own weights.
+    #[arg(long, value_enum, default_value = "worst")]
+    pub accumulator: super::AccumulatorArg,
     #[command(flatten)]
     pub nonlinear: super::NonlinearArgs,
     /// Points of the front to evaluate exactly and show.
@@ -119,6 +122,7 @@ pub fn run(a: &MixedArgs, cm: &CostModel) -> Result<(), String> {
         allow_insecure: false,
         batch: a.batch,
         slots: a.slots.clone(),
+        accumulator: a.accumulator,
         nonlinear: a.nonlinear.clone(),
     };
     let base = eval_options(&margs, protocol, cm)?;

@@ -58,6 +58,14 @@ pub enum Command {
     Calibrate(calibrate::CalibrateArgs),
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AccumulatorArg {
+    /// b_a + b_w + ceil(log2 fan_in)
+    Worst,
+    /// b_a + 1 + ceil(log2 max_o sum |W_o|) of the layer's quantized weights
+    Weights,
+}
+
 /// Options shared by every command that evaluates a network.
 #[derive(Args, Clone)]
 pub struct ModelArgs {
@@ -104,6 +112,11 @@ pub struct ModelArgs {
     /// secret shares), comma-separated.
     #[arg(long, default_value = "exact,crt,client")]
     pub slots: String,
+    /// Accumulator bound of quantized layers: the worst case over all b_w-bit weights, or
+    /// the layer's own weights (largest output-channel L1 norm; networks imported from ONNX
+    /// models with weights)
+    #[arg(long, value_enum, default_value = "worst")]
+    pub accumulator: AccumulatorArg,
     #[command(flatten)]
     pub nonlinear: NonlinearArgs,
 }
@@ -327,6 +340,10 @@ pub fn eval_options(
     }
     o.batch = a.batch;
     o.slots = model::parse_slots(&a.slots)?;
+    o.accumulator = match a.accumulator {
+        AccumulatorArg::Worst => model::AccumulatorBound::Worst,
+        AccumulatorArg::Weights => model::AccumulatorBound::Weights,
+    };
     o.approx = a.nonlinear.approx;
     o.relu_budget = a
         .nonlinear

@@ -198,6 +198,7 @@ fn packing_lines(
                 allow_insecure: false,
                 batch,
                 slots: slots.into(),
+                accumulator: super::AccumulatorArg::Worst,
                 nonlinear: Default::default(),
             };
             let o = eval_options(&m, Protocol::parse(protocol)?, cm)?;

@@ -41,6 +41,9 @@ pub struct SweepOptions {
     /// Slot schemes the packing protocols may use: exact, crt, client, paper, comma-separated.
     #[arg(long, default_value = "exact,crt,client")]
     pub slots: String,
+    /// Accumulator bound of quantized layers: worst case, or the layer's own weights.
+    #[arg(long, value_enum, default_value = "worst")]
+    pub accumulator: super::AccumulatorArg,
     #[command(flatten)]
     pub nonlinear: super::NonlinearArgs,
 }
@@ -66,6 +69,7 @@ impl SweepOptions {
             allow_insecure: false,
             batch: self.batch,
             slots: self.slots.clone(),
+            accumulator: self.accumulator,
             nonlinear: self.nonlinear.clone(),
         };
         let base = eval_options(&margs, Protocol::Hequant, cm)?;

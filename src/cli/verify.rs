@@ -90,6 +90,9 @@ pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
         if o.relu_budget.is_some() {
             return Err("--end-to-end runs every ReLU: leave out --relu-budget".into());
         }
+        if o.accumulator == model::AccumulatorBound::Weights {
+            return Err("--end-to-end draws random weights, which rings sized to the network's own weights (--accumulator weights) do not hold: leave out --accumulator weights".into());
+        }
         let e = verify::e2e::plan(&net, &report, plan, cm, o.approx)
             .map_err(|e| format!("--end-to-end: {e}"))?;
         return end_to_end(a, &e, &o.link, cm, timeout);

@@ -249,6 +249,9 @@ pub fn render(reports: &[Report]) -> String {
             r.relu,
             batch_text(r)
         );
+        if r.accumulator.starts_with("the weights") {
+            let _ = writeln!(s, "accumulator bound: {}", r.accumulator);
+        }
         if r.insecure {
             let _ = writeln!(
                 s,

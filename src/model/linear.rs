@@ -164,6 +164,20 @@ pub struct HeContext {
     /// mapping only when it uses CRT slots).
     pub crt_conversion_bytes: u64,
     pub crt_conversion_rounds: u32,
+    /// The largest output channel's L1 norm of the layer's own quantized weights, when the
+    /// accumulator is bounded by the weights (`--accumulator weights`); `None`: the worst case
+    /// fan_in * 2^(b_w - 1).
+    pub weight_l1: Option<u64>,
+}
+
+impl HeContext {
+    /// The bound on sum |w| over one output's weights: the weights' own largest L1 norm, or
+    /// the worst case fan_in * 2^(b_w - 1).
+    pub fn l1_bound(&self, fan_in: u64) -> u64 {
+        self.weight_l1.unwrap_or_else(|| {
+            fan_in.saturating_mul(1u64 << self.weight_bits.clamp(1, 63).saturating_sub(1))
+        })
+    }
 }
 
 /// What one linear mapping costs: counts, sizes, the moduli it needs and its noise headroom.
@@ -249,7 +263,19 @@ pub fn slot_bits(ring_bits: u32, weight_bits: u32, fan_in: u64) -> u32 {
 ///   data, which no share wraps;
 /// - `paper`: the HEQuant authors' `ILP.py`, b_a + ceil(log2 max_o sum |W_o|), at its worst
 ///   case sum |W_o| <= fan_in 2^(b_w - 1): b_a + b_w - 1 + ceil(log2 fan_in).
+///
+/// With the weights' own L1 norm L (`--accumulator weights`) the same bounds read, with
+/// log2(fan_in 2^(b_w - 1)) replaced by ceil(log2 L): `exact` l + 2 + ceil(log2 L), `client`
+/// b_a + 1 + ceil(log2 L), `paper` b_a + ceil(log2 L) (the authors' rule itself).
 pub fn scheme_slot_bits(scheme: SlotScheme, ctx: &HeContext, fan_in: u64) -> u32 {
+    if let Some(l1) = ctx.weight_l1 {
+        let lg = ceil_log2(l1.max(1));
+        return match scheme {
+            SlotScheme::Exact | SlotScheme::Crt => ctx.ring_bits + 2 + lg,
+            SlotScheme::Client => ctx.act_bits + 1 + lg,
+            SlotScheme::Paper => ctx.act_bits + lg,
+        };
+    }
     match scheme {
         SlotScheme::Exact | SlotScheme::Crt => slot_bits(ctx.ring_bits, ctx.weight_bits, fan_in),
         SlotScheme::Client => accumulator_bits(ctx.act_bits, ctx.weight_bits, fan_in),
@@ -378,6 +404,14 @@ pub fn crt_log_t(moduli: &[u64]) -> u32 {
 /// Accumulator width of a layer: b_a + b_w + ceil(log2(fan_in)) (docs/protocol-reference.md 4).
 pub fn accumulator_bits(act_bits: u32, weight_bits: u32, fan_in: u64) -> u32 {
     act_bits + weight_bits + ceil_log2(fan_in)
+}
+
+/// Accumulator width from the weights' own largest output-channel L1 norm L:
+/// |sum w x| <= L (2^b_a - 1) < 2^(b_a + ceil(log2 L)), signed: b_a + 1 + ceil(log2 L)
+/// (docs/protocol-reference.md 4.1). Equals [`accumulator_bits`] at the worst case
+/// L = fan_in 2^(b_w - 1).
+pub fn accumulator_bits_l1(act_bits: u32, l1: u64) -> u32 {
+    act_bits + 1 + ceil_log2(l1.max(1))
 }
 
 /// Tiles along one axis: (count, stride-1 output rows of a full tile).

@@ -12,7 +12,10 @@ use crate::mapping::{LayerChoice, LinearMapping, PackDirection, SlotScheme};
 use crate::protocol::{ComputeProfile, CostModel, Link, Protocol, ReluVariant, WireFormat};
 use crate::units::Bits;
 use crate::workload::{BitWidths, CostClass, LayerKind, Network};
-use linear::{ConvGeom, HeContext, LinearCost, accumulator_bits, cheetah_tiling, evaluate_coeff};
+use linear::{
+    ConvGeom, HeContext, LinearCost, accumulator_bits, accumulator_bits_l1, cheetah_tiling,
+    evaluate_coeff,
+};
 use nonlinear::OtModel;
 use rayon::prelude::*;
 use report::{LayerReport, LinkInfo, Report, SCHEMA_VERSION, Totals};
@@ -91,6 +94,32 @@ pub struct EvalOptions {
     pub approx: bool,
     /// ReLUs kept over the whole network (`--relu-budget`), replacing the network file's.
     pub relu_budget: Option<u64>,
+    /// How each linear layer's accumulator is bounded.
+    pub accumulator: AccumulatorBound,
+}
+
+/// How a quantized linear layer's accumulator (and so its ring, slots and CRT components)
+/// is bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccumulatorBound {
+    /// b_a + b_w + ceil(log2 fan_in): any weights of b_w bits.
+    #[default]
+    Worst,
+    /// b_a + 1 + ceil(log2 L), L the largest output channel's L1 norm of the layer's own
+    /// weights quantized to b_w bits (a network imported from an ONNX model with weights).
+    Weights,
+}
+
+impl AccumulatorBound {
+    pub fn describe(self) -> &'static str {
+        match self {
+            AccumulatorBound::Worst => "worst case (b_a + b_w + ceil(log2 fan_in))",
+            AccumulatorBound::Weights => {
+                "the weights' own L1 norms (b_a + 1 + ceil(log2 max_o sum |W_o|), weights quantized per output channel)"
+            }
+        }
+    }
 }
 
 /// What a report says about the fused approximate ReLU + requantization (derived in the
@@ -148,6 +177,7 @@ impl EvalOptions {
             slots: DEFAULT_SLOTS.to_vec(),
             approx: false,
             relu_budget: None,
+            accumulator: AccumulatorBound::Worst,
         }
     }
 }
@@ -282,7 +312,10 @@ fn plan(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Vec<Planned
                 let b = plans[i].bits.expect("checked above");
                 match l.kind {
                     LayerKind::BatchNorm => b.a.get() + b.w.get(),
-                    _ => accumulator_bits(b.a.get(), b.w.get(), l.fan_in()),
+                    _ => match layer_weight_l1(l, b, opts.accumulator)? {
+                        Some(l1) => accumulator_bits_l1(b.a.get(), l1),
+                        None => accumulator_bits(b.a.get(), b.w.get(), l.fan_in()),
+                    },
                 }
             } else {
                 base
@@ -381,6 +414,7 @@ pub fn he_context(
         batch: 1,
         crt_conversion_bytes: 0,
         crt_conversion_rounds: 0,
+        weight_l1: None,
     }
 }
 
@@ -426,6 +460,33 @@ pub fn reads_client_data(net: &Network, i: usize) -> bool {
     true
 }
 
+/// The largest output-channel L1 norm of layer `l`'s weights at its weight width, when the
+/// options bound accumulators by the weights; an error when the layer carries no such table.
+pub fn layer_weight_l1(
+    l: &crate::workload::Layer,
+    b: BitWidths,
+    bound: AccumulatorBound,
+) -> Result<Option<u64>, ModelError> {
+    if bound == AccumulatorBound::Worst || !l.kind.has_weights() {
+        return Ok(None);
+    }
+    let err = |m: String| ModelError::Layer {
+        layer: l.name.clone(),
+        message: m,
+    };
+    let table = l.weight_l1.as_ref().ok_or_else(|| {
+        err("--accumulator weights needs the layer's weights: the network file has no weight_l1 for it (import an ONNX model that carries its weights)".into())
+    })?;
+    table.at(b.w.get()).map(Some).ok_or_else(|| {
+        err(format!(
+            "--accumulator weights: weight_l1 covers {}..={} weight bits, not {}",
+            crate::workload::WEIGHT_L1_MIN_BITS,
+            crate::workload::WEIGHT_L1_MAX_BITS,
+            b.w.get()
+        ))
+    })
+}
+
 /// The HE context of linear layer `i` of `net` under the options: [`he_context`] plus the
 /// batch and whether its input is the client's own data.
 pub fn layer_context(
@@ -440,6 +501,13 @@ pub fn layer_context(
     ctx.client_input = reads_client_data(net, i);
     ctx.batch = opts.batch.max(1);
     let l = &net.layers[i];
+    if opts.protocol.is_quantized()
+        && let Some(b) = bits
+    {
+        // Checked when the rings were planned; a table that does not cover the width
+        // falls back to the worst case there too.
+        ctx.weight_l1 = layer_weight_l1(l, b, opts.accumulator).ok().flatten();
+    }
     if let Some(g) = ConvGeom::of(l) {
         let (into, out) = crt_conversion_steps(&ot_model(opts, cm), ring);
         let bits = into.bits * (l.input.elems() * ctx.batch) as f64
@@ -782,6 +850,11 @@ pub fn evaluate(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Rep
     let per_image = report::PerImage::of(&total, opts.batch);
     Ok(Report {
         schema_version: SCHEMA_VERSION,
+        accumulator: if opts.protocol.is_quantized() {
+            opts.accumulator.describe().into()
+        } else {
+            "the protocol's fixed ring".into()
+        },
         network: net.name.clone(),
         protocol: opts.protocol.name().into(),
         wire: match opts.wire {

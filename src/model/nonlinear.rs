@@ -392,6 +392,7 @@ mod tests {
             input: shape,
             output: shape,
             bits: None,
+            weight_l1: None,
         }
     }
 

@@ -220,6 +220,9 @@ pub struct Report {
     pub wire: String,
     pub relu: String,
     pub bits: String,
+    /// How the accumulators (rings, slots, CRT components) are bounded.
+    #[serde(default)]
+    pub accumulator: String,
     pub link: LinkInfo,
     /// Set when a parameter set below 128-bit security was accepted with --allow-insecure.
     pub insecure: bool,

@@ -3,7 +3,9 @@
 use super::proto::{AttributeProto, ModelProto, NodeProto, TensorProto, data_type as dt};
 use super::{ImportOptions, ImportSummary, Imported, NodeRef, OnnxError, Unsupported};
 use crate::units::Bits;
-use crate::workload::{BitWidths, BnFold, LayerDef, LayerKind, Network, Padding, Shape, Window};
+use crate::workload::{
+    BitWidths, BnFold, LayerDef, LayerKind, Network, Padding, Shape, WeightL1, Window,
+};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Largest accepted tensor dimension (and input-shape dimension).
@@ -37,6 +39,11 @@ struct Const {
     floats: Option<Vec<f32>>,
     /// Bit width of the quantized integers behind it (after DequantizeLinear).
     bits: Option<u32>,
+    /// A float weight's largest L1 norms once quantized (`WeightL1`), over the rows (dim 0:
+    /// a conv's output channels, a transposed Gemm's outputs) and, for a matrix, over the
+    /// columns (dim 1: a MatMul's outputs).
+    l1_rows: Option<WeightL1>,
+    l1_cols: Option<WeightL1>,
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +83,7 @@ fn dtype_bits(t: i32) -> Option<u32> {
 }
 
 fn tensor_const(t: &TensorProto) -> Const {
+    let all = weight_floats(t);
     let dtype = t.data_type.unwrap_or(0);
     let raw = t.raw_data.as_deref().unwrap_or(&[]);
     let small = |n: usize| n <= MAX_CONST_VALUES;
@@ -115,7 +123,44 @@ fn tensor_const(t: &TensorProto) -> Const {
         ints,
         floats,
         bits: None,
+        l1_rows: all.as_ref().and_then(|v| {
+            let rows = *t.dims.first()? as usize;
+            (rows > 0).then(|| WeightL1::of(v, rows, v.len() / rows))?
+        }),
+        l1_cols: all.as_ref().and_then(|v| {
+            let [r, c] = t.dims.as_slice() else {
+                return None;
+            };
+            let (r, c) = (*r as usize, *c as usize);
+            let mut tr = vec![0f32; v.len()];
+            for i in 0..r {
+                for j in 0..c {
+                    tr[j * r + i] = *v.get(i * c + j)?;
+                }
+            }
+            WeightL1::of(&tr, c, r)
+        }),
     }
+}
+
+/// Every value of a float tensor of rank 2 or more (a weight), read whole.
+fn weight_floats(t: &TensorProto) -> Option<Vec<f32>> {
+    if t.data_type != Some(dt::FLOAT) || t.dims.len() < 2 || t.dims.iter().any(|&d| d <= 0) {
+        return None;
+    }
+    let count = t
+        .dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d as usize))?;
+    let raw = t.raw_data.as_deref().unwrap_or(&[]);
+    let v: Vec<f32> = if !t.float_data.is_empty() {
+        t.float_data.clone()
+    } else {
+        raw.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    (v.len() == count).then_some(v)
 }
 
 fn attr<'a>(n: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
@@ -406,6 +451,7 @@ impl<'a> Ctx<'a> {
             from,
             declared_output: Some(declared),
             bits,
+            weight_l1: None,
         });
         self.set(
             n,
@@ -480,6 +526,7 @@ impl<'a> Ctx<'a> {
             bn: BnFold::None,
         };
         let d = self.emit(idx, n, kind, vec![x.src], out, widths(wbits, abits))?;
+        self.defs[d].weight_l1 = w.l1_rows.clone();
         let mut a = self.act_out(n)?;
         a.conv = Some(d);
         a.bits = ybits;
@@ -519,11 +566,8 @@ impl<'a> Ctx<'a> {
             return hard(format!("the weight has dims {:?}, expected 2", b.dims));
         };
         let (r, c) = (pos(*r, "weight rows")?, pos(*c, "weight columns")?);
-        let (bk, nout) = if op == "Gemm" && attr_i(n, "transB", 0) != 0 {
-            (c, r)
-        } else {
-            (r, c)
-        };
+        let trans_b = op == "Gemm" && attr_i(n, "transB", 0) != 0;
+        let (bk, nout) = if trans_b { (c, r) } else { (r, c) };
         if bk != *k {
             return hard(format!(
                 "the weight [{r}, {c}] does not fit an input of {k} features"
@@ -542,7 +586,7 @@ impl<'a> Ctx<'a> {
             (b.bits, a.bits, None)
         };
         let kind = LayerKind::Linear { out_features: nout };
-        self.emit(
+        let d = self.emit(
             idx,
             n,
             kind,
@@ -550,6 +594,7 @@ impl<'a> Ctx<'a> {
             vec![1, nout],
             widths(wbits, abits),
         )?;
+        self.defs[d].weight_l1 = if trans_b { b.l1_rows } else { b.l1_cols };
         let mut o = self.act_out(n)?;
         o.bits = ybits;
         self.set(n, Val::Act(o));

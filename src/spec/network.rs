@@ -67,6 +67,8 @@ struct RawLayer {
     bits: Option<Spanned<BitWidths>>,
     /// ReLUs kept in this relu layer (read as any value, checked below).
     relu_budget: Option<Spanned<toml::Value>>,
+    /// Largest output-channel L1 norms of the quantized weights, for 2..=16 bits.
+    weight_l1: Option<Spanned<Vec<u64>>>,
 }
 
 impl RawLayer {
@@ -86,7 +88,8 @@ impl RawLayer {
             bn,
             truncate,
             relu6,
-            relu_budget
+            relu_budget,
+            weight_l1
         );
         v
     }
@@ -119,8 +122,9 @@ pub fn from_str(file: &str, text: &str) -> Result<Network, SpecError> {
                 "padding",
                 "groups",
                 "bn",
+                "weight_l1",
             ],
-            "linear" => &["out_features"],
+            "linear" => &["out_features", "weight_l1"],
             "relu" => &["truncate", "relu6", "relu_budget"],
             "max_pool" | "avg_pool" => &["kernel", "stride", "padding"],
             "pad" => &["padding"],
@@ -270,6 +274,10 @@ pub fn from_str(file: &str, text: &str) -> Result<Network, SpecError> {
                 .unwrap_or_default(),
             declared_output,
             bits: l.bits.as_ref().map(|b| *b.get_ref()),
+            weight_l1: l
+                .weight_l1
+                .as_ref()
+                .map(|v| crate::workload::WeightL1(v.get_ref().clone())),
         });
         spans.push(sl);
     }
@@ -315,6 +323,7 @@ pub fn from_str(file: &str, text: &str) -> Result<Network, SpecError> {
                 "from" => l2.from.as_ref().map_or(l.span(), |f| f.span()),
                 "out" => l2.out.as_ref().map_or(l.span(), |f| f.span()),
                 "bits" => l2.bits.as_ref().map_or(l.span(), |f| f.span()),
+                "weight_l1" => l2.weight_l1.as_ref().map_or(l.span(), |f| f.span()),
                 "kernel" => l2.kernel.as_ref().map_or(l.span(), |f| f.span()),
                 "groups" => l2.groups.as_ref().map_or(l.span(), |f| f.span()),
                 "stride" => l2.stride.as_ref().map_or(l.span(), |f| f.span()),
@@ -527,6 +536,13 @@ pub fn to_toml(net: &Network, comment: &str) -> String {
         t.push_str(&format!("out = [{}, {}, {}]\n", o.c, o.h, o.w));
         if let Some(b) = &l.bits {
             t.push_str(&format!("bits = {}\n", bits_text(b)));
+        }
+        if let Some(w) = &l.weight_l1 {
+            let v: Vec<String> = w.0.iter().map(u64::to_string).collect();
+            t.push_str(&format!(
+                "# largest output-channel L1 norm of the weights quantized to 2..=16 bits\nweight_l1 = [{}]\n",
+                v.join(", ")
+            ));
         }
     }
     t

@@ -276,6 +276,9 @@ pub fn plan(
     let pf = cm.protocol_file(protocol);
     let mut layers = Vec::new();
     let mut skipped = Vec::new();
+    // Rings and CRT components sized to the weights' norms stay exact mod 2^l and mod t_i
+    // for any weights; bit slots do not.
+    let weights_bound = report.accumulator == crate::model::AccumulatorBound::Weights.describe();
     for (l, r) in net.layers.iter().zip(&report.layers) {
         if r.class != crate::workload::CostClass::Linear {
             continue;
@@ -320,6 +323,12 @@ pub fn plan(
             ));
             continue;
         };
+        if weights_bound && mapping.packing.is_packed() && !mapping.packing.is_crt() {
+            skipped.push(skip(
+                "bit slots sized to the weights' own L1 norm (--accumulator weights) hold only those weights, and the verify mode draws random ones".into(),
+            ));
+            continue;
+        }
         let packer = match Packer::new(&g, mapping.packing, cost.slot_bits) {
             Ok(x) => x,
             Err(e) => {

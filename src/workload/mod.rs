@@ -233,6 +233,59 @@ pub struct Layer {
     pub output: Shape,
     /// Bit widths declared for this layer in the file (conv / linear only).
     pub bits: Option<BitWidths>,
+    /// The layer's own weights, summarised: entry `b - WEIGHT_L1_MIN_BITS` is the largest L1
+    /// norm over output channels of the weights quantized to b bits ([`WeightL1`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_l1: Option<WeightL1>,
+}
+
+/// Smallest and largest weight width a [`WeightL1`] table covers.
+pub const WEIGHT_L1_MIN_BITS: u32 = 2;
+pub const WEIGHT_L1_MAX_BITS: u32 = 16;
+
+/// Largest L1 norms of a layer's output channels with its weights quantized to b bits, for b
+/// in [`WEIGHT_L1_MIN_BITS`]..=[`WEIGHT_L1_MAX_BITS`]: each output channel o quantized on its
+/// own, symmetrically, q = round(w / s_o) with s_o = max |w_o| / (2^(b-1) - 1), so |q| <=
+/// 2^(b-1) - 1 (docs/protocol-reference.md 4.1: the HEQuant authors bound the accumulator by
+/// max_o sum |W_o| of the integer weights). Per-channel symmetric quantization does not change
+/// when a batch norm is folded into the channel (it scales w_o by one factor).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightL1(pub Vec<u64>);
+
+impl WeightL1 {
+    /// The table of weights laid out as `channels` rows of `per_channel` values.
+    pub fn of(weights: &[f32], channels: usize, per_channel: usize) -> Option<WeightL1> {
+        if channels == 0 || per_channel == 0 || weights.len() != channels * per_channel {
+            return None;
+        }
+        if weights.iter().any(|w| !w.is_finite()) {
+            return None;
+        }
+        let mut table = vec![0u64; (WEIGHT_L1_MAX_BITS - WEIGHT_L1_MIN_BITS + 1) as usize];
+        for row in weights.chunks_exact(per_channel) {
+            let top = row.iter().fold(0f64, |m, &w| m.max((w as f64).abs()));
+            if top == 0.0 {
+                continue;
+            }
+            for (i, t) in table.iter_mut().enumerate() {
+                let qmax = ((1u64 << (i as u32 + WEIGHT_L1_MIN_BITS - 1)) - 1) as f64;
+                let l1: u64 = row
+                    .iter()
+                    .map(|&w| ((w as f64).abs() / top * qmax).round() as u64)
+                    .sum();
+                *t = (*t).max(l1);
+            }
+        }
+        Some(WeightL1(table))
+    }
+
+    /// The largest output channel's L1 norm at `b` bits, if the table covers `b`.
+    pub fn at(&self, b: u32) -> Option<u64> {
+        if !(WEIGHT_L1_MIN_BITS..=WEIGHT_L1_MAX_BITS).contains(&b) {
+            return None;
+        }
+        self.0.get((b - WEIGHT_L1_MIN_BITS) as usize).copied()
+    }
 }
 
 impl Layer {
@@ -352,6 +405,7 @@ pub struct LayerDef {
     pub from: Vec<String>,
     pub declared_output: Option<Shape>,
     pub bits: Option<BitWidths>,
+    pub weight_l1: Option<WeightL1>,
 }
 
 /// Why a network description is inconsistent. `layer` is the index in the definition list.
@@ -698,6 +752,46 @@ impl Network {
                     ),
                 ));
             }
+            if let Some(t) = &def.weight_l1 {
+                if !def.kind.has_weights() {
+                    return Err(err(
+                        "weight_l1",
+                        format!(
+                            "a {} layer has no weights to take norms of",
+                            def.kind.name()
+                        ),
+                    ));
+                }
+                let n = (WEIGHT_L1_MAX_BITS - WEIGHT_L1_MIN_BITS + 1) as usize;
+                if t.0.len() != n {
+                    return Err(err(
+                        "weight_l1",
+                        format!(
+                            "{} entries; one per weight width {WEIGHT_L1_MIN_BITS}..={WEIGHT_L1_MAX_BITS} ({n}) are expected",
+                            t.0.len()
+                        ),
+                    ));
+                }
+                let fan_in = match &def.kind {
+                    LayerKind::Conv2d { window, groups, .. } => {
+                        (x.c / groups) * window.kh * window.kw
+                    }
+                    _ => x.elems(),
+                };
+                for (i, &v) in t.0.iter().enumerate() {
+                    let b = i as u32 + WEIGHT_L1_MIN_BITS;
+                    let most = fan_in.saturating_mul((1u64 << (b - 1)) - 1);
+                    if v > most {
+                        return Err(err(
+                            "weight_l1",
+                            format!(
+                                "the {b}-bit entry {v} exceeds what {fan_in} weights of at most {} can sum to ({most})",
+                                (1u64 << (b - 1)) - 1
+                            ),
+                        ));
+                    }
+                }
+            }
             index.insert(def.name.clone(), i);
             let input_shape = if matches!(def.kind, LayerKind::Concat) {
                 Shape::new(output.c, x.h, x.w)
@@ -711,6 +805,7 @@ impl Network {
                 input: input_shape,
                 output,
                 bits: def.bits,
+                weight_l1: def.weight_l1,
             });
         }
         if layers.is_empty() {
@@ -822,6 +917,7 @@ mod tests {
             from: vec![],
             declared_output: None,
             bits: None,
+            weight_l1: None,
         }
     }
 
@@ -915,6 +1011,7 @@ mod tests {
             from: vec![],
             declared_output: None,
             bits: None,
+            weight_l1: None,
         };
         let e = build(small, vec![pad]).unwrap_err();
         assert_eq!((e.layer, e.key), (0, "padding"), "{e}");
