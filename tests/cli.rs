@@ -359,3 +359,41 @@ fn calibrate_creates_its_output_directory() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn completions_and_man_page_cover_every_subcommand() {
+    // Every subcommand of `hequant --help` appears in each shell's script and in the man page.
+    let help = String::from_utf8(run(&["--help"]).stdout).unwrap();
+    let subs: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|s| *s != "help")
+        .collect();
+    assert!(subs.len() >= 12, "{subs:?}");
+    for shell in ["bash", "zsh", "fish"] {
+        let o = run(&["completions", shell]);
+        assert!(o.status.success(), "{shell}");
+        let s = String::from_utf8(o.stdout).unwrap();
+        for sub in &subs {
+            assert!(s.contains(sub), "{shell} completions lack '{sub}'");
+        }
+        // Options of a subcommand are completed too.
+        assert!(
+            s.contains("accumulator") && s.contains("end-to-end"),
+            "{shell}"
+        );
+    }
+    let man = String::from_utf8(run(&["man"]).stdout).unwrap();
+    assert!(
+        man.starts_with(".ie") && man.contains(".TH hequant 1"),
+        "{}",
+        &man[..80]
+    );
+    for sub in &subs {
+        assert!(man.contains(sub), "the man page lacks '{sub}'");
+    }
+    fails_with(&["completions", "tcsh"], &["tcsh"]);
+}

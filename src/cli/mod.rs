@@ -56,6 +56,13 @@ pub enum Command {
     Verify(Box<verify::VerifyArgs>),
     /// Measure this machine's HE operation costs and write a compute profile.
     Calibrate(calibrate::CalibrateArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to standard output.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to standard output: `hequant man > hequant.1`.
+    Man,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -191,6 +198,18 @@ fn execute(cli: Cli) -> Result<(), String> {
         Command::Protocols => protocols(&cm),
         Command::Verify(a) => verify::run(&a, &cm),
         Command::Calibrate(a) => calibrate::run(&a, &cm),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "hequant", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map_err(|e| format!("writing the man page: {e}"))
+        }
     }
 }
 
