@@ -202,7 +202,7 @@ pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
             ok: true,
         });
     }
-    write_report(a, &rep, table)?;
+    write_report(a, &rep, table, cm)?;
     if rep.ok {
         Ok(())
     } else {
@@ -229,12 +229,23 @@ fn write_report<R: serde::Serialize>(
     a: &VerifyArgs,
     rep: &R,
     table: fn(&R) -> String,
+    cm: &CostModel,
 ) -> Result<(), String> {
+    let replaced = cm.security_replaced.as_ref().map(|f| {
+        format!("security table replaced: {f} is not the shipped HE-standard table; every 128-bit claim rests on it")
+    });
     let text = match a.format {
         VerifyFormat::Json => {
-            serde_json::to_string_pretty(rep).expect("the report serialises") + "\n"
+            let mut v = serde_json::to_value(rep).expect("the report serialises");
+            if let (Some(w), Some(o)) = (&replaced, v.as_object_mut()) {
+                o.insert("security_table_replaced".into(), w.clone().into());
+            }
+            serde_json::to_string_pretty(&v).expect("the report serialises") + "\n"
         }
-        VerifyFormat::Table => table(rep),
+        VerifyFormat::Table => match &replaced {
+            Some(w) => format!("!! {w}\n{}", table(rep)),
+            None => table(rep),
+        },
     };
     emit(&text, a.output.as_deref())
 }
@@ -266,7 +277,7 @@ fn end_to_end(
         None => e2e::run_local(e, link, cm, timeout, None, &progress),
     }
     .map_err(|e| e.to_string())?;
-    write_report(a, &rep, e2e_table)?;
+    write_report(a, &rep, e2e_table, cm)?;
     if rep.ok {
         Ok(())
     } else {

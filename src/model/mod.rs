@@ -243,6 +243,7 @@ struct Planned {
 
 /// Resolves bit widths, batch-norm folding and the ring of every layer.
 fn plan(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Vec<Planned>, ModelError> {
+    let consumers = net.consumer_table();
     let pf = cm.protocol_file(opts.protocol);
     let quant = opts.protocol.is_quantized();
     let weighted: Vec<usize> = (0..net.layers.len())
@@ -288,7 +289,7 @@ fn plan(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Vec<Planned
                 let src = l.inputs[0];
                 (src != usize::MAX
                     && matches!(net.layers[src].kind, LayerKind::Conv2d { .. })
-                    && net.consumers(src) == vec![i])
+                    && consumers[src] == [i])
                 .then(|| net.layers[src].name.clone())
             }
             _ => None,
@@ -327,7 +328,7 @@ fn plan(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Vec<Planned
     let next_linear = |i: usize, plans: &Vec<Planned>| -> Option<usize> {
         let mut j = i;
         loop {
-            let cons = net.consumers(j);
+            let cons = &consumers[j];
             let &c = cons.first()?;
             if plans[c].acc.is_some() {
                 return Some(c);
@@ -838,6 +839,11 @@ pub fn evaluate(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Rep
             "INSECURE: a parameter set below 128-bit security was accepted (--allow-insecure)"
                 .into(),
         );
+    }
+    if let Some(f) = &cm.security_replaced {
+        warnings.push(format!(
+            "security table replaced: {f} is not the shipped HE-standard table (docs/protocol-reference.md 5); every 128-bit claim rests on it"
+        ));
     }
     let paper_used = layers.iter().any(|r| {
         r.mapping

@@ -312,6 +312,9 @@ pub struct CostModel {
     pub security: SecurityFile,
     pub links: LinksFile,
     pub compute: ComputeProfile,
+    /// The file of a security table that is not the shipped one (`--cost-models` with its own
+    /// `security.toml` that differs from it): every report names it.
+    pub security_replaced: Option<String>,
 }
 
 /// The cost-model files shipped with the tool, compiled in so that the binary works
@@ -418,7 +421,14 @@ impl CostModel {
         }
         validate_primitives(&f, &t, &primitives)?;
         let (f, t) = get("security.toml")?;
+        let shipped = BUILTIN
+            .iter()
+            .find(|(n, _)| *n == "security.toml")
+            .map(|(_, t)| *t);
+        let shipped: Option<SecurityFile> =
+            shipped.and_then(|s| parse("security.toml", s, "hequant-security", 1).ok());
         let security: SecurityFile = parse(&f, &t, "hequant-security", 1)?;
+        let security_replaced = (shipped.as_ref() != Some(&security)).then(|| f.clone());
         validate_security(&f, &t, &security)?;
         for k in security.max_log_q.keys() {
             if k.parse::<i64>()
@@ -450,6 +460,7 @@ impl CostModel {
             security,
             links,
             compute,
+            security_replaced,
         })
     }
 

@@ -893,6 +893,21 @@ impl Network {
             .map(|(j, _)| j)
             .collect()
     }
+
+    /// [`Network::consumers`] of every layer at once, in one pass (linear in the layers).
+    pub fn consumer_table(&self) -> Vec<Vec<usize>> {
+        let mut t = vec![Vec::new(); self.layers.len()];
+        for (j, l) in self.layers.iter().enumerate() {
+            for &i in &l.inputs {
+                if let Some(v) = t.get_mut(i)
+                    && v.last() != Some(&j)
+                {
+                    v.push(j);
+                }
+            }
+        }
+        t
+    }
 }
 
 #[cfg(test)]
