@@ -256,3 +256,57 @@ fn the_approximate_relu_leaves_max_pool_and_argmax_exact() {
     let mp = mib(&exact, "max_pool");
     assert!((91.17 * 0.95..=91.17 * 1.05).contains(&mp), "{mp} MiB");
 }
+
+#[test]
+fn cheetah_versions_match_opencheetah_measured_on_resnet50() {
+    // docs/measured/README.md (OpenCheetah on ResNet-50, MiB both directions), 2022 code /
+    // 2025 code: ReLU 520.53 / 271.57, Truncation 340.06 / 37.49, Maxpool 91.17 / 91.17,
+    // BatchNorm 359.69 / 359.68, Conv 1052.45 / 1052.44.
+    // The model prices the truncation that follows each ReLU inside the ReLU layer, the code
+    // counts it as truncation: so ReLU + Truncation together, within 5% for both versions
+    // (2022: 860.59, 2025: 309.06), and max-pool within 5% for both. The linear layers do
+    // not change between versions (the 2025 code changed no HE code), in the model neither.
+    let n = net("resnet50-cheetah");
+    let cm = CostModel::builtin().unwrap();
+    let mib = |r: &Report, kinds: &[&str]| {
+        r.layers
+            .iter()
+            .filter(|l| kinds.contains(&l.kind.as_str()))
+            .map(|l| l.bytes_client_to_server + l.bytes_server_to_client)
+            .sum::<u64>() as f64
+            / (1u64 << 20) as f64
+    };
+    let run = |v: &str| {
+        let mut o = EvalOptions::new(Protocol::Cheetah, &cm);
+        o.cheetah = hequant::model::CheetahVersion::parse(v).unwrap();
+        evaluate(&n, &o, &cm).unwrap()
+    };
+    let (old, new) = (run("2022"), run("2025"));
+    for (r, relu_trunc) in [(&old, 520.53 + 340.06), (&new, 271.57 + 37.49)] {
+        let got = mib(r, &["relu", "truncate"]);
+        assert!(
+            (relu_trunc * 0.95..=relu_trunc * 1.05).contains(&got),
+            "{:?}: ReLU + truncation {got} MiB against {relu_trunc}",
+            r.cheetah_code
+        );
+        let mp = mib(r, &["max_pool"]);
+        assert!((91.17 * 0.95..=91.17 * 1.05).contains(&mp), "max-pool {mp}");
+    }
+    for k in ["conv2d", "batch_norm", "linear"] {
+        assert_eq!(mib(&old, &[k]), mib(&new, &[k]), "{k}");
+    }
+    assert!(new.cheetah_code.as_deref().unwrap().contains("2025"));
+    assert!(old.cheetah_code.as_deref().unwrap().contains("2022"));
+    // The version only concerns cheetah.
+    let mut o = EvalOptions::new(Protocol::Cryptflow2, &cm);
+    o.cheetah = hequant::model::CheetahVersion::Code2025;
+    let c = evaluate(&n, &o, &cm).unwrap();
+    assert!(c.cheetah_code.is_none());
+    assert_eq!(
+        c.total.bytes(),
+        evaluate(&n, &EvalOptions::new(Protocol::Cryptflow2, &cm), &cm)
+            .unwrap()
+            .total
+            .bytes()
+    );
+}

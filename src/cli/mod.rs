@@ -124,6 +124,11 @@ pub struct ModelArgs {
     /// models with weights)
     #[arg(long, value_enum, default_value = "worst")]
     pub accumulator: AccumulatorArg,
+    /// Which OpenCheetah code the cheetah protocol models: 2022 (the paper's: exact ReLU,
+    /// faithful truncation) or 2025 (approximate ReLU, msb0-heuristic truncation); --relu
+    /// still overrides its ReLU
+    #[arg(long, default_value = "2022")]
+    pub cheetah: String,
     #[command(flatten)]
     pub nonlinear: NonlinearArgs,
 }
@@ -359,6 +364,7 @@ pub fn eval_options(
     }
     o.batch = a.batch;
     o.slots = model::parse_slots(&a.slots)?;
+    o.cheetah = model::CheetahVersion::parse(&a.cheetah).map_err(|e| format!("--cheetah: {e}"))?;
     o.accumulator = match a.accumulator {
         AccumulatorArg::Worst => model::AccumulatorBound::Worst,
         AccumulatorArg::Weights => model::AccumulatorBound::Weights,

@@ -70,6 +70,7 @@ impl SweepOptions {
             batch: self.batch,
             slots: self.slots.clone(),
             accumulator: self.accumulator,
+            cheetah: "2022".into(),
             nonlinear: self.nonlinear.clone(),
         };
         let base = eval_options(&margs, Protocol::Hequant, cm)?;

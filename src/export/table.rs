@@ -249,6 +249,9 @@ pub fn render(reports: &[Report]) -> String {
             r.relu,
             batch_text(r)
         );
+        if let Some(c) = &r.cheetah_code {
+            let _ = writeln!(s, "models: {c}");
+        }
         if r.accumulator.starts_with("the weights") {
             let _ = writeln!(s, "accumulator bound: {}", r.accumulator);
         }

@@ -96,6 +96,8 @@ pub struct EvalOptions {
     pub relu_budget: Option<u64>,
     /// How each linear layer's accumulator is bounded.
     pub accumulator: AccumulatorBound,
+    /// Which OpenCheetah code the `cheetah` protocol models.
+    pub cheetah: CheetahVersion,
 }
 
 /// How a quantized linear layer's accumulator (and so its ring, slots and CRT components)
@@ -178,6 +180,7 @@ impl EvalOptions {
             approx: false,
             relu_budget: None,
             accumulator: AccumulatorBound::Worst,
+            cheetah: CheetahVersion::Code2022,
         }
     }
 }
@@ -422,12 +425,51 @@ pub fn he_context(
 /// The OT model of a report under the options.
 pub fn ot_model(opts: &EvalOptions, cm: &CostModel) -> OtModel {
     let pf = cm.protocol_file(opts.protocol);
+    let v2025 = opts.protocol == Protocol::Cheetah && opts.cheetah == CheetahVersion::Code2025;
     OtModel {
         ot: cm.ot_costs(pf.nonlinear.ot),
         digit_bits: cm.primitives.digit_bits,
-        relu: opts.relu.unwrap_or(pf.nonlinear.relu),
+        relu: opts.relu.unwrap_or(if v2025 {
+            ReluVariant::Approx
+        } else {
+            pf.nonlinear.relu
+        }),
         approx_relu_bits: pf.nonlinear.approx_relu_bits,
         truncation: pf.nonlinear.truncation,
+        msb0_heuristic_shift: v2025.then_some(CHEETAH_FIXED_POINT_SHIFT),
+    }
+}
+
+/// OpenCheetah's fixed-point scale (`kScale = 12` in its networks; docs/protocol-reference.md 2).
+pub const CHEETAH_FIXED_POINT_SHIFT: u32 = 12;
+
+/// Which OpenCheetah code a `cheetah` report models (docs/protocol-reference.md 2.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub enum CheetahVersion {
+    /// The code of the paper (2022; commit 09fe195, library unchanged up to 0b63d6f): exact
+    /// ReLU, faithful truncation.
+    #[default]
+    Code2022,
+    /// The current code (from commit dc09540, 2023-09-15, to the 2025 head): the approximate
+    /// ReLU on 16 top bits, the msb0-heuristic truncation; max-pool and argmax exact.
+    Code2025,
+}
+
+impl CheetahVersion {
+    pub fn parse(s: &str) -> Result<CheetahVersion, String> {
+        match s {
+            "2022" => Ok(CheetahVersion::Code2022),
+            "2025" => Ok(CheetahVersion::Code2025),
+            _ => Err(format!("unknown Cheetah version '{s}' (known: 2022, 2025)")),
+        }
+    }
+    pub fn describe(self) -> &'static str {
+        match self {
+            CheetahVersion::Code2022 => "OpenCheetah 2022 code (exact ReLU, faithful truncation)",
+            CheetahVersion::Code2025 => {
+                "OpenCheetah 2025 code (approximate ReLU, msb0-heuristic truncation)"
+            }
+        }
     }
 }
 
@@ -856,6 +898,7 @@ pub fn evaluate(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Rep
     let per_image = report::PerImage::of(&total, opts.batch);
     Ok(Report {
         schema_version: SCHEMA_VERSION,
+        cheetah_code: (opts.protocol == Protocol::Cheetah).then(|| opts.cheetah.describe().into()),
         accumulator: if opts.protocol.is_quantized() {
             opts.accumulator.describe().into()
         } else {

@@ -86,6 +86,10 @@ pub struct OtModel {
     pub relu: ReluVariant,
     pub approx_relu_bits: u32,
     pub truncation: TruncationKind,
+    /// Truncation layers of a Cheetah network priced as OpenCheetah's 2025 code runs them
+    /// (`--cheetah 2025`, [`OtModel::truncate_msb0_heuristic`]) with this fixed-point shift;
+    /// `None`: the faithful truncation of its 2022 code.
+    pub msb0_heuristic_shift: Option<u32>,
 }
 
 impl OtModel {
@@ -156,6 +160,15 @@ impl OtModel {
             return Step::default();
         }
         self.millionaire(l_in).then(self.b2a(l_out - l_in))
+    }
+
+    /// OpenCheetah's 2025 truncation of a value known to lie in (-2^(l-3), 2^(l-3)) (commit
+    /// dc09540, 2023-09-15, `Truncation::truncate` with `apply_msb0_heuristic`; after
+    /// SecureQ8, eprint 2019/131): one party adds 2^(l-3), so the top bit is 0 and the wrap
+    /// of the shares is one 1-out-of-2 OT of a 1-bit message (`msb1_to_wrap`), then its B2A on
+    /// the `shift` bits the wrap is multiplied into (docs/protocol-reference.md 2.4).
+    pub fn truncate_msb0_heuristic(&self, shift: u32) -> Step {
+        self.b2a(1).then(self.b2a(shift))
     }
 
     pub fn truncate(&self, l_in: u32, l_out: u32) -> Step {
@@ -240,6 +253,9 @@ impl OtModel {
                     ots: one.ots * cmps * outs,
                 }
             }
+            LayerKind::Truncate if self.msb0_heuristic_shift.is_some() => self
+                .truncate_msb0_heuristic(self.msb0_heuristic_shift.unwrap_or(0))
+                .times(outs),
             LayerKind::AvgPool { .. }
             | LayerKind::GlobalAvgPool
             | LayerKind::Truncate
@@ -271,6 +287,7 @@ mod tests {
             relu: ReluVariant::Exact,
             approx_relu_bits: 16,
             truncation: TruncationKind::MsbKnown,
+            msb0_heuristic_shift: None,
         }
     }
 

@@ -223,6 +223,9 @@ pub struct Report {
     /// How the accumulators (rings, slots, CRT components) are bounded.
     #[serde(default)]
     pub accumulator: String,
+    /// The OpenCheetah code a `cheetah` report models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cheetah_code: Option<String>,
     pub link: LinkInfo,
     /// Set when a parameter set below 128-bit security was accepted with --allow-insecure.
     pub insecure: bool,

@@ -6,6 +6,7 @@
 use tfhe::core_crypto::commons::math::random::{CompressionSeed, RandomGenerable, Seed, Uniform};
 use tfhe::core_crypto::prelude::*;
 
+use super::ntt::{CrtNtt, NttPoly, bound_bits};
 pub use super::plain::PlainModulus;
 
 /// A container word (u64 or u128) with conversions to u128.
@@ -57,6 +58,8 @@ pub fn low_mask(bits: u32) -> u128 {
 pub struct ClientKey<S: Word> {
     pub sk: GlweSecretKeyOwned<S>,
     seeder: Box<dyn Seeder>,
+    /// The key in NTT form, per ciphertext modulus (decryption by NTT products).
+    ntt: std::sync::Mutex<std::collections::HashMap<u32, std::sync::Arc<(CrtNtt, NttPoly)>>>,
 }
 
 /// One query ciphertext as it travels: the body (integers mod 2^log_q) and the mask seed.
@@ -91,7 +94,27 @@ impl<S: Word> ClientKey<S> {
             })
             .collect();
         let sk = GlweSecretKey::from_container(coeffs, PolynomialSize(n));
-        ClientKey { sk, seeder }
+        ClientKey {
+            sk,
+            seeder,
+            ntt: Default::default(),
+        }
+    }
+
+    /// The key's NTT form for modulus 2^log_q (products of centred coefficients mod q with a
+    /// ternary key: |V| < N 2^(log_q - 1)), made once per modulus.
+    fn ntt_key(&self, log_q: u32) -> std::sync::Arc<(CrtNtt, NttPoly)> {
+        let mut m = self.ntt.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(log_q)
+            .or_insert_with(|| {
+                let n = self.sk.polynomial_size().0;
+                let ntt = CrtNtt::new(n, bound_bits(log_q, 2, n as u64, 1))
+                    .expect("NTT primes exist for power-of-two N >= 16");
+                let s: Vec<i128> = self.coefficients().iter().map(|&c| c as i128).collect();
+                let f = ntt.forward(&s);
+                std::sync::Arc::new((ntt, f))
+            })
+            .clone()
     }
 
     /// The key's coefficients as signed integers (for tests of its distribution).
@@ -159,21 +182,29 @@ impl<S: Word> ClientKey<S> {
         t: &PlainModulus,
         log_q: u32,
     ) -> Vec<(u128, u128)> {
-        let w = S::BITS as u32;
-        let n = c1.len();
-        let mut data = vec![S::ZERO; 2 * n];
-        for (d, &v) in data[..n].iter_mut().zip(c1) {
-            *d = S::from_u128(v << (w - c1_bits));
-        }
-        for &(i, v) in c0 {
-            data[n + i] = S::from_u128(v << (w - c0_bits));
-        }
-        let ct = GlweCiphertext::from_container(data, PolynomialSize(n), modulus::<S>(log_q));
-        let mut pt = PlaintextList::new(S::ZERO, PlaintextCount(n));
-        decrypt_glwe_ciphertext(&self.sk, &ct, &mut pt);
-        let phases = pt.into_container();
+        // phase = body - mask * s mod q (tfhe's GLWE convention), the product by NTTs over
+        // 62-bit primes, exact (as the server's products): the mask centred mod q.
+        let qmask = low_mask(log_q);
+        let (ntt, key) = &*self.ntt_key(log_q);
+        let mask: Vec<i128> = c1
+            .iter()
+            .map(|&v| {
+                let v = (v << (log_q - c1_bits)) & qmask;
+                if log_q < 128 && v >= 1u128 << (log_q - 1) {
+                    (v as i128).wrapping_sub((1u128 << log_q) as i128)
+                } else {
+                    v as i128
+                }
+            })
+            .collect();
+        let mut prod = ntt.zero();
+        ntt.mul_acc(&mut prod, &ntt.forward(&mask), key);
+        let prod = ntt.inverse(prod);
         c0.iter()
-            .map(|&(i, _)| t.decode(phases[i].to_u128(), log_q))
+            .map(|&(i, v)| {
+                let body = (v << (log_q - c0_bits)) & qmask;
+                t.decode(body.wrapping_sub(prod[i]) & qmask, log_q)
+            })
             .collect()
     }
 }
