@@ -267,14 +267,57 @@ mod tests {
         max
     }
 
+    /// |error| of every coefficient of `encryptions` fresh queries of `n` coefficients,
+    /// decrypted without truncation (c1 and c0 at log q bits): the fresh error itself.
+    fn fresh_errors<S: Word>(log_q: u32, log_t: u32, n: usize, encryptions: usize) -> Vec<u128> {
+        let t = PlainModulus::pow2(log_t).unwrap();
+        let mut k = ClientKey::<S>::new(n);
+        let mut all = Vec::with_capacity(n * encryptions);
+        for j in 0..encryptions {
+            let m: Vec<u128> = (0..n as u128)
+                .map(|i| (i * 7919 + 3 + j as u128) % t.t)
+                .collect();
+            let q = k.encrypt(&m, &t, log_q, 3.2);
+            let (mask, body) = decompress::<S>(&q, log_q);
+            let c0: Vec<(usize, u128)> = body.into_iter().enumerate().collect();
+            for (i, (v, e)) in k
+                .decrypt(&mask, log_q, &c0, log_q, &t, log_q)
+                .into_iter()
+                .enumerate()
+            {
+                assert_eq!(v, m[i], "coefficient {i}");
+                all.push(e);
+            }
+        }
+        all
+    }
+
+    /// The fresh error has standard deviation 3.2, checked on its second moment.
+    ///
+    /// The error e is a Gaussian of sigma = 3.2 rounded to an integer; decrypt returns |e|,
+    /// which keeps e^2. With the rounding independent of the Gaussian (to a good
+    /// approximation at this width):
+    ///   E[e^2] = sigma^2 + 1/12 = 10.24 + 0.083 = 10.323,
+    ///   E[e^4] = 3 sigma^4 + 6 sigma^2 / 12 + 1/80 = 314.57 + 5.12 + 0.01 = 319.70,
+    ///   Var[e^2] = 319.70 - 10.323^2 = 213.1.
+    /// Over n = 8 x 4096 = 32768 coefficients the mean of e^2 has standard deviation
+    /// sqrt(213.1 / 32768) = 0.0806 (the central limit theorem). Band: 10.323 +- 6 x 0.0806
+    /// = [9.84, 10.81], which a sigma of 3.2 leaves with probability about 2e-9. It
+    /// accepts sigma^2 + 1/12 in it only, sigma in [3.124, 3.275]: sigma = 2.5 (E[e^2] 6.33)
+    /// and sigma = 4.0 (16.08) fail, and so do 3.0 (9.08) and 3.4 (11.64).
     #[test]
     fn fresh_noise_has_the_requested_width() {
-        // Untruncated: the error is the fresh Gaussian error (std 3.2): over 512 samples
-        // its largest magnitude lies between 3.2 (1 sigma) and 3.2 * 7.
-        let e = round_trip::<u64>(43, 26, 43, 43);
-        assert!((3..=23).contains(&e), "largest fresh error {e}");
-        let e = round_trip::<u128>(109, 37, 109, 109);
-        assert!((3..=23).contains(&e), "largest fresh error {e}");
+        for (name, e) in [
+            ("u64, log q 43", fresh_errors::<u64>(43, 26, 4096, 8)),
+            ("u128, log q 109", fresh_errors::<u128>(109, 37, 4096, 8)),
+        ] {
+            assert_eq!(e.len(), 32768);
+            let m2 = e.iter().map(|&x| (x * x) as f64).sum::<f64>() / e.len() as f64;
+            assert!(
+                (9.84..=10.81).contains(&m2),
+                "{name}: mean squared fresh error {m2}, want 10.32 (sigma 3.2)"
+            );
+        }
     }
 
     #[test]
