@@ -44,6 +44,9 @@ pub struct SweepOptions {
     /// Accumulator bound of quantized layers: worst case, or the layer's own weights.
     #[arg(long, value_enum, default_value = "worst")]
     pub accumulator: super::AccumulatorArg,
+    /// Which OpenCheetah code the cheetah protocol models: 2022 or 2025.
+    #[arg(long, default_value = "2022")]
+    pub cheetah: String,
     #[command(flatten)]
     pub nonlinear: super::NonlinearArgs,
 }
@@ -70,11 +73,17 @@ impl SweepOptions {
             batch: self.batch,
             slots: self.slots.clone(),
             accumulator: self.accumulator,
-            cheetah: "2022".into(),
+            cheetah: self.cheetah.clone(),
             nonlinear: self.nonlinear.clone(),
         };
         let base = eval_options(&margs, Protocol::Hequant, cm)?;
-        sweep(&net, &base, cm, &protocols, range, self.bits_all).map_err(|e| e.to_string())
+        let mut s =
+            sweep(&net, &base, cm, &protocols, range, self.bits_all).map_err(|e| e.to_string())?;
+        if protocols.contains(&Protocol::Cheetah) {
+            s.notes
+                .push(format!("cheetah models the {}", base.cheetah.describe()));
+        }
+        Ok(s)
     }
 }
 
