@@ -54,18 +54,42 @@ mod tests {
 
     #[test]
     fn cheetah_query_is_55808_bytes_plus_seed() {
-        // docs/protocol-reference.md 2.2: the bit-packed ideal of a 109-bit N = 4096 query is N * 109 / 8.
-        assert_eq!(query_ct_bytes(4096, 109, true), 55_808 + SEED_BYTES);
+        // docs/protocol-reference.md 2.2: a seeded query at N = 4096, log q = 109 is the
+        // body only, 4096 x 109 = 446,464 bits = 55,808 B, plus a 16-byte seed: 55,824 B.
+        assert_eq!(query_ct_bytes(4096, 109, true), 55_824);
+        // Unseeded (public-key style): both polynomials, 2 x 55,808 = 111,616 B.
+        assert_eq!(query_ct_bytes(4096, 109, false), 111_616);
+        assert_eq!(full_ct_bytes(4096, 109), 111_616);
+        // A width that does not fill the last byte: 2048 x 43 = 88,064 bits = 11,008 B
+        // + 16 = 11,024 B; 1024 x 27 = 27,648 bits = 3,456 B + 16 = 3,472 B.
+        assert_eq!(query_ct_bytes(2048, 43, true), 11_024);
+        assert_eq!(query_ct_bytes(1024, 27, true), 3_472);
+        // 3 x 27 = 81 bits round up to 11 B (+ 16).
+        assert_eq!(query_ct_bytes(3, 27, true), 27);
     }
 
     #[test]
     fn cheetah_c1_margin_is_13_bits_at_4096() {
+        // floor(log2(12 N sqrt(1/18))): 12 x 4096 x 0.23570 = 11,585.2, log2 = 13.50 -> 13;
+        // at N = 2048, 5,792.6, log2 = 12.50 -> 12.
         assert_eq!(response_c1_extra_bits(4096), 13);
         assert_eq!(response_c1_extra_bits(2048), 12);
     }
 
     #[test]
+    fn cheetah_response_keeps_c1_and_the_outputs_of_c0() {
+        // docs/protocol-reference.md 2.2 at l = 37, N = 4096: c1 at 37 + 13 = 50 bits in
+        // every coefficient (4096 x 50 = 204,800 bits) and c0 at 37 + 1 = 38 bits in the
+        // 56 x 56 = 3136 output coefficients (119,168 bits): 323,968 bits = 40,496 B.
+        assert_eq!(response_ct_bytes(4096, 50, 3136, 38), 40_496);
+        assert_eq!(RESPONSE_C0_EXTRA_BITS, 1);
+    }
+
+    #[test]
     fn response_counts_only_kept_c0() {
-        assert_eq!(response_ct_bytes(8, 10, 2, 4), (80u64 + 8).div_ceil(8));
+        // 8 x 10 = 80 bits of c1 and 2 x 4 = 8 bits of c0: 88 bits = 11 B.
+        assert_eq!(response_ct_bytes(8, 10, 2, 4), 11);
+        // 8 x 10 + 3 x 4 = 92 bits round up to 12 B.
+        assert_eq!(response_ct_bytes(8, 10, 3, 4), 12);
     }
 }
