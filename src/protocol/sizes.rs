@@ -91,5 +91,8 @@ mod tests {
         assert_eq!(response_ct_bytes(8, 10, 2, 4), 11);
         // 8 x 10 + 3 x 4 = 92 bits round up to 12 B.
         assert_eq!(response_ct_bytes(8, 10, 3, 4), 12);
+        // c0 follows c1 without a byte boundary: 4 x 3 + 3 x 3 = 21 bits = 3 B (2 + 2 if
+        // each polynomial were padded).
+        assert_eq!(response_ct_bytes(4, 3, 3, 3), 3);
     }
 }
