@@ -442,6 +442,7 @@ fn every_shipped_network_evaluates_under_every_protocol() {
 ///   two l-bit messages per OT). Millionaire(36): 9 x (256 + 32) + 16 x 288 = 2592 + 4608 =
 ///   7200 bits; MUX(37) = 2 x (128 + 74) = 404; ReLU = 7604 bits = 950.5 B, and the faithful
 ///   truncation 7200 + 2 x 202 = 7604 bits too. Total 193,536 x 950.5 = 183,955,968 B.
+///
 /// (The measured figures these calibrate against: about 60 B and 1000 B per ReLU.)
 #[test]
 fn minionn_nonlinear_bytes_by_hand() {
