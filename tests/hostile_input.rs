@@ -598,56 +598,30 @@ fn a_replaced_security_table_is_named_in_every_output() {
         &text.replace("4096 = 109", "4096 = 120"),
     );
     let dir = d.to_str().unwrap();
-    for args in [
-        vec![
-            "--cost-models",
-            dir,
-            "estimate",
-            "-n",
-            "minionn-cifar10",
-            "-p",
-            "hequant",
-        ],
-        vec![
-            "--cost-models",
-            dir,
-            "estimate",
-            "-n",
-            "minionn-cifar10",
-            "-p",
-            "hequant",
-            "-f",
-            "json",
-        ],
-        vec![
-            "--cost-models",
-            dir,
-            "verify",
-            "-n",
-            "minionn-cifar10",
-            "-p",
-            "hequant",
-            "--layers",
-            "fc",
-            "--part",
-            "linear",
-        ],
-        vec![
-            "--cost-models",
-            dir,
-            "verify",
-            "-n",
-            "minionn-cifar10",
-            "-p",
-            "hequant",
-            "--layers",
-            "fc",
-            "--part",
-            "linear",
-            "-f",
-            "json",
-        ],
-    ] {
+    let estimate = ["estimate", "-n", "minionn-cifar10", "-p", "hequant"];
+    let verify = [
+        "verify",
+        "-n",
+        "minionn-cifar10",
+        "-p",
+        "hequant",
+        "--layers",
+        "fc",
+        "--part",
+        "linear",
+    ];
+    let mut runs: Vec<Vec<&str>> = Vec::new();
+    for cmd in [&estimate[..], &verify[..]] {
+        for json in [false, true] {
+            let mut v = vec!["--cost-models", dir];
+            v.extend_from_slice(cmd);
+            if json {
+                v.extend(["-f", "json"]);
+            }
+            runs.push(v);
+        }
+    }
+    for args in runs {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_hequant"))
             .args(&args)
             .output()

@@ -54,6 +54,16 @@ pub fn low_mask(bits: u32) -> u128 {
     }
 }
 
+/// Centred representative of v mod 2^bits (the ciphertext coefficients the NTT products take).
+pub fn centred(v: u128, bits: u32) -> i128 {
+    let v = v & low_mask(bits);
+    if bits < 128 && v >= 1u128 << (bits - 1) {
+        (v as i128).wrapping_sub((1u128 << bits) as i128)
+    } else {
+        v as i128
+    }
+}
+
 /// A client's secret key for one ring degree and container.
 pub struct ClientKey<S: Word> {
     pub sk: GlweSecretKeyOwned<S>,
@@ -188,14 +198,7 @@ impl<S: Word> ClientKey<S> {
         let (ntt, key) = &*self.ntt_key(log_q);
         let mask: Vec<i128> = c1
             .iter()
-            .map(|&v| {
-                let v = (v << (log_q - c1_bits)) & qmask;
-                if log_q < 128 && v >= 1u128 << (log_q - 1) {
-                    (v as i128).wrapping_sub((1u128 << log_q) as i128)
-                } else {
-                    v as i128
-                }
-            })
+            .map(|&v| centred(v << (log_q - c1_bits), log_q))
             .collect();
         let mut prod = ntt.zero();
         ntt.mul_acc(&mut prod, &ntt.forward(&mask), key);

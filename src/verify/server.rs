@@ -3,7 +3,7 @@
 //! channel groups, masks, truncates and returns the responses.
 
 use super::bitpack::{BitReader, BitWriter};
-use super::he::{self, Query, low_mask};
+use super::he::{self, Query, centred, low_mask};
 use super::ntt::{CrtNtt, NttPoly, bound_bits};
 use super::transport::{Channel, Kind};
 use super::{LayerParams, LayerPlan, Plan, RunOptions, VerifyError};
@@ -75,16 +75,6 @@ pub fn parse_query(p: &LayerParams, payload: &[u8]) -> Result<Query, String> {
         body,
         seed: u128::from_le_bytes(seed),
     })
-}
-
-/// Centred representative of v mod 2^bits.
-fn centred(v: u128, bits: u32) -> i128 {
-    let v = v & low_mask(bits);
-    if bits < 128 && v >= 1u128 << (bits - 1) {
-        (v as i128).wrapping_sub((1u128 << bits) as i128)
-    } else {
-        v as i128
-    }
 }
 
 /// Rounds v mod 2^log_q to its top `bits` bits.
