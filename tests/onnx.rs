@@ -186,10 +186,13 @@ fn a_real_qdq_model_gives_its_bit_widths() {
             .all(|l| l.bits.map(|b| b.to_string()).as_deref() == Some("w8a8"))
     );
     assert_eq!(imp.summary.quantized_layers, 21);
+    // Its cost is that of its TOML twin, networks/resnet18-imagenet.toml, whose default
+    // precision is w8a8 on every layer (default_bits), both without --bits.
     let cm = CostModel::builtin().unwrap();
     let o = EvalOptions::new(Protocol::HequantPacked, &cm);
     let r = model::evaluate(&imp.network, &o, &cm).unwrap();
-    assert!(r.total.bytes() > 0);
+    let twin = model::evaluate(&shipped("resnet18-imagenet"), &o, &cm).unwrap();
+    assert_eq!(r.total, twin.total);
     assert!(
         import("resnet18.onnx")
             .network
@@ -219,11 +222,28 @@ fn onnx_and_imported_toml_give_identical_reports() {
             back, imp.network,
             "{file}: the TOML does not read back the same"
         );
+        // The linear layers that cost HE bytes, counted by hand from the torchvision
+        // definitions (batch norms folded into the convs): ResNet-18 16 3 x 3 convs, the
+        // 7 x 7 stem and 3 downsampling 1 x 1 convs, and the fc: 21; ResNet-50 53 convs
+        // (the stem, 16 bottlenecks of 3, 4 downsampling) and the fc: 54; MobileNetV2 the
+        // stem, 2 convs in the first inverted residual and 3 in each of the other 16, the
+        // final 1 x 1 conv, and the classifier: 1 + 2 + 48 + 1 + 1 = 53.
+        let he_layers = if file.starts_with("resnet18") {
+            21
+        } else if file.starts_with("resnet50") {
+            54
+        } else {
+            53
+        };
+        let twin = shipped(KNOWN.iter().find(|k| k.0 == file).unwrap().1);
         for p in [Protocol::Cheetah, Protocol::HequantPacked] {
             let a = model::evaluate(&imp.network, &opts(&cm, p), &cm).unwrap();
             let b = model::evaluate(&back, &opts(&cm, p), &cm).unwrap();
             assert_eq!(a, b, "{file} {p:?}");
-            assert!(a.total.bytes() > 0);
+            let counted = a.layers.iter().filter(|l| l.bytes_linear > 0).count();
+            assert_eq!(counted, he_layers, "{file} {p:?}");
+            let t = model::evaluate(&twin, &opts(&cm, p), &cm).unwrap();
+            assert_eq!(a.total, t.total, "{file} {p:?} against its TOML twin");
         }
     }
 }
