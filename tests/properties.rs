@@ -397,7 +397,8 @@ fn packed_mappings_are_accepted_somewhere() {
         };
         let c =
             evaluate_coeff(&g, &map, &ctx(12, 2), &cm).unwrap_or_else(|e| panic!("{dir:?}: {e}"));
-        assert!(c.slot_bits > 0);
+        // S = l + b_w + ceil(log2 fan_in) + 1 = 12 + 2 + ceil(log2 144) + 1 = 12 + 2 + 8 + 1.
+        assert_eq!(c.slot_bits, 23, "{dir:?}");
     }
 }
 
