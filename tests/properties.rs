@@ -45,6 +45,7 @@ fn ctx(ring: u32, wb: u32) -> HeContext {
         crt_conversion_bytes: 0,
         crt_conversion_rounds: 0,
         weight_l1: None,
+        stride1_responses: false,
     }
 }
 
@@ -66,13 +67,6 @@ fn ceil_lg(x: u64) -> u32 {
         b += 1;
     }
     b
-}
-
-/// E[w^2] of weights uniform over the continuous range [-2^(b-1), 2^(b-1)]:
-/// (1 / 2a) * integral of x^2 over [-a, a] = a^2 / 3, a = 2^(b-1).
-fn second_moment_continuous(b: u32) -> f64 {
-    let a = 2f64.powi(b as i32 - 1);
-    a * a / 3.0
 }
 
 /// E[w^2] of weights uniform over the b-bit two's-complement integers -a..=a-1, a = 2^(b-1)
@@ -240,8 +234,8 @@ proptest! {
         };
         // Noise bound (evaluate_coeff's doc comment): log q >= log t + 2 + noise bits.
         let terms = m_w * g.fan_in;
-        let bound = log_t as f64 + 2.0 + noise_bits(terms, second_moment_continuous(wb), amp);
-        let bound_wide = log_t as f64 + 2.0 + noise_bits(terms, second_moment_twos_complement(wb), amp);
+        // The weights are the b-bit two's-complement integers (docs/protocol-reference.md 4.4).
+        let bound = log_t as f64 + 2.0 + noise_bits(terms, second_moment_twos_complement(wb), amp);
         let need = bound.ceil() as u32;
         match evaluate_coeff(&g, &map, &ctx(ring, wb), &cm) {
             Ok(cost) => {
@@ -255,11 +249,11 @@ proptest! {
                 }
                 prop_assert_eq!(cost.log_t, log_t);
                 // The model chose log q (fixed_log_q is None): it meets the bound, and one
-                // bit less would not, even with the larger second moment of two's-complement
-                // weights; the headroom it reports is what is left over the bound, under a bit.
+                // bit less would not; the headroom it reports is what is left over the bound,
+                // under a bit.
                 let q = cost.log_q as f64;
                 prop_assert!(q >= bound, "log q {q} below the bound {bound}");
-                prop_assert!(q - 1.0 < bound_wide, "log q {q} is not the smallest above {bound_wide}");
+                prop_assert!(q - 1.0 < bound, "log q {q} is not the smallest above {bound}");
                 prop_assert!((cost.headroom_bits - (q - bound)).abs() < 1e-9, "headroom {} want {}", cost.headroom_bits, q - bound);
                 prop_assert!((0.0..1.0).contains(&cost.headroom_bits), "headroom {}", cost.headroom_bits);
                 prop_assert!(cost.log_q <= max_log_q(n));
@@ -436,13 +430,12 @@ proptest! {
 /// l = 8 needs, with z = sqrt(80 ln 2) = 7.4446:
 ///   sigma_out = 3.2 sqrt(60 / 2) = 17.527, log2(z sigma_out) = log2(130.48) = 7.028,
 ///   log q >= 8 + 2 + 7.028 = 17.03, so 18 bits;
-/// the model's second moment 4^(b-1)/3 = 1/3 gives sigma_out = 3.2 sqrt(20) = 14.311,
+/// a second moment of 4^(b-1)/3 = 1/3 (the model's before docs/protocol-reference.md 4.4) gives sigma_out = 3.2 sqrt(20) = 14.311,
 /// log2(106.54) = 6.735 and 17 bits: one bit short. With 17 bits the error may reach
 /// 2^(17 - 10) = 128 = 7.303 sigma_out, a tail of exp(-7.303^2 / 2) = 2^-38.5 per
 /// coefficient instead of 2^-40 (at b_w = 1 the shortfall can reach log2 sqrt(3/2) = 0.29
 /// bits, a tail of 2^(-40 / 1.5) = 2^-26.7).
 #[test]
-#[ignore = "model bug: E[w^2] = 4^(b-1)/3 (src/model/linear.rs weight_second_moment) is below the 4^(b-1)/3 + 1/6 of the two's-complement weights the verify mode draws; at b_w = 1, fan_in 60 the modulus is one bit short of the 2^-40 bound"]
 fn noise_bound_covers_twos_complement_weights() {
     let cm = CostModel::builtin().unwrap();
     let g = geom(60, 4, 1, 1);

@@ -123,7 +123,7 @@ pub fn run(a: &MixedArgs, cm: &CostModel) -> Result<(), String> {
         batch: a.batch,
         slots: a.slots.clone(),
         accumulator: a.accumulator,
-        cheetah: "2022".into(),
+        cheetah: "2025".into(),
         nonlinear: a.nonlinear.clone(),
     };
     let base = eval_options(&margs, protocol, cm)?;

@@ -124,10 +124,10 @@ pub struct ModelArgs {
     /// models with weights)
     #[arg(long, value_enum, default_value = "worst")]
     pub accumulator: AccumulatorArg,
-    /// Which OpenCheetah code the cheetah protocol models: 2022 (the paper's: exact ReLU,
-    /// faithful truncation) or 2025 (approximate ReLU, msb0-heuristic truncation); --relu
-    /// still overrides its ReLU
-    #[arg(long, default_value = "2022")]
+    /// Which OpenCheetah code the cheetah protocol models: 2025 (the current code:
+    /// approximate ReLU, msb0-heuristic truncation) or 2022 (the paper's: exact ReLU,
+    /// faithful truncation); --relu still overrides its ReLU
+    #[arg(long, default_value = "2025")]
     pub cheetah: String,
     #[command(flatten)]
     pub nonlinear: NonlinearArgs,

@@ -199,7 +199,7 @@ fn packing_lines(
                 batch,
                 slots: slots.into(),
                 accumulator: super::AccumulatorArg::Worst,
-                cheetah: "2022".into(),
+                cheetah: "2025".into(),
                 nonlinear: Default::default(),
             };
             let o = eval_options(&m, Protocol::parse(protocol)?, cm)?;

@@ -44,8 +44,8 @@ pub struct SweepOptions {
     /// Accumulator bound of quantized layers: worst case, or the layer's own weights.
     #[arg(long, value_enum, default_value = "worst")]
     pub accumulator: super::AccumulatorArg,
-    /// Which OpenCheetah code the cheetah protocol models: 2022 or 2025.
-    #[arg(long, default_value = "2022")]
+    /// Which OpenCheetah code the cheetah protocol models: 2025 (current) or 2022.
+    #[arg(long, default_value = "2025")]
     pub cheetah: String,
     #[command(flatten)]
     pub nonlinear: super::NonlinearArgs,

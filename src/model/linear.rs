@@ -168,6 +168,9 @@ pub struct HeContext {
     /// accumulator is bounded by the weights (`--accumulator weights`); `None`: the worst case
     /// fan_in * 2^(b_w - 1).
     pub weight_l1: Option<u64>,
+    /// Responses of strided convolutions keep every stride-1 output of their tile
+    /// ([`crate::protocol::ResponseKeeps::Stride1`]).
+    pub stride1_responses: bool,
 }
 
 impl HeContext {
@@ -239,9 +242,12 @@ pub fn ntt_primes(bound_bits: u32) -> u32 {
     (bound_bits + 2).div_ceil(NTT_PRIME_BITS - 1)
 }
 
-/// Expected square of a uniform signed weight of `b` bits: about 4^(b-1) / 3.
+/// Expected square of a weight drawn uniformly from the `b`-bit two's-complement
+/// integers -a..=a-1 (a = 2^(b-1)), the range a quantizer may use in full:
+/// (sum of k^2 for k = 1..=a plus for k = 1..=a-1) / 2a = a^2/3 + 1/6
+/// (docs/protocol-reference.md 4.4). At b = 1 (weights -1 and 0) that is 1/2.
 fn weight_second_moment(b: u32) -> f64 {
-    (4f64.powi(b as i32 - 1) / 3.0).max(1.0 / 3.0)
+    4f64.powi(b as i32 - 1) / 3.0 + 1.0 / 6.0
 }
 
 /// The Gaussian tail factor z with exp(-z^2 / 2) <= 2^failure_log2.
@@ -463,15 +469,19 @@ pub fn cheetah_conv_tiling(g: &ConvGeom, n: u64) -> Tiling {
     }
 }
 
-/// Cheetah's HomFC split (docs/protocol-reference.md 2.3): d0 x d1 <= N minimising
-/// ceil(n_i / d1) + ceil(n_o / d0); the first minimum in increasing d1 is taken.
+/// Cheetah's HomFC split (docs/protocol-reference.md 2.3; `getSplit` in OpenCheetah's
+/// hom_fc_ss.cc): blocks of d0 output rows x d1 input columns, d0 d1 <= N, minimising
+/// ceil(n_i / d1) + ceil(n_o / d0), the first strict minimum in OpenCheetah's order (d0
+/// ascending, then d1 ascending). For one d0 the cost falls with d1, so the best d1 is
+/// min(N / d0, n_i), and the first d1 with the same count is ceil(n_i / ceil(n_i / d1)).
 pub fn cheetah_fc_tiling(n_i: u64, n_o: u64, n: u64) -> Tiling {
     let mut best = (u64::MAX, 1, 1);
-    for d1 in 1..=n_i.min(n) {
-        let d0 = (n / d1).min(n_o).max(1);
-        let cost = n_i.div_ceil(d1) + n_o.div_ceil(d0);
+    for d0 in 1..=n_o.min(n).max(1) {
+        let d1_max = (n / d0).min(n_i).max(1);
+        let ct_in = n_i.div_ceil(d1_max);
+        let cost = ct_in + n_o.div_ceil(d0);
         if cost < best.0 {
-            best = (cost, d1, d0);
+            best = (cost, n_i.div_ceil(ct_in).max(1), d0);
         }
     }
     Tiling {
@@ -479,6 +489,19 @@ pub fn cheetah_fc_tiling(n_i: u64, n_o: u64, n: u64) -> Tiling {
         h_w: 1,
         w_w: 1,
         m_w: best.2,
+    }
+}
+
+/// Cheetah's HomBN tiling (`bn_direct`, `getSplitBN` in OpenCheetah's hom_bn_ss.cc,
+/// docs/protocol-reference.md 2.3): one channel per ciphertext, tiles of at most
+/// floor(sqrt(N)) rows and columns; queries and responses C x ceil(H / H_w) x ceil(W / W_w).
+pub fn cheetah_bn_tiling(g: &ConvGeom, n: u64) -> Tiling {
+    let side = n.isqrt().max(1);
+    Tiling {
+        c_w: 1,
+        h_w: side.min(g.h),
+        w_w: side.min(g.w),
+        m_w: 1,
     }
 }
 
@@ -777,9 +800,17 @@ pub fn evaluate_coeff(
         }
     } else {
         for &(rh, r0, rows) in &row_classes {
-            let oh = strided_in(r0, rows, g.sh, out_h_band);
+            let oh = if ctx.stride1_responses && g.sh > 1 {
+                rows
+            } else {
+                strided_in(r0, rows, g.sh, out_h_band)
+            };
             for &(cw, c0, cols) in &col_classes {
-                let ow = strided_in(c0, cols, g.sw, g.out_w);
+                let ow = if ctx.stride1_responses && g.sw > 1 {
+                    cols
+                } else {
+                    strided_in(c0, cols, g.sw, g.out_w)
+                };
                 position_classes.push((rh * cw, oh * ow));
             }
         }
@@ -887,9 +918,28 @@ pub fn cryptflow2_conv(g: &ConvGeom, n: u64, log_q: u32) -> (u64, u64, u64, u64,
     (ct_in, ct_out, ct_in * bytes, ct_out * bytes, products)
 }
 
+/// What an element-wise product in SIMD slots costs ([`simd_elementwise`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimdCost {
+    /// Ciphertexts each way (the same count).
+    pub cts: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// CRT plaintext primes and their bits.
+    pub primes: u64,
+    pub prime_bits: u32,
+    /// Bits a truncated response keeps of c1 and of every coefficient of c0 (0 when the
+    /// response is not truncated).
+    pub c1_bits: u32,
+    pub c0_bits: u32,
+}
+
 /// An element-wise product (batch norm scale) with SIMD over CRT plaintext primes, as
 /// Cheetah's HomBN and CrypTFlow2's element-wise protocol run it (docs/protocol-reference.md 2.3):
 /// primes = ceil((2l + 1 + stat) / max_prime_bits), ceil(elements / N) ciphertexts per prime.
+/// A truncated response keeps c1 at log p + floor(log2(12 N sqrt(1/18))) bits and all N
+/// coefficients of c0 at log p + 2 bits: one more than for t = 2^l, since p is odd
+/// (`truncate_for_decryption`'s `one_more_bit`).
 #[allow(clippy::too_many_arguments)]
 pub fn simd_elementwise(
     elems: u64,
@@ -900,22 +950,41 @@ pub fn simd_elementwise(
     log_q: u32,
     seeded: bool,
     truncated_response: bool,
-) -> (u64, u64, u64, u64) {
+) -> SimdCost {
     let total = 2 * ring_bits + 1 + stat_bits;
     let primes = total.div_ceil(max_prime_bits) as u64;
     let prime_bits = total.div_ceil(primes as u32);
     let nn = n.as_u64();
     let cts = elems.div_ceil(nn) * primes;
     let q_bytes = query_ct_bytes(nn, log_q, seeded);
-    let r_bytes = if truncated_response {
-        response_ct_bytes(
-            nn,
+    let (c1_bits, c0_bits) = if truncated_response {
+        (
             prime_bits + response_c1_extra_bits(nn),
-            nn,
-            prime_bits + RESPONSE_C0_EXTRA_BITS,
+            prime_bits + RESPONSE_C0_EXTRA_BITS + 1,
         )
+    } else {
+        (0, 0)
+    };
+    let r_bytes = if truncated_response {
+        response_ct_bytes(nn, c1_bits, nn, c0_bits)
     } else {
         full_ct_bytes(nn, log_q)
     };
-    (cts, cts, cts * q_bytes, cts * r_bytes)
+    SimdCost {
+        cts,
+        bytes_in: cts * q_bytes,
+        bytes_out: cts * r_bytes,
+        primes,
+        prime_bits,
+        c1_bits,
+        c0_bits,
+    }
+}
+
+/// Whether OpenCheetah runs a batch norm coefficient-encoded (`bn_direct`, one channel per
+/// ciphertext) rather than in SIMD slots: its ResNet-50 program's `FusedBatchNorm4411`
+/// picks the encoding with fewer ciphertexts, ceil(H W / N) C against ceil(H W C / N) x
+/// the SIMD primes (networks/main_resnet50.cpp; docs/protocol-reference.md 2.3).
+pub fn cheetah_bn_coefficient_encoded(c: u64, h: u64, w: u64, n: u64, primes: u64) -> bool {
+    (h * w).div_ceil(n) * c < (h * w * c).div_ceil(n) * primes
 }

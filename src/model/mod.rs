@@ -9,7 +9,9 @@ pub mod report;
 use crate::mapper::{Objective, explain_infeasible, search_layer};
 use crate::mapping::space::SpaceOptions;
 use crate::mapping::{LayerChoice, LinearMapping, PackDirection, SlotScheme};
-use crate::protocol::{ComputeProfile, CostModel, Link, Protocol, ReluVariant, WireFormat};
+use crate::protocol::{
+    ComputeProfile, CostModel, Link, NativeFormat, Protocol, ProtocolFile, ReluVariant, WireFormat,
+};
 use crate::units::Bits;
 use crate::workload::{BitWidths, CostClass, LayerKind, Network};
 use linear::{
@@ -180,7 +182,7 @@ impl EvalOptions {
             approx: false,
             relu_budget: None,
             accumulator: AccumulatorBound::Worst,
-            cheetah: CheetahVersion::Code2022,
+            cheetah: CheetahVersion::Code2025,
         }
     }
 }
@@ -419,6 +421,7 @@ pub fn he_context(
         crt_conversion_bytes: 0,
         crt_conversion_rounds: 0,
         weight_l1: None,
+        stride1_responses: pf.he.response_keeps == crate::protocol::ResponseKeeps::Stride1,
     }
 }
 
@@ -437,6 +440,8 @@ pub fn ot_model(opts: &EvalOptions, cm: &CostModel) -> OtModel {
         approx_relu_bits: pf.nonlinear.approx_relu_bits,
         truncation: pf.nonlinear.truncation,
         msb0_heuristic_shift: v2025.then_some(CHEETAH_FIXED_POINT_SHIFT),
+        relu_truncation_shift: (opts.protocol == Protocol::Cheetah)
+            .then_some(CHEETAH_FIXED_POINT_SHIFT),
     }
 }
 
@@ -448,10 +453,11 @@ pub const CHEETAH_FIXED_POINT_SHIFT: u32 = 12;
 pub enum CheetahVersion {
     /// The code of the paper (2022; commit 09fe195, library unchanged up to 0b63d6f): exact
     /// ReLU, faithful truncation.
-    #[default]
     Code2022,
-    /// The current code (from commit dc09540, 2023-09-15, to the 2025 head): the approximate
-    /// ReLU on 16 top bits, the msb0-heuristic truncation; max-pool and argmax exact.
+    /// The current code (from commit dc09540, 2023-09-15, to the 2025 head), the default:
+    /// the approximate ReLU on 16 top bits, the msb0-heuristic truncation; max-pool and
+    /// argmax exact.
+    #[default]
     Code2025,
 }
 
@@ -681,10 +687,12 @@ pub fn evaluate(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Rep
         insecure = true;
     }
     let ot = ot_model(opts, cm);
-    let overhead = match opts.wire {
-        WireFormat::Native => pf.wire.native_overhead,
-        WireFormat::Packed => 1.0,
+    let overhead = match (opts.wire, pf.wire.native_format) {
+        (WireFormat::Native, NativeFormat::Factor) => pf.wire.native_overhead,
+        _ => 1.0,
     };
+    let seal_zstd =
+        opts.wire == WireFormat::Native && pf.wire.native_format == NativeFormat::SealZstd;
     let wire_bytes = |b: u64| (b as f64 * overhead).round() as u64;
     let profile = &cm.compute;
     let link = opts.link;
@@ -721,11 +729,13 @@ pub fn evaluate(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Rep
                 bytes_server_to_client: 0,
                 bytes_linear: 0,
                 bytes_nonlinear: 0,
+                bytes_truncation: 0,
                 rounds: 0,
                 compute_s: 0.0,
                 latency_s: 0.0,
                 note: String::new(),
                 schemes: Vec::new(),
+                seal_zstd: None,
             };
             if let Some(into) = &p.folded_into {
                 r.class = CostClass::Free;
@@ -759,7 +769,7 @@ pub fn evaluate(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Rep
                     let requant =
                         opts.protocol.is_quantized() && matches!(l.kind, LayerKind::Relu { .. });
                     let n = l.output.elems();
-                    let s = ot.relu_layer(
+                    let (s, t) = ot.relu_layer_split(
                         l,
                         p.ring_in,
                         p.ring_out,
@@ -774,6 +784,7 @@ pub fn evaluate(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Rep
                         r.note = join(&r.note, &format!("fused approx ReLU+requant, s = {sh}"));
                     }
                     let bytes = (s.bits * batch / 8.0).ceil() as u64;
+                    r.bytes_truncation = ((t.bits * batch / 8.0).ceil() as u64).min(bytes);
                     r.bytes_client_to_server = bytes / 2;
                     r.bytes_server_to_client = bytes - bytes / 2;
                     r.bytes_nonlinear = bytes;
@@ -787,14 +798,20 @@ pub fn evaluate(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Rep
                 }
             }
             // Wire overhead applies to the ciphertexts only.
-            let lin_in = wire_bytes(
-                r.bytes_client_to_server
-                    .saturating_sub(r.bytes_nonlinear / 2),
-            );
-            let lin_out = wire_bytes(
-                r.bytes_server_to_client
-                    .saturating_sub(r.bytes_nonlinear - r.bytes_nonlinear / 2),
-            );
+            let (lin_in, lin_out) = if let Some(b) = r.seal_zstd.filter(|_| seal_zstd) {
+                b
+            } else {
+                (
+                    wire_bytes(
+                        r.bytes_client_to_server
+                            .saturating_sub(r.bytes_nonlinear / 2),
+                    ),
+                    wire_bytes(
+                        r.bytes_server_to_client
+                            .saturating_sub(r.bytes_nonlinear - r.bytes_nonlinear / 2),
+                    ),
+                )
+            };
             if r.class == CostClass::Linear {
                 r.bytes_client_to_server = lin_in + r.bytes_nonlinear / 2;
                 r.bytes_server_to_client = lin_out + (r.bytes_nonlinear - r.bytes_nonlinear / 2);
@@ -815,23 +832,20 @@ pub fn evaluate(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Rep
             .div_ceil(60)
             .saturating_sub(1)
             .max(1);
-        let key = levels * crate::protocol::sizes::full_ct_bytes(n, pf.he.log_q.get());
-        total.bytes_setup = wire_bytes(pf.he.galois_keys as u64 * key);
+        let key = levels
+            * if seal_zstd {
+                crate::protocol::sizes::seal_zstd::full(n, pf.he.log_q.get())
+            } else {
+                wire_bytes(crate::protocol::sizes::full_ct_bytes(n, pf.he.log_q.get()))
+            };
+        total.bytes_setup = pf.he.galois_keys as u64 * key;
         total.bytes_client_to_server += total.bytes_setup;
         total.bytes_linear += total.bytes_setup;
         total.latency_s += total.bytes_setup as f64 * 8.0 / link.bandwidth_bps.get();
     }
     for r in &layers {
         insecure |= r.he.is_some_and(|h| h.insecure);
-        total.ct_client_to_server += r.ct_client_to_server;
-        total.ct_server_to_client += r.ct_server_to_client;
-        total.bytes_client_to_server += r.bytes_client_to_server;
-        total.bytes_server_to_client += r.bytes_server_to_client;
-        total.bytes_linear += r.bytes_linear;
-        total.bytes_nonlinear += r.bytes_nonlinear;
-        total.rounds += r.rounds;
-        total.compute_s += r.compute_s;
-        total.latency_s += r.latency_s;
+        total.add(r);
     }
     if !net.skipped.is_empty() {
         warnings.push(format!(
@@ -993,7 +1007,7 @@ fn linear_layer(
         Protocol::Cryptflow2 => {
             let nn = n.as_u64();
             let (ci, co, bi, bo, prods) = if is_bn {
-                let (a, b, c, d) = linear::simd_elementwise(
+                let s = linear::simd_elementwise(
                     l.input.elems(),
                     n,
                     acc,
@@ -1003,12 +1017,14 @@ fn linear_layer(
                     false,
                     false,
                 );
-                (a, b, c, d, a)
+                (s.cts, s.cts, s.bytes_in, s.bytes_out, s.cts)
             } else {
                 linear::cryptflow2_conv(&geom, nn, pf.he.log_q.get())
             };
             let (ci, co, bi, bo, prods) = (ci * b, co * b, bi * b, bo * b, prods * b);
             set_counts(r, ci, co, bi, bo);
+            let full = crate::protocol::sizes::seal_zstd::full(nn, pf.he.log_q.get());
+            r.seal_zstd = Some((ci * full, co * full));
             r.compute_s += (ci as f64 * profile.encrypt_us
                 + prods as f64 * 2.0 * profile.mul_acc_us * 4.0
                 + co as f64 * profile.decrypt_us)
@@ -1020,7 +1036,8 @@ fn linear_layer(
             return Ok(());
         }
         Protocol::Cheetah if is_bn => {
-            let (ci, co, bi, bo) = linear::simd_elementwise(
+            let nn = n.as_u64();
+            let s = linear::simd_elementwise(
                 l.input.elems(),
                 n,
                 acc,
@@ -1030,14 +1047,38 @@ fn linear_layer(
                 true,
                 true,
             );
-            let (ci, co, bi, bo) = (ci * b, co * b, bi * b, bo * b);
-            set_counts(r, ci, co, bi, bo);
-            r.compute_s += (ci as f64 * (profile.encrypt_us + 2.0 * profile.ntt_forward_us)
-                + co as f64 * (profile.decrypt_us + 2.0 * profile.ntt_inverse_us))
-                * 1e-6
-                / profile.threads.max(1) as f64;
-            r.note = join(&r.note, "HomBN (SIMD over CRT primes)");
-            return Ok(());
+            let x = l.input;
+            if !linear::cheetah_bn_coefficient_encoded(x.c, x.h, x.w, nn, s.primes) {
+                let (ci, co, bi, bo) = (s.cts * b, s.cts * b, s.bytes_in * b, s.bytes_out * b);
+                set_counts(r, ci, co, bi, bo);
+                let resp_bits = pf.he.response_log_q.get();
+                r.seal_zstd = Some((
+                    ci * crate::protocol::sizes::seal_zstd::query(
+                        nn,
+                        pf.he.log_q.get(),
+                        pf.he.seeded_query,
+                    ),
+                    co * crate::protocol::sizes::seal_zstd::response(
+                        nn, resp_bits, s.c1_bits, nn, s.c0_bits,
+                    ),
+                ));
+                r.compute_s += (ci as f64 * (profile.encrypt_us + 2.0 * profile.ntt_forward_us)
+                    + co as f64 * (profile.decrypt_us + 2.0 * profile.ntt_inverse_us))
+                    * 1e-6
+                    / profile.threads.max(1) as f64;
+                r.note = join(
+                    &r.note,
+                    &format!(
+                        "HomBN in SIMD slots over {} CRT primes of {} bits",
+                        s.primes, s.prime_bits
+                    ),
+                );
+                return Ok(());
+            }
+            r.note = join(
+                &r.note,
+                "HomBN coefficient-encoded, one channel per ciphertext",
+            );
         }
         _ => {}
     }
@@ -1048,9 +1089,17 @@ fn linear_layer(
             .map_err(|e| err(format!("the saved mapping is infeasible: {e}")))?;
         (m, c)
     } else if opts.protocol == Protocol::Cheetah || opts.protocol == Protocol::HequantNaive {
+        // OpenCheetah runs a batch norm as HomBN's `bn_direct`: per channel, tiles of
+        // sqrt(N) x sqrt(N) positions each scaled by the channel's factor
+        // (docs/protocol-reference.md 2.3).
+        let tiling = if is_bn && opts.protocol == Protocol::Cheetah {
+            linear::cheetah_bn_tiling(&geom, n.as_u64())
+        } else {
+            cheetah_tiling(&geom, n.as_u64())
+        };
         let m = LinearMapping {
             n,
-            tiling: cheetah_tiling(&geom, n.as_u64()),
+            tiling,
             packing: crate::mapping::Packing::NONE,
         };
         let c = evaluate_coeff(&geom, &m, &ctx, cm)
@@ -1065,6 +1114,7 @@ fn linear_layer(
         }
     };
     set_counts(r, cost.ct_in, cost.ct_out, cost.bytes_in, cost.bytes_out);
+    r.seal_zstd = Some(seal_zstd_mapping(mapping.n.as_u64(), &cost, pf));
     if cost.conversion_bytes > 0 {
         // Shares of component i live in Z_{t_i} ([`crt_conversion_steps`]).
         let bytes = cost.conversion_bytes;
@@ -1114,6 +1164,24 @@ fn add_nonlinear(r: &mut LayerReport, s: nonlinear::Step, elems: u64, profile: &
     r.bytes_server_to_client += bytes - bytes / 2;
     r.rounds += s.rounds;
     r.compute_s += s.bits * elems as f64 * profile.ot_ns_per_bit * 1e-9;
+}
+
+/// A coefficient mapping's ciphertext bytes each way in SEAL's zstd-compressed
+/// serialisation ([`crate::protocol::sizes::seal_zstd`]): queries at every limb of q (the
+/// body only when seeded), truncated responses at the response prime, each with the
+/// layer's average kept body coefficients.
+fn seal_zstd_mapping(n: u64, c: &LinearCost, pf: &ProtocolFile) -> (u64, u64) {
+    use crate::protocol::sizes::seal_zstd;
+    let resp_bits = c.log_q.min(pf.he.response_log_q.get()).max(c.c1_bits);
+    let kept = if c.ct_out > 0 {
+        (c.kept as f64 / c.ct_out as f64).round() as u64
+    } else {
+        0
+    };
+    (
+        c.ct_in * seal_zstd::query(n, c.log_q, pf.he.seeded_query),
+        c.ct_out * seal_zstd::response(n, resp_bits, c.c1_bits, kept, c.c0_bits),
+    )
 }
 
 fn set_counts(r: &mut LayerReport, ci: u64, co: u64, bi: u64, bo: u64) {

@@ -90,6 +90,10 @@ pub struct OtModel {
     /// (`--cheetah 2025`, [`OtModel::truncate_msb0_heuristic`]) with this fixed-point shift;
     /// `None`: the faithful truncation of its 2022 code.
     pub msb0_heuristic_shift: Option<u32>,
+    /// The fixed-point shift of the truncation after a ReLU of a non-quantized Cheetah
+    /// network (`truncate = true`), which OpenCheetah runs as `truncate_msb0` in both code
+    /// versions ([`OtModel::truncate_msb0`]); `None`: a B2A of the wrap into the whole ring.
+    pub relu_truncation_shift: Option<u32>,
 }
 
 impl OtModel {
@@ -162,13 +166,42 @@ impl OtModel {
         self.millionaire(l_in).then(self.b2a(l_out - l_in))
     }
 
+    /// The wrap bit of two shares whose value has a known top bit (OpenCheetah's
+    /// `msb0_to_wrap` / `msb1_to_wrap`): one chosen-message 1-out-of-2 OT whose two messages
+    /// are one bit each.
+    pub fn wrap_from_msb(&self) -> Step {
+        Step {
+            bits: self.ot.cot_bits + 2.0,
+            rounds: self.ot.rounds_per_ot,
+            ots: 1.0,
+        }
+    }
+
+    /// OpenCheetah's truncation by `shift` bits of a value whose top bit is known
+    /// (`Truncation::truncate_msb0`): the wrap from the top bit ([`OtModel::wrap_from_msb`]),
+    /// then its B2A on the `shift` bits it is multiplied into, since 2^(l - shift) * wrap
+    /// mod 2^l needs only wrap mod 2^shift (docs/protocol-reference.md 2.4).
+    pub fn truncate_msb0(&self, shift: u32) -> Step {
+        self.wrap_from_msb().then(self.b2a(shift))
+    }
+
     /// OpenCheetah's 2025 truncation of a value known to lie in (-2^(l-3), 2^(l-3)) (commit
     /// dc09540, 2023-09-15, `Truncation::truncate` with `apply_msb0_heuristic`; after
-    /// SecureQ8, eprint 2019/131): one party adds 2^(l-3), so the top bit is 0 and the wrap
-    /// of the shares is one 1-out-of-2 OT of a 1-bit message (`msb1_to_wrap`), then its B2A on
-    /// the `shift` bits the wrap is multiplied into (docs/protocol-reference.md 2.4).
+    /// SecureQ8, eprint 2019/131): one party adds 2^(l-3), so the top bit is 0, then
+    /// [`OtModel::truncate_msb0`] (docs/protocol-reference.md 2.4).
     pub fn truncate_msb0_heuristic(&self, shift: u32) -> Step {
-        self.b2a(1).then(self.b2a(shift))
+        self.truncate_msb0(shift)
+    }
+
+    /// The truncation after a ReLU that carries one: OpenCheetah's `truncate_msb0` by the
+    /// fixed-point shift for a non-quantized Cheetah network, otherwise the protocol's own
+    /// kind into the `l_out`-bit ring.
+    fn relu_truncation(&self, l_out: u32, requant: bool) -> Step {
+        match (self.truncation, self.relu_truncation_shift) {
+            (TruncationKind::MsbKnown, Some(s)) if !requant => self.truncate_msb0(s),
+            (TruncationKind::MsbKnown, _) => self.b2a(l_out),
+            (TruncationKind::Faithful, _) => self.truncate(l_out, l_out),
+        }
     }
 
     pub fn truncate(&self, l_in: u32, l_out: u32) -> Step {
@@ -197,27 +230,45 @@ impl OtModel {
         kept: u64,
         fuse_shift: Option<u32>,
     ) -> Step {
+        self.relu_layer_split(layer, l_in, l_out, requant, kept, fuse_shift)
+            .0
+    }
+
+    /// [`OtModel::relu_layer`]'s cost, and of it the truncation that runs after the
+    /// comparison (the `truncate` flag or a requantization) as a step of its own: the part
+    /// OpenCheetah's log counts as truncation (docs/protocol-reference.md 2.4). The part is
+    /// zero when nothing is truncated and for a fused approximate ReLU + requantization,
+    /// whose comparison does the truncation.
+    pub fn relu_layer_split(
+        &self,
+        layer: &Layer,
+        l_in: u32,
+        l_out: u32,
+        requant: bool,
+        kept: u64,
+        fuse_shift: Option<u32>,
+    ) -> (Step, Step) {
         let LayerKind::Relu { truncate, relu6 } = layer.kind else {
-            return self.layer(layer, l_in, l_out, requant);
+            return (self.layer(layer, l_in, l_out, requant), Step::default());
         };
         let outs = layer.output.elems();
         let kept = kept.min(outs);
         let carries = truncate || requant;
+        let fused = fuse_shift.is_some() && !relu6 && carries;
+        let trunc = if carries && !fused {
+            self.relu_truncation(l_out, requant)
+        } else {
+            Step::default()
+        };
         let keep = match fuse_shift {
-            Some(s) if !relu6 && carries => self.fused_relu_requant(l_in, s, l_out),
+            Some(s) if fused => self.fused_relu_requant(l_in, s, l_out),
             _ => {
                 let mut s = self.relu(l_in, l_out);
                 if relu6 {
                     // ReLU6 = min(max(x, 0), 6): a second comparison and multiplexer.
                     s = s.then(self.relu(l_out, l_out));
                 }
-                if carries {
-                    s = s.then(match self.truncation {
-                        TruncationKind::MsbKnown => self.b2a(l_out),
-                        TruncationKind::Faithful => self.truncate(l_out, l_out),
-                    });
-                }
-                s
+                s.then(trunc)
             }
         };
         let drop = match (carries, fuse_shift) {
@@ -226,7 +277,7 @@ impl OtModel {
             (true, None) => self.truncate(l_in, l_out),
         };
         let dropped = outs - kept;
-        Step {
+        let total = Step {
             bits: keep.bits * kept as f64 + drop.bits * dropped as f64,
             rounds: if kept > 0 { keep.rounds } else { 0 }.max(if dropped > 0 {
                 drop.rounds
@@ -234,7 +285,18 @@ impl OtModel {
                 0
             }),
             ots: keep.ots * kept as f64 + drop.ots * dropped as f64,
-        }
+        };
+        // A dropped ReLU (the identity) keeps only its truncation: all of it counts.
+        let part = if carries && !fused {
+            Step {
+                bits: trunc.bits * kept as f64 + drop.bits * dropped as f64,
+                rounds: trunc.rounds,
+                ots: trunc.ots * kept as f64 + drop.ots * dropped as f64,
+            }
+        } else {
+            Step::default()
+        };
+        (total, part)
     }
 
     /// One layer's cost for all its elements; `requant` adds a truncation fused in the ReLU.
@@ -288,6 +350,7 @@ mod tests {
             approx_relu_bits: 16,
             truncation: TruncationKind::MsbKnown,
             msb0_heuristic_shift: None,
+            relu_truncation_shift: None,
         }
     }
 
@@ -324,9 +387,24 @@ mod tests {
         assert!(m.relu(16, 16).bits < m.relu(37, 37).bits);
     }
 
+    /// Silent-OT costs with round numbers, for formulas worked out by hand: 1 bit per
+    /// 1-out-of-2 COT, 4 per 1-out-of-16 OT, 4 per AND triple, one message per COT (the
+    /// shipped calibration's cot_bits is 3.6, cost-models/primitives.toml).
+    fn hand_model() -> OtModel {
+        OtModel {
+            ot: crate::protocol::OtCosts {
+                cot_bits: 1.0,
+                ot16_bits: 4.0,
+                and_triple_bits: 4.0,
+                messages_per_ot: 1,
+                rounds_per_ot: 1,
+            },
+            ..model(OtFamily::Ferret)
+        }
+    }
+
     /// The fused approximate ReLU + requantization, bits written out by hand from the
-    /// formulas (Ferret: choice-bit correction 1 bit per 1-out-of-2 COT, 4 per 1-out-of-16
-    /// OT, 4 bits per AND triple, one message per COT; digits of 4 bits):
+    /// formulas ([`hand_model`]'s costs; digits of 4 bits):
     /// l = 21, s = 16, l_out = 18: DReLU on 5 bits = millionaire(4) = one leaf of
     /// 4 + 16 * 2 = 36 bits and no AND; MUX(18) = 2 * (1 + 18) = 38; B2A(18) = 1 + 18 = 19;
     /// total 93 bits against the exact 212 + 38 + 19 = 269 (millionaire(20): 5 leaves of 36,
@@ -335,7 +413,7 @@ mod tests {
     /// MUX(37) = 76, B2A(37) = 38: 282 bits; rounds 1 + ceil(log2 4) = 3, + 1 + 1 = 5.
     #[test]
     fn fused_approx_relu_bits_by_hand() {
-        let m = model(OtFamily::Ferret);
+        let m = hand_model();
         assert_eq!(m.fused_relu_requant(21, 16, 18).bits, 93.0);
         assert_eq!(m.relu(21, 18).then(m.b2a(18)).bits, 269.0);
         // With a calibrated shift (s = 5 at l = 18, as the end-to-end run's calibration

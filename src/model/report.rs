@@ -8,6 +8,10 @@ use serde::Serialize;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
+fn is_zero(x: &u64) -> bool {
+    *x == 0
+}
+
 /// One layer's predicted cost.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LayerReport {
@@ -30,6 +34,10 @@ pub struct LayerReport {
     /// Of the bytes above, those of HE (linear) and of OT (non-linear) protocols.
     pub bytes_linear: u64,
     pub bytes_nonlinear: u64,
+    /// Of the non-linear bytes, those of a truncation that runs inside this layer as a
+    /// step of its own (a ReLU's `truncate`): what OpenCheetah's log counts as truncation.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub bytes_truncation: u64,
     pub rounds: u32,
     pub compute_s: f64,
     pub latency_s: f64,
@@ -38,6 +46,11 @@ pub struct LayerReport {
     /// feasible (empty for fixed mappings).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub schemes: Vec<SchemeOutcome>,
+    /// Ciphertext bytes (client to server, server to client) of a linear layer in SEAL's
+    /// zstd-compressed serialisation, used when the report's wire format is a
+    /// `native_format = "seal_zstd"` protocol's native one.
+    #[serde(skip)]
+    pub seal_zstd: Option<(u64, u64)>,
 }
 
 /// The best a slot scheme could do on one layer, or the constraint that ruled it out.
@@ -155,6 +168,19 @@ pub struct Totals {
 }
 
 impl Totals {
+    /// Adds one layer's counts, bytes, rounds and times.
+    pub fn add(&mut self, l: &LayerReport) {
+        self.ct_client_to_server += l.ct_client_to_server;
+        self.ct_server_to_client += l.ct_server_to_client;
+        self.bytes_client_to_server += l.bytes_client_to_server;
+        self.bytes_server_to_client += l.bytes_server_to_client;
+        self.bytes_linear += l.bytes_linear;
+        self.bytes_nonlinear += l.bytes_nonlinear;
+        self.rounds += l.rounds;
+        self.compute_s += l.compute_s;
+        self.latency_s += l.latency_s;
+    }
+
     pub fn bytes(&self) -> u64 {
         self.bytes_client_to_server + self.bytes_server_to_client
     }

@@ -161,6 +161,22 @@ pub struct HeSection {
     pub failure_log2: i32,
     #[serde(default)]
     pub flood_bits: u32,
+    /// Which body coefficients a response of a strided convolution keeps.
+    #[serde(default)]
+    pub response_keeps: ResponseKeeps,
+}
+
+/// The body coefficients a response keeps for a convolution of stride s > 1 whose kernel is
+/// larger than 1 x 1 (1 x 1 kernels subsample their input and run at stride 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseKeeps {
+    /// Only the outputs on the stride.
+    #[default]
+    Strided,
+    /// Every stride-1 output of the tile, subsampled after decryption (OpenCheetah's
+    /// `removeUnusedCoeffs` treats the image as stride 1; docs/protocol-reference.md 2.2).
+    Stride1,
 }
 
 fn default_error_std() -> f64 {
@@ -206,8 +222,29 @@ pub struct NonlinearSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WireSection {
+    /// How the native size is computed from the bit-packed one.
+    #[serde(default)]
+    pub native_format: NativeFormat,
+    /// The factor of `native_format = "factor"` (1 = bit-packed).
+    #[serde(default = "default_overhead")]
     pub native_overhead: f64,
     pub native_name: String,
+}
+
+fn default_overhead() -> f64 {
+    1.0
+}
+
+/// The native wire format of a protocol's reference implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NativeFormat {
+    /// The bit-packed size times `native_overhead`.
+    #[default]
+    Factor,
+    /// SEAL's 64-bit words compressed by zstd, computed word by word
+    /// ([`crate::protocol::sizes::seal_zstd`], docs/protocol-reference.md 2.2).
+    SealZstd,
 }
 
 /// One protocol parameter file (`cost-models/{cheetah,cryptflow2,hequant}.toml`).
@@ -544,6 +581,12 @@ fn validate_protocol(file: &str, text: &str, p: &ProtocolFile) -> Result<(), Spe
     if !(p.wire.native_overhead.is_finite() && p.wire.native_overhead >= 1.0) {
         return Err(bad("wire.native_overhead", "must be a factor >= 1".into()));
     }
+    if p.wire.native_format == NativeFormat::SealZstd && p.wire.native_overhead != 1.0 {
+        return Err(bad(
+            "wire.native_overhead",
+            "applies to native_format = \"factor\" only; \"seal_zstd\" computes its sizes word by word".into(),
+        ));
+    }
     if !(p.he.error_std.is_finite() && p.he.error_std > 0.0) {
         return Err(bad("he.error_std", "must be > 0".into()));
     }
@@ -844,6 +887,12 @@ mod tests {
                 "stat_bits = 40",
                 "stat_bits = 4000",
                 "bn.stat_bits",
+            ),
+            (
+                "cheetah.toml",
+                "native_name = \"SEAL serialisation + zstd\"",
+                "native_overhead = 1.2\nnative_name = \"x\"",
+                "wire.native_overhead",
             ),
         ];
         for (name, from, to, key) in cases {

@@ -119,21 +119,26 @@ fn decrypt_all<W: Word>(
     for (r, bytes) in responses.iter().enumerate() {
         let (run, local) = (r as u64 / per_run, r as u64 % per_run);
         let base = run as usize * virt;
-        let outs = lp.layout.outputs(local);
+        let sent = lp.layout.sent(local);
         let mut rd = BitReader::new(bytes);
         let bad = |e: super::bitpack::ShortStream| format!("response {r}: {e}");
         let c1 = (0..p.n)
             .map(|_| rd.get(p.c1_bits))
             .collect::<Result<Vec<_>, _>>()
             .map_err(bad)?;
-        let c0 = outs
-            .iter()
-            .map(|s| rd.get(p.c0_bits).map(|v| (s.coeff, v)))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(bad)?;
+        let mut c0 = Vec::with_capacity(sent.len());
+        let mut index = Vec::with_capacity(sent.len());
+        for &(coeff, i) in &sent {
+            let v = rd.get(p.c0_bits).map_err(bad)?;
+            // Stride-1 outputs off the stride are on the wire only (Layout::sent).
+            if let Some(i) = i {
+                c0.push((coeff, v));
+                index.push(i);
+            }
+        }
         let dec = key.decrypt(&c1, p.c1_bits, &c0, p.c0_bits, &lp.plain, p.log_q);
-        for (s, (m, e)) in outs.iter().zip(dec) {
-            y[base + s.index] = m;
+        for (&i, (m, e)) in index.iter().zip(dec) {
+            y[base + i] = m;
             max_err = max_err.max(e);
         }
     }
@@ -198,7 +203,7 @@ pub(crate) fn exchange<S: Read + Write>(
         let bytes = ch
             .recv(Kind::Response)
             .map_err(VerifyError::frame(name, &format!("reading response {r}")))?;
-        let kept = lp.layout.outputs(r % lp.layout.responses()).len() as u64;
+        let kept = lp.layout.sent(r % lp.layout.responses()).len() as u64;
         let want = response_ct_bytes(p.n, p.c1_bits, kept, p.c0_bits);
         if bytes.len() as u64 != want {
             return Err(VerifyError::Layer {

@@ -40,6 +40,10 @@ pub struct Layout {
     pub og: u64,
     /// Coefficient of output (0, 0) of the first output block.
     pub offset: u64,
+    /// Responses of a strided layer carry every stride-1 output of their tile, as
+    /// OpenCheetah's do ([`crate::protocol::ResponseKeeps::Stride1`]); the client uses only
+    /// those on the stride.
+    pub stride1: bool,
 }
 
 /// One output held by a response: its coefficient and its index in the output tensor
@@ -96,6 +100,7 @@ impl Layout {
             cb: g.c.div_ceil(t.c_w),
             og: g.m.div_ceil(t.m_w),
             offset: (t.c_w - 1) * hl * wl + (g.kh - 1) * wl + (g.kw - 1),
+            stride1: false,
         })
     }
 
@@ -185,8 +190,24 @@ impl Layout {
         any.then_some(p)
     }
 
+    /// The body coefficients response `r` carries, in increasing order, each with the
+    /// output it holds: those of [`Layout::outputs`], and with [`Layout::stride1`] also the
+    /// stride-1 outputs off the stride of a strided layer (`None`: sent, not used).
+    pub fn sent(&self, r: u64) -> Vec<(usize, Option<usize>)> {
+        self.slots(r, self.stride1)
+    }
+
     /// Outputs held by response `r` = tile * og + output group, in increasing coefficient order.
     pub fn outputs(&self, r: u64) -> Vec<OutSlot> {
+        self.slots(r, false)
+            .into_iter()
+            .filter_map(|(coeff, index)| index.map(|index| OutSlot { coeff, index }))
+            .collect()
+    }
+
+    /// The stride-1 outputs of response `r`'s tile, in coefficient order, with the output
+    /// index of those on the stride; `off_stride`: keep the others too.
+    fn slots(&self, r: u64, off_stride: bool) -> Vec<(usize, Option<usize>)> {
         let (t, og) = (r / self.og, r % self.og);
         let (r0, c0) = self.origin(t);
         let g = &self.g;
@@ -200,18 +221,16 @@ impl Layout {
             }
             for y in 0..rows {
                 let rr = r0 + y;
-                if rr % g.sh != 0 || rr / g.sh >= g.out_h {
-                    continue;
-                }
+                let on_row = rr % g.sh == 0 && rr / g.sh < g.out_h;
                 for x in 0..cols {
                     let cc = c0 + x;
-                    if cc % g.sw != 0 || cc / g.sw >= g.out_w {
-                        continue;
+                    let on = on_row && cc % g.sw == 0 && cc / g.sw < g.out_w;
+                    if on || off_stride {
+                        v.push((
+                            (mo * self.block() + self.offset + y * self.wl + x) as usize,
+                            on.then(|| ((o * g.out_h + rr / g.sh) * g.out_w + cc / g.sw) as usize),
+                        ));
                     }
-                    v.push(OutSlot {
-                        coeff: (mo * self.block() + self.offset + y * self.wl + x) as usize,
-                        index: ((o * g.out_h + rr / g.sh) * g.out_w + cc / g.sw) as usize,
-                    });
                 }
             }
         }
@@ -384,4 +403,63 @@ pub fn coefficient_reference(g: &ConvGeom, x: &[u128], w: &[i128], t: &PlainModu
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mapping::{Packing, Tiling};
+    use crate::units::RingDegree;
+
+    /// A 1 x 7 x 7 input, 3 x 3 kernel, stride 2: stride-1 outputs 5 x 5 = 25 in one tile of
+    /// 7 x 7, of which rows and columns 0, 2, 4 are on the stride: 3 x 3 = 9
+    /// outputs (N = 256). The output (y, x) of the tile sits at coefficient O + y * 7 + x with
+    /// O = (3 - 1) * 7 + (3 - 1) = 16.
+    #[test]
+    fn strided_responses_send_every_stride1_output_only_when_asked() {
+        let g = ConvGeom {
+            c: 1,
+            h: 7,
+            w: 7,
+            m: 1,
+            kh: 3,
+            kw: 3,
+            sh: 2,
+            sw: 2,
+            groups: 1,
+            out_h: 3,
+            out_w: 3,
+            fan_in: 9,
+        };
+        let map = LinearMapping {
+            n: RingDegree::try_new(256).unwrap(),
+            tiling: Tiling {
+                c_w: 1,
+                h_w: 7,
+                w_w: 7,
+                m_w: 1,
+            },
+            packing: Packing::NONE,
+        };
+        let mut lay = Layout::new(&g, &map).unwrap();
+        assert_eq!(lay.offset, 16);
+        let outs = lay.outputs(0);
+        assert_eq!(outs.len(), 9);
+        // Output (1, 2) of the strided result is stride-1 output (2, 4): 16 + 14 + 4 = 34.
+        assert_eq!(
+            outs[5],
+            OutSlot {
+                coeff: 34,
+                index: 5
+            }
+        );
+        assert_eq!(lay.sent(0).len(), 9);
+        lay.stride1 = true;
+        let sent = lay.sent(0);
+        assert_eq!(sent.len(), 25);
+        assert_eq!(sent.iter().filter(|s| s.1.is_some()).count(), 9);
+        // Stride-1 output (0, 1), coefficient 17, is sent and not used.
+        assert_eq!(sent[1], (17, None));
+        assert_eq!(sent[14], (34, Some(5)));
+    }
 }

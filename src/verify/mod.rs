@@ -340,7 +340,7 @@ pub fn plan(
             packing: Packing::NONE,
             ..mapping
         };
-        let layout = match Layout::new(&packer.virt, &virtual_mapping) {
+        let mut layout = match Layout::new(&packer.virt, &virtual_mapping) {
             Ok(x) => x,
             Err(e) => {
                 skipped.push(skip(e.to_string()));
@@ -348,6 +348,7 @@ pub fn plan(
             }
         };
         let ctx = he_context(protocol, cm, r.ring_bits_out, r.bits, true);
+        layout.stride1 = ctx.stride1_responses;
         let ring_bits = r.ring_bits_out;
         // The plaintext modulus: CRT components chosen by the model's rule, or a power of two.
         let crt = if mapping.packing.is_crt() {
@@ -405,6 +406,18 @@ pub fn plan(
                     layout.responses(),
                     cost.ct_in,
                     cost.ct_out
+                ),
+            });
+        }
+        let sent: u64 = (0..layout.responses())
+            .map(|r| layout.sent(r).len() as u64)
+            .sum();
+        if sent * runs != cost.kept {
+            return Err(VerifyError::Layer {
+                layer: l.name.clone(),
+                message: format!(
+                    "the encoding's responses carry {sent} body coefficients in each of {runs} runs, the model {} in all",
+                    cost.kept
                 ),
             });
         }

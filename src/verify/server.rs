@@ -154,15 +154,22 @@ pub fn compute_layer(
                 let c1 = ntt.inverse(am);
                 let c0 = ntt.inverse(ab);
                 let r = tile * lay.og + og;
-                let outs = lay.outputs(r);
+                let outs = lay.sent(r);
                 let mut wr = BitWriter::with_capacity_bits(
                     n as u64 * p.c1_bits as u64 + outs.len() as u64 * p.c0_bits as u64,
                 );
                 for &v in &c1 {
                     wr.put(round_to(v & qmask, log_q, p.c1_bits), p.c1_bits);
                 }
-                for s in &outs {
-                    let masked = c0[s.coeff].wrapping_add(t.encode(mask[s.index], log_q));
+                for &(coeff, index) in &outs {
+                    // A stride-1 output the client does not use takes its place on the
+                    // wire as zeros: the same bytes as OpenCheetah's masked one, nothing
+                    // revealed.
+                    let Some(index) = index else {
+                        wr.put(0, p.c0_bits);
+                        continue;
+                    };
+                    let masked = c0[coeff].wrapping_add(t.encode(mask[index], log_q));
                     wr.put(round_to(masked & qmask, log_q, p.c0_bits), p.c0_bits);
                 }
                 out.push((run * per_run_r + r, wr.finish()));
