@@ -499,7 +499,8 @@ impl App {
         None
     }
 
-    fn sort_rows(&mut self, keep: Option<usize>) {
+    /// The rows shown: the layers with a cost, in the order of the sort column.
+    pub(crate) fn ordered_rows(&self) -> Vec<usize> {
         let layers = &self.report.layers;
         let mut rows: Vec<usize> = (0..layers.len())
             .filter(|&i| layers[i].class != CostClass::Free)
@@ -512,6 +513,11 @@ impl App {
                     .then(a.cmp(&b))
             });
         }
+        rows
+    }
+
+    fn sort_rows(&mut self, keep: Option<usize>) {
+        let rows = self.ordered_rows();
         self.selected = keep
             .and_then(|k| rows.iter().position(|&i| i == k))
             .unwrap_or(self.selected.min(rows.len().saturating_sub(1)));

@@ -771,17 +771,30 @@ fn draw_help(f: &mut Frame, area: Rect) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mapping::{LinearMapping, PackDirection, Packing, SlotScheme, Tiling};
+    use crate::model::linear::LinearCost;
+    use crate::model::report::{PerImage, SchemeOutcome, Totals};
     use crate::model::{EvalOptions, parse_bits};
     use crate::protocol::CostModel;
     use crate::tui::action::Action;
+    use crate::tui::app::{ALTERNATIVES, Detail, pareto_front};
+    use crate::tui::chart::ChartData;
+    use crate::units::{Bits, BitsPerSecond, RingDegree};
+    use crate::workload::{BitWidths, CostClass, LayerKind};
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
+    use std::collections::BTreeMap;
 
     fn app() -> App {
-        let cm = CostModel::builtin().unwrap();
+        app_for(Protocol::Hequant, CostModel::builtin().unwrap(), |_| {})
+    }
+
+    /// resnet18-cifar100 at w4a4 under `protocol`, with `tweak` applied to the options.
+    fn app_for(protocol: Protocol, cm: CostModel, tweak: impl FnOnce(&mut EvalOptions)) -> App {
         let net = crate::cli::load_network("resnet18-cifar100").unwrap();
-        let mut o = EvalOptions::new(Protocol::Hequant, &cm);
+        let mut o = EvalOptions::new(protocol, &cm);
         o.bits.uniform = Some(parse_bits("w4a4").unwrap());
+        tweak(&mut o);
         App::new(net, cm, "resnet18-cifar100", o).unwrap()
     }
 
@@ -795,45 +808,377 @@ mod tests {
         render(app, w, h).backend().to_string()
     }
 
-    // Whole-screen snapshots; the numbers are the model's (see the model's own golden
-    // tests), these pin the layout.
+    // The synthetic report of the snapshots: every number the screen shows, made up from
+    // the layer's index (and, for the charts, the protocol's position and the bit width)
+    // by the formulas below, so that no model output reaches a snapshot.
+
+    /// A layer's cost class from its kind alone: weighted layers run under HE, batch
+    /// norms are folded into the conv before them, additions extend rings (OT) and the
+    /// other kinds are what the workload says.
+    fn synthetic_class(kind: &LayerKind) -> CostClass {
+        match kind {
+            k if k.has_weights() => CostClass::Linear,
+            LayerKind::BatchNorm => CostClass::Free,
+            LayerKind::Add => CostClass::NonLinear,
+            k => k.cost_class(),
+        }
+    }
+
+    /// Alternative `j` of layer `i`'s mapping (`j = 0` is the layer's own).
+    fn synthetic_mapping(i: usize, j: usize) -> LinearMapping {
+        let (i, j) = (i as u64, j as u64);
+        let packing = match (i + j) % 3 {
+            0 => Packing::new(
+                PackDirection::Spatial,
+                2 + (i % 3) as u32,
+                SlotScheme::Client,
+            ),
+            1 => Packing::NONE,
+            _ => Packing::new(PackDirection::OutputChannel, 2, SlotScheme::Exact),
+        };
+        LinearMapping {
+            n: RingDegree::try_new(if (i + j) % 2 == 0 { 4096 } else { 2048 }).unwrap(),
+            tiling: Tiling {
+                c_w: 1 + i % 4,
+                h_w: 4 + i % 9 + j,
+                w_w: 4 + i % 9,
+                m_w: 1 << (i % 4),
+            },
+            packing,
+        }
+    }
+
+    /// Layer `i`'s HE cost, sending `bytes_in` and `bytes_out`.
+    fn synthetic_cost(i: usize, bytes_in: u64, bytes_out: u64, packed: bool) -> LinearCost {
+        let k = i as u64 + 1;
+        LinearCost {
+            ct_in: k,
+            ct_out: 2 * k,
+            bytes_in,
+            bytes_out,
+            products: 100 * k,
+            log_q: 60 + (i % 20) as u32,
+            log_t: 20 + (i % 10) as u32,
+            slot_bits: if packed { 18 + (i % 5) as u32 } else { 0 },
+            c1_bits: 30,
+            c0_bits: 20,
+            kept: 64 * k,
+            noise_log2: 10.0 + i as f64 / 4.0,
+            headroom_bits: 1.5 + (i % 4) as f64 / 2.0,
+            tiles: 1 + k % 3,
+            insecure: false,
+            ntt_primes: 2,
+            runs: 1,
+            conversion_bytes: 0,
+            conversion_rounds: 0,
+        }
+    }
+
+    /// Every slot scheme's outcome on a layer whose choice sends `chosen` bytes: the
+    /// three bit-slot ones feasible at (11 + j) / 10 of it, CRT infeasible.
+    fn synthetic_schemes(chosen: u64) -> Vec<SchemeOutcome> {
+        ["unpacked", "exact", "client", "crt"]
+            .iter()
+            .enumerate()
+            .map(|(j, s)| {
+                let crt = *s == "crt";
+                let j = j as u64;
+                SchemeOutcome {
+                    scheme: s.to_string(),
+                    evaluated: 10 * (j + 1),
+                    feasible: if crt { 0 } else { 5 * (j + 1) },
+                    best_bytes: (!crt).then_some(chosen * (11 + j) / 10),
+                    best: (!crt).then(|| format!("synthetic candidate {j}")),
+                    binding: crt.then(|| "synthetic binding".to_string()),
+                    reason: crt.then(|| "synthetic reason".to_string()),
+                }
+            })
+            .collect()
+    }
+
+    /// A chart: protocol `p` (position `j`) at `b` bits sends `scale * (j + 1) * (b + 2)`
+    /// bytes, a fixed-point protocol `scale * 40 * (j + 1)` at every width; the baselines
+    /// send (j + 1) * 100 MB and take (j + 1) * 10 s.
+    fn synthetic_chart(c: &mut ChartData, scale: f64) {
+        c.series = Protocol::ALL
+            .iter()
+            .enumerate()
+            .map(|(j, &p)| {
+                let j = (j + 1) as f64;
+                let pts = if p.is_quantized() {
+                    CHART_BITS
+                        .map(|b| (b as f64, scale * j * (b + 2) as f64))
+                        .collect()
+                } else {
+                    vec![
+                        (*CHART_BITS.start() as f64, scale * 40.0 * j),
+                        (*CHART_BITS.end() as f64, scale * 40.0 * j),
+                    ]
+                };
+                (p, pts)
+            })
+            .collect();
+        c.baselines = Protocol::ALL
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !p.is_quantized())
+            .map(|(j, &p)| {
+                let j = j as u64 + 1;
+                let t = Totals {
+                    bytes_client_to_server: j * 40_000_000,
+                    bytes_server_to_client: j * 60_000_000,
+                    rounds: 100 * j as u32,
+                    latency_s: 10.0 * j as f64,
+                    ..Default::default()
+                };
+                (p, Ok(t))
+            })
+            .collect();
+    }
+
+    /// The selected layer's search, when it has an HE mapping: 30 + 2k feasible
+    /// candidates of 36 + 8k (k = index + 1), its own mapping first.
+    fn synthetic_detail(a: &App) -> Option<Detail> {
+        let idx = a.rows.get(a.selected).copied()?;
+        let l = &a.report.layers[idx];
+        let (m, he) = (l.mapping?, l.he?);
+        let k = idx as u64 + 1;
+        let feasible = 30 + 2 * k;
+        let infeasible =
+            BTreeMap::from([("security", 3 * k), ("slot packing", 2 * k), ("tiling", k)]);
+        let examples = BTreeMap::from([("tiling", format!("synthetic example of layer {idx}"))]);
+        let alternatives = (0..ALTERNATIVES)
+            .map(|j| {
+                let grow = |b: u64| b * (10 + j as u64) / 10;
+                let mj = synthetic_mapping(idx, j);
+                let cj = synthetic_cost(
+                    idx,
+                    grow(he.bytes_in),
+                    grow(he.bytes_out),
+                    mj.packing.is_packed(),
+                );
+                (mj, cj, l.latency_s * (1.0 + j as f64 / 4.0))
+            })
+            .collect();
+        // The current mapping, then candidates with more bytes and latencies around it.
+        let tb = he.total_bytes();
+        let current = (tb, l.latency_s);
+        let cloud: Vec<(u64, f64)> = std::iter::once(current)
+            .chain((1..feasible).map(|p| {
+                (
+                    tb + tb * (1 + (p * 7) % 23) / 10,
+                    l.latency_s * (0.2 + ((p * 5) % 17) as f64 / 8.0),
+                )
+            }))
+            .collect();
+        Some(Detail {
+            layer: idx,
+            evaluated: feasible + 6 * k,
+            feasible,
+            infeasible,
+            examples,
+            best: Some((m, he)),
+            alternatives,
+            front: pareto_front(&cloud),
+            cloud,
+            current,
+            pinned: a
+                .opts
+                .overrides
+                .get(&l.name)
+                .is_some_and(|c| c.linear.is_some()),
+        })
+    }
+
+    /// Replaces every number the screen shows with the synthetic ones above: each layer's
+    /// costs, rings, bits, mapping, HE figures, note and slot schemes, the totals, the
+    /// report's protocol name, warnings and insecure flag, both charts and the detail pane's
+    /// search; the rows are rebuilt from the synthetic classes (and sorted by the synthetic
+    /// costs). The state the actions built (selection, sort, pane, scope, help, overrides,
+    /// status, undo) stays.
+    fn synthetic(a: &mut App) {
+        let net = a.net.clone();
+        for (i, (l, nl)) in a.report.layers.iter_mut().zip(&net.layers).enumerate() {
+            let k = i as u64 + 1;
+            let class = synthetic_class(&nl.kind);
+            let costs = class != CostClass::Free;
+            let (c2s, s2c) = if costs {
+                (k * 10_000 + 500, k * 20_000)
+            } else {
+                (0, 0)
+            };
+            l.class = class;
+            l.bits = nl.kind.has_weights().then(|| BitWidths {
+                w: Bits::try_new(2 + (i % 7) as i64).unwrap(),
+                a: Bits::try_new(3 + (i % 6) as i64).unwrap(),
+            });
+            l.ring_bits_in = 16 + (i % 8) as u32;
+            l.ring_bits_out = 16 + ((i + 3) % 8) as u32;
+            l.bytes_client_to_server = c2s;
+            l.bytes_server_to_client = s2c;
+            let linear = class == CostClass::Linear;
+            l.bytes_linear = if linear { c2s + s2c } else { 0 };
+            l.bytes_nonlinear = if class == CostClass::NonLinear {
+                c2s + s2c
+            } else {
+                0
+            };
+            l.bytes_truncation = 0;
+            l.ct_client_to_server = if linear { k } else { 0 };
+            l.ct_server_to_client = if linear { 2 * k } else { 0 };
+            l.rounds = if costs { 1 + (i % 4) as u32 } else { 0 };
+            l.compute_s = if costs { k as f64 * 1e-3 } else { 0.0 };
+            l.latency_s = if costs { k as f64 * 2.5e-3 } else { 0.0 };
+            l.mapping = linear.then(|| synthetic_mapping(i, 0));
+            l.he = l
+                .mapping
+                .map(|m| synthetic_cost(i, c2s, s2c, m.packing.is_packed()));
+            l.note = format!("synthetic note of layer {i}");
+            l.schemes = if linear {
+                synthetic_schemes(c2s + s2c)
+            } else {
+                Vec::new()
+            };
+            l.seal_zstd = None;
+        }
+        let r = &mut a.report;
+        let mut t = Totals::default();
+        for l in &r.layers {
+            t.add(l);
+        }
+        r.per_image = PerImage::of(&t, 1);
+        r.total = t;
+        r.batch = 1;
+        r.protocol = "hequant".into();
+        r.insecure = false;
+        r.warnings.clear();
+        // The rows as the app orders them, on the synthetic costs.
+        let rows = a.ordered_rows();
+        a.selected = a.selected.min(rows.len().saturating_sub(1));
+        a.rows = rows;
+        synthetic_chart(&mut a.chart, 1e6);
+        if let Some(c) = a.layer_chart.as_mut() {
+            synthetic_chart(c, 1e4);
+        }
+        a.detail = synthetic_detail(a);
+    }
+
+    /// The whole-screen snapshots: name (the test's), the actions applied to a new app,
+    /// and the screen size.
+    const SCREENS: &[(&str, &[Action], u16, u16)] = &[
+        ("main_screen_80x24", &[Action::Down], 80, 24),
+        ("main_screen_160x50", &[], 160, 50),
+        ("chart_pane_120x40", &[Action::TogglePane], 120, 40),
+        (
+            "layer_chart_120x40",
+            &[
+                Action::Down,
+                Action::Down,
+                Action::TogglePane,
+                Action::ChartScope,
+            ],
+            120,
+            40,
+        ),
+        (
+            "pareto_120x40",
+            &[Action::TogglePane, Action::ChartScope, Action::ChartScope],
+            120,
+            40,
+        ),
+        ("help_overlay", &[Action::Help], 80, 24),
+    ];
+
+    /// Screen `name` of [`SCREENS`] drawn from `a`: its actions applied, then the
+    /// synthetic report put in.
+    fn shot(mut a: App, name: &str) -> String {
+        let &(_, actions, w, h) = SCREENS.iter().find(|s| s.0 == name).unwrap();
+        for &x in actions {
+            a.update(x);
+        }
+        synthetic(&mut a);
+        screen(&a, w, h)
+    }
+
+    // Whole-screen snapshots on the synthetic report above (the app, its actions and panes
+    // are the real ones; every number drawn is made up): they pin the layout only, and a
+    // change of the model's numbers cannot change them (the model's numbers have golden
+    // tests of their own).
     #[test]
     fn main_screen_80x24() {
-        let mut a = app();
-        a.update(Action::Down);
-        insta::assert_snapshot!(screen(&a, 80, 24));
+        insta::assert_snapshot!(shot(app(), "main_screen_80x24"));
     }
 
     #[test]
     fn main_screen_160x50() {
-        let a = app();
-        insta::assert_snapshot!(screen(&a, 160, 50));
+        insta::assert_snapshot!(shot(app(), "main_screen_160x50"));
     }
 
     #[test]
     fn chart_pane_120x40() {
-        let mut a = app();
-        a.update(Action::TogglePane);
-        insta::assert_snapshot!(screen(&a, 120, 40));
+        insta::assert_snapshot!(shot(app(), "chart_pane_120x40"));
     }
 
     #[test]
     fn layer_chart_120x40() {
-        let mut a = app();
-        a.update(Action::Down);
-        a.update(Action::Down);
-        a.update(Action::TogglePane);
-        a.update(Action::ChartScope);
-        insta::assert_snapshot!(screen(&a, 120, 40));
+        insta::assert_snapshot!(shot(app(), "layer_chart_120x40"));
     }
 
     #[test]
     fn pareto_120x40() {
-        let mut a = app();
-        a.update(Action::TogglePane);
-        a.update(Action::ChartScope);
-        a.update(Action::ChartScope);
-        insta::assert_snapshot!(screen(&a, 120, 40));
+        insta::assert_snapshot!(shot(app(), "pareto_120x40"));
+    }
+
+    #[test]
+    fn help_overlay() {
+        insta::assert_snapshot!(shot(app(), "help_overlay"));
+    }
+
+    /// Every snapshot screen is drawn from three apps whose model outputs differ and must
+    /// come out the same, so that a displayed number the synthetic report misses fails
+    /// here: the snapshots' own (hequant); hequant-naive (other mappings, packings, slot
+    /// schemes, candidate counts and bytes everywhere); and hequant under a cost model with
+    /// other constants (OT bits, compute costs) on a slower link of the same name (other
+    /// non-linear bytes, latencies). The options differ in nothing else the screen shows
+    /// but the protocol's name in the header, which is the report's `protocol` string: the
+    /// synthetic report writes `hequant` there. Before the replacement the screens must
+    /// differ, or this test would prove nothing.
+    #[test]
+    fn snapshots_do_not_depend_on_the_model() {
+        let naive = || {
+            app_for(
+                Protocol::HequantNaive,
+                CostModel::builtin().unwrap(),
+                |_| {},
+            )
+        };
+        let changed = || {
+            let mut cm = CostModel::builtin().unwrap();
+            for ot in cm.primitives.ot.values_mut() {
+                ot.cot_bits *= 2.0;
+                ot.and_triple_bits *= 3.0;
+            }
+            cm.compute.mul_acc_us *= 3.0;
+            cm.compute.ntt_forward_us *= 2.0;
+            cm.compute.ot_ns_per_bit *= 5.0;
+            app_for(Protocol::Hequant, cm, |o| {
+                o.link.bandwidth_bps =
+                    BitsPerSecond::try_new(o.link.bandwidth_bps.get() / 3.0).unwrap();
+                o.link.rtt_s *= 2.0;
+            })
+        };
+        let base = app();
+        for (what, other) in [("hequant-naive", naive()), ("other constants", changed())] {
+            assert_ne!(base.report.total, other.report.total, "{what}");
+            assert_ne!(screen(&base, 160, 50), screen(&other, 160, 50), "{what}");
+        }
+        for &(name, ..) in SCREENS {
+            let want = shot(app(), name);
+            assert!(!want.contains("NaN"), "{name}: {want}");
+            for (what, other) in [("hequant-naive", naive()), ("other constants", changed())] {
+                assert_eq!(want, shot(other, name), "{name} differs under {what}");
+            }
+        }
     }
 
     #[test]
@@ -852,13 +1197,6 @@ mod tests {
                 "{scheme} missing: {s}"
             );
         }
-    }
-
-    #[test]
-    fn help_overlay() {
-        let mut a = app();
-        a.update(Action::Help);
-        insta::assert_snapshot!(screen(&a, 80, 24));
     }
 
     #[test]
