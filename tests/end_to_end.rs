@@ -390,6 +390,68 @@ fn verify_linear_parties_time_out_on_a_silent_peer() {
     drop(conn);
 }
 
+/// `verify --listen` serves one run at a time: while a client holds the server (here one
+/// that connects and stays silent), another that connects is told the server is busy, by an
+/// Abort frame, after the grace period of hequant::verify::BUSY_GRACE (3 s), not left
+/// hanging until the first run ends.
+#[test]
+fn verify_listen_refuses_a_second_client_while_busy() {
+    use std::io::Read;
+    let bin = env!("CARGO_BIN_EXE_hequant");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("probe");
+        l.local_addr().expect("addr").port()
+    };
+    let srv_addr = format!("127.0.0.1:{port}");
+    let mut srv = std::process::Command::new(bin)
+        .args(MINIONN_VERIFY)
+        .args(["--part", "linear", "--timeout", "8", "--listen", &srv_addr])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the server");
+    let mut holder = None;
+    for _ in 0..100 {
+        if let Ok(c) = std::net::TcpStream::connect(&srv_addr) {
+            holder = Some(c);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(holder.is_some(), "the server never listened");
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    let mut second = std::net::TcpStream::connect(&srv_addr).expect("second client");
+    second
+        .set_read_timeout(Some(Duration::from_secs(7)))
+        .expect("timeout");
+    let mut head = [0u8; 12];
+    second
+        .read_exact(&mut head)
+        .expect("a frame from the busy server");
+    assert_eq!(&head[..4], b"HQV1");
+    assert_eq!(head[6], 7, "an Abort frame");
+    let len = u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as usize;
+    assert!(len < 1000, "{len}");
+    let mut msg = vec![0u8; len];
+    second.read_exact(&mut msg).expect("the reason");
+    let msg = String::from_utf8_lossy(&msg);
+    assert!(msg.contains("server busy"), "{msg}");
+    assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
+    drop(holder);
+    let t = Instant::now();
+    loop {
+        if srv.try_wait().expect("wait").is_some() {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(20) {
+            let _ = srv.kill();
+            panic!("the server hung");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A network that ends in an argmax: the client learns the class by OT (the logits
 /// extended by one bit, a tree of comparisons carrying the index), equal to the plaintext
 /// argmax, with bytes and rounds as predicted.

@@ -151,18 +151,27 @@ pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
         let listener = std::net::TcpListener::bind(addr)
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         eprintln!("server party: waiting for a client on {addr}");
+        // One run at a time: a client that connects while a phase is served is refused.
+        let mut early = None;
         if !plan.layers.is_empty() {
             let (stream, peer) = verify::accept(&listener, timeout).map_err(|e| e.to_string())?;
             eprintln!("server party: client {peer} connected");
-            verify::server::serve(stream, &plan, &opts).map_err(|e| e.to_string())?;
+            let (r, next) =
+                verify::while_refusing(&listener, || verify::server::serve(stream, &plan, &opts));
+            r.map_err(|e| e.to_string())?;
+            early = next;
             eprintln!(
                 "server party: all {} linear layers served",
                 plan.layers.len()
             );
         }
         if !nl.layers.is_empty() {
-            let (stream, _) = verify::accept(&listener, timeout).map_err(|e| e.to_string())?;
-            verify::nonlinear::serve(stream, &nl, timeout, None).map_err(|e| e.to_string())?;
+            let stream =
+                verify::accept_next(&listener, early, timeout).map_err(|e| e.to_string())?;
+            let (r, _) = verify::while_refusing(&listener, || {
+                verify::nonlinear::serve(stream, &nl, timeout, None)
+            });
+            r.map_err(|e| e.to_string())?;
             eprintln!(
                 "server party: all {} non-linear layers served",
                 nl.layers.len()
@@ -265,7 +274,8 @@ fn end_to_end(
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         eprintln!("server party: waiting for a client on {addr}");
         let (he, ot) = e2e::accept_pair(&listener).map_err(|e| e.to_string())?;
-        e2e::serve(he, ot, e, timeout, None).map_err(|e| e.to_string())?;
+        let (r, _) = verify::while_refusing(&listener, || e2e::serve(he, ot, e, timeout, None));
+        r.map_err(|e| e.to_string())?;
         eprintln!("server party: {} steps served", e.steps.len() - 1);
         return Ok(());
     }

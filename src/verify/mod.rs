@@ -727,6 +727,59 @@ pub fn connect(
     Err(VerifyError::Setup(last))
 }
 
+/// How long a connection that arrives while a phase of a run is being served waits for the
+/// phase to end before it is refused: the client's next phase connects right after the last
+/// response, while the server may still be closing the phase.
+pub const BUSY_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// What a client that connects while another verify run is being served is told (a `Kind::Abort`).
+pub const BUSY_MESSAGE: &str = "server busy: it serves one verify run at a time and another is running; try again when it ends";
+
+/// Runs `work`, one phase of a verify run whose connections are already accepted, while
+/// any other client that connects to `listener` is refused with [`BUSY_MESSAGE`]. A
+/// connection that arrives within [`BUSY_GRACE`] of the phase's end is kept, not refused,
+/// and returned: the next phase's (the server takes it instead of accepting again).
+pub fn while_refusing<T: Send>(
+    listener: &std::net::TcpListener,
+    work: impl FnOnce() -> T + Send,
+) -> (T, Option<std::net::TcpStream>) {
+    use std::time::{Duration, Instant};
+    std::thread::scope(|s| {
+        let h = s.spawn(work);
+        let mut early = None;
+        if listener.set_nonblocking(true).is_ok() {
+            'poll: while !h.is_finished() {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let _ = stream.set_nonblocking(false);
+                        let t0 = Instant::now();
+                        while t0.elapsed() < BUSY_GRACE {
+                            if h.is_finished() {
+                                early = Some(stream);
+                                break 'poll;
+                            }
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        let _ = prepare_stream(&stream, Duration::from_secs(5));
+                        let mut ch = transport::Channel::new(stream);
+                        let _ = ch.send(transport::Kind::Abort, BUSY_MESSAGE.as_bytes());
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+            let _ = listener.set_nonblocking(false);
+        }
+        let out = match h.join() {
+            Ok(v) => v,
+            Err(p) => std::panic::resume_unwind(p),
+        };
+        (out, early)
+    })
+}
+
 /// Accepts one connection on `listener` and readies it with `timeout`.
 pub fn accept(
     listener: &std::net::TcpListener,
@@ -737,6 +790,21 @@ pub fn accept(
         .map_err(|e| VerifyError::Setup(format!("accept: {e}")))?;
     prepare_stream(&s, timeout)?;
     Ok((s, peer))
+}
+
+/// The connection kept by [`while_refusing`], readied with `timeout`, or a new one accepted.
+pub fn accept_next(
+    listener: &std::net::TcpListener,
+    early: Option<std::net::TcpStream>,
+    timeout: std::time::Duration,
+) -> Result<std::net::TcpStream, VerifyError> {
+    match early {
+        Some(s) => {
+            prepare_stream(&s, timeout)?;
+            Ok(s)
+        }
+        None => accept(listener, timeout).map(|(s, _)| s),
+    }
 }
 
 /// Connects `server` and `client`, each on a thread of this process, over loopback TCP;
