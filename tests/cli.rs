@@ -135,6 +135,58 @@ fn csv_and_markdown_and_output_file() {
     assert!(String::from_utf8_lossy(&md.stdout).contains("| layer | kind |"));
 }
 
+/// Markdown is Markdown all through: the heading keeps bits and ReLU mode, and a comparison's
+/// reduction and latency matrices are pipe tables whose cells agree with the JSON totals.
+#[test]
+fn markdown_comparisons_are_tables() {
+    let args = [
+        "estimate",
+        "-n",
+        "minionn-cifar10",
+        "--bits",
+        "w4a4",
+        "--compare",
+        "cheetah,hequant",
+    ];
+    let md = run(&[&args[..], &["--format", "markdown"]].concat());
+    let md = String::from_utf8_lossy(&md.stdout).to_string();
+    assert!(
+        md.contains("bits: w4a4 (first and last layer w8a8); ReLU: exact;"),
+        "{md}"
+    );
+    assert!(!md.contains("reduction factor (row / column, total communication):"));
+    let table_after = |title: &str| -> Vec<Vec<String>> {
+        let start = md.find(&format!("**{title}**")).expect(title);
+        md[start..]
+            .lines()
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| {
+                l.trim_matches('|')
+                    .split('|')
+                    .map(|c| c.trim().to_string())
+                    .collect()
+            })
+            .collect()
+    };
+    let bytes = table_after("reduction factor (row / column, total communication)");
+    assert_eq!(bytes[0], ["", "cheetah", "hequant"]);
+    assert_eq!(bytes[1][0], "---");
+    let j = run(&[&args[..], &["--format", "json"]].concat());
+    let j: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
+    let total = |i: usize| {
+        let t = &j[i]["total"];
+        (t["bytes_client_to_server"].as_u64().unwrap()
+            + t["bytes_server_to_client"].as_u64().unwrap()) as f64
+    };
+    assert_eq!(bytes[2][0], "cheetah");
+    assert_eq!(bytes[2][2], format!("{:.2}", total(0) / total(1)));
+    assert_eq!(bytes[3][1], format!("{:.2}", total(1) / total(0)));
+    let lat = table_after("latency factor (row / column)");
+    assert_eq!(lat.len(), 4);
+    assert_eq!(lat[2][1], "1.00");
+}
+
 #[test]
 fn wire_format_is_reported_and_changes_bytes() {
     let a = run(&["estimate", "-p", "cheetah", "--format", "json"]);

@@ -159,10 +159,12 @@ pub fn markdown(reports: &[Report]) -> String {
         let t = table::layer_table(r);
         let _ = writeln!(
             s,
-            "### {} under {} ({}, {} link, {})\n",
+            "### {} under {} ({}; bits: {}; ReLU: {}; {} link; {})\n",
             r.network,
             r.protocol,
             r.wire,
+            r.bits,
+            r.relu,
             r.link.name,
             table::batch_text(r)
         );
@@ -191,7 +193,7 @@ pub fn markdown(reports: &[Report]) -> String {
         let _ = writeln!(s, "\n{}\n", table::totals_text(r).replace('\n', "  \n"));
     }
     if reports.len() > 1 {
-        let _ = writeln!(s, "{}", table::compare_text(reports));
+        s.push_str(&table::compare_markdown(reports));
     }
     s
 }

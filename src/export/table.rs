@@ -151,18 +151,44 @@ pub fn schemes_text(r: &Report) -> String {
     s
 }
 
+/// The two comparisons of several reports: (title, value of a report) for communication
+/// and latency.
+fn comparisons() -> [(&'static str, fn(&Report) -> f64); 2] {
+    [
+        (
+            "reduction factor (row / column, total communication)",
+            |r| r.total.bytes() as f64,
+        ),
+        ("latency factor (row / column)", |r| r.total.latency_s),
+    ]
+}
+
 /// Reduction factors of every report against every other, for communication and latency.
 pub fn compare_text(reports: &[Report]) -> String {
-    let mut s = factor_matrix(
-        reports,
-        "reduction factor (row / column, total communication)",
-        |r| r.total.bytes() as f64,
-    );
-    s.push_str(&factor_matrix(
-        reports,
-        "latency factor (row / column)",
-        |r| r.total.latency_s,
-    ));
+    let mut s = String::new();
+    for (title, value) in comparisons() {
+        s.push_str(&factor_matrix(reports, title, value));
+    }
+    s
+}
+
+/// The same matrices as [`compare_text`], as Markdown tables under a bold title each.
+pub fn compare_markdown(reports: &[Report]) -> String {
+    let mut s = String::new();
+    for (title, value) in comparisons() {
+        let g = factor_grid(reports, value);
+        let _ = writeln!(
+            s,
+            "**{title}**
+"
+        );
+        let _ = writeln!(s, "| | {} |", g.labels.join(" | "));
+        let _ = writeln!(s, "|---|{}|", vec!["---:"; g.labels.len()].join("|"));
+        for (label, row) in g.labels.iter().zip(&g.cells) {
+            let _ = writeln!(s, "| {label} | {} |", row.join(" | "));
+        }
+        s.push('\n');
+    }
     s
 }
 
@@ -179,22 +205,39 @@ fn label(r: &Report) -> String {
     }
 }
 
+/// Row / column factors of `value`, two decimals, with the reports' labels.
+struct FactorGrid {
+    labels: Vec<String>,
+    cells: Vec<Vec<String>>,
+}
+
+fn factor_grid(reports: &[Report], value: impl Fn(&Report) -> f64) -> FactorGrid {
+    FactorGrid {
+        labels: reports.iter().map(label).collect(),
+        cells: reports
+            .iter()
+            .map(|a| {
+                reports
+                    .iter()
+                    .map(|b| format!("{:.2}", value(a) / value(b).max(1e-12)))
+                    .collect()
+            })
+            .collect(),
+    }
+}
+
 fn factor_matrix(reports: &[Report], title: &str, value: impl Fn(&Report) -> f64) -> String {
-    let w = reports
-        .iter()
-        .map(|r| label(r).len())
-        .max()
-        .unwrap_or(8)
-        .max(8);
+    let g = factor_grid(reports, value);
+    let w = g.labels.iter().map(|l| l.len()).max().unwrap_or(8).max(8);
     let mut s = format!("{title}:\n{:w$}", "");
-    for r in reports {
-        let _ = write!(s, "  {:>w$}", label(r));
+    for l in &g.labels {
+        let _ = write!(s, "  {l:>w$}");
     }
     s.push('\n');
-    for a in reports {
-        let _ = write!(s, "{:w$}", label(a));
-        for b in reports {
-            let _ = write!(s, "  {:>w$.2}", value(a) / value(b).max(1e-12));
+    for (l, row) in g.labels.iter().zip(&g.cells) {
+        let _ = write!(s, "{l:w$}");
+        for c in row {
+            let _ = write!(s, "  {c:>w$}");
         }
         s.push('\n');
     }
