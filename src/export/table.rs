@@ -151,9 +151,11 @@ pub fn schemes_text(r: &Report) -> String {
     s
 }
 
-/// The two comparisons of several reports: (title, value of a report) for communication
-/// and latency.
-fn comparisons() -> [(&'static str, fn(&Report) -> f64); 2] {
+/// One comparison of several reports: its title and the value compared.
+type Comparison = (&'static str, fn(&Report) -> f64);
+
+/// The two comparisons of several reports: communication and latency.
+fn comparisons() -> [Comparison; 2] {
     [
         (
             "reduction factor (row / column, total communication)",
