@@ -1,4 +1,4 @@
-//! Structure-aware fuzzing of the TOML inputs: the shipped network and cost-model files
+//! Structure-aware fuzzing of the TOML inputs: the shipped network, cost-model and mapping files
 //! with one to three edits each (a value replaced by a hostile one, a line deleted or
 //! duplicated, the file cut short), then loaded and, when they load, evaluated. An error is
 //! fine; a panic, or a case that takes more than `CASE_LIMIT`, fails the test. The case
@@ -198,6 +198,46 @@ proptest! {
         }
         prop_assert!(t.elapsed() < CASE_LIMIT, "{:?} for {name} {edits:?}", t.elapsed());
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// A mutated mapping file (the mapping the model chooses for MiniONN under hequant w4a4,
+    /// saved as `search --save` writes it) loads or is refused, and prices the network or is
+    /// refused, in time.
+    #[test]
+    fn mutated_mapping_files_never_panic(edits in prop::collection::vec(edit(), 1..4)) {
+        let (net, text) = minionn_mapping();
+        let text = apply(text, &edits);
+        let t = Instant::now();
+        if let Ok(m) = hequant::spec::mapping::from_str("mapping.toml", &text, Some(net)) {
+            let cm = CostModel::builtin().unwrap();
+            let mut o = EvalOptions::new(Protocol::Hequant, &cm);
+            o.overrides = m.overrides();
+            let _ = model::evaluate(net, &o, &cm);
+        }
+        prop_assert!(t.elapsed() < CASE_LIMIT, "{:?} for {edits:?}", t.elapsed());
+    }
+}
+
+/// MiniONN and the TOML of its hequant w4a4 mapping, computed once.
+fn minionn_mapping() -> &'static (hequant::workload::Network, String) {
+    static M: std::sync::OnceLock<(hequant::workload::Network, String)> =
+        std::sync::OnceLock::new();
+    M.get_or_init(|| {
+        let net = network::from_str("minionn", &shipped("networks/minionn-cifar10.toml")).unwrap();
+        let cm = CostModel::builtin().unwrap();
+        let mut o = EvalOptions::new(Protocol::Hequant, &cm);
+        o.bits = BitsPolicy {
+            uniform: Some(parse_bits("w4a4").unwrap()),
+            all_layers: false,
+        };
+        let r = model::evaluate(&net, &o, &cm).unwrap();
+        let text =
+            hequant::spec::mapping::MappingFile::from_report("minionn-cifar10", &r).to_toml();
+        (net, text)
+    })
 }
 
 /// The mutations reach the model: of 400 mutated network files without their stated shapes
