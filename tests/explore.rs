@@ -103,7 +103,7 @@ fn explore_in_a_terminal() {
         socket: format!("hequant-e2e-{}", std::process::id()),
     };
     let cmd = format!(
-        "{BIN} explore -n resnet18-cifar100 --bits w4a4 --save {}; echo EXIT=$?; sleep 30",
+        "{BIN} explore -n resnet18-cifar100 --bits w4a4 --save {}; echo EXIT=$?; echo TTY=$(stty -a | grep -o -- '-\\?icanon' | head -1); sleep 30",
         save.display()
     );
     let o = tmux.run(&[
@@ -136,8 +136,11 @@ fn explore_in_a_terminal() {
     let text = std::fs::read_to_string(&save).unwrap();
     assert!(text.contains("hequant-mapping"), "{text}");
     tmux.keys(&["q"]);
-    let after = tmux.wait_for("EXIT=0");
+    tmux.wait_for("EXIT=0");
+    let after = tmux.wait_for("TTY=");
     // The alternate screen is gone: the shell's screen is back.
     assert!(!after.contains("layers ("), "{after}");
+    // Raw mode is off: the terminal is canonical again (`icanon`, not `-icanon`).
+    assert!(after.contains("TTY=icanon"), "{after}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
