@@ -201,8 +201,7 @@ pub fn trunc_pos<C: OtChannel>(
 }
 
 /// Shares mod 2^bits of the wrap w = msb_A or msb_B of l-bit shares of a value known to be
-/// non-negative (x < 2^{l-1}): one COT of `bits` bits, A sender with correlation 1 - msb_A,
-/// B receiver with choice msb_B (A's share msb_A - s0, B's s0 + msb_B (1 - msb_A)).
+/// non-negative (x < 2^{l-1}).
 fn known_sign_wrap<C: OtChannel>(
     sess: &mut OtSession,
     ch: &mut C,
@@ -211,16 +210,43 @@ fn known_sign_wrap<C: OtChannel>(
     bits: u32,
 ) -> Result<Vec<u64>, OtError> {
     let msb: Vec<bool> = x.iter().map(|&v| (v >> (l - 1)) & 1 == 1).collect();
-    Ok(match sess.role {
-        Role::A => {
-            let deltas: Vec<u64> = msb.iter().map(|&v| (!v) as u64).collect();
-            let s0 = sess.cot_send(ch, &deltas, bits)?;
-            msb.iter()
+    or_shares(sess, ch, &msb, OrRing::Pow2(bits))
+}
+
+/// The ring that [`or_shares`] shares its result in.
+#[derive(Clone, Copy)]
+enum OrRing {
+    Pow2(u32),
+    Mod(u64),
+}
+
+/// Arithmetic shares of b_A or b_B from each party's own bit, with one COT (A sender with
+/// correlation 1 - b_A, B receiver with choice b_B; A's share b_A - s0, B's
+/// s0 + b_B (1 - b_A)), mod 2^bits or mod p.
+fn or_shares<C: OtChannel>(
+    sess: &mut OtSession,
+    ch: &mut C,
+    own: &[bool],
+    ring: OrRing,
+) -> Result<Vec<u64>, OtError> {
+    let deltas = || own.iter().map(|&v| (!v) as u64).collect::<Vec<u64>>();
+    Ok(match (sess.role, ring) {
+        (Role::A, OrRing::Pow2(bits)) => {
+            let s0 = sess.cot_send(ch, &deltas(), bits)?;
+            own.iter()
                 .zip(s0)
                 .map(|(&v, s0)| (v as u64).wrapping_sub(s0))
                 .collect()
         }
-        Role::B => sess.cot_recv(ch, &msb, bits)?,
+        (Role::A, OrRing::Mod(p)) => {
+            let s0 = sess.cot_send_mod(ch, &deltas(), p)?;
+            own.iter()
+                .zip(s0)
+                .map(|(&v, s0)| ((v as u128 + p as u128 - s0 as u128) % p as u128) as u64)
+                .collect()
+        }
+        (Role::B, OrRing::Pow2(bits)) => sess.cot_recv(ch, own, bits)?,
+        (Role::B, OrRing::Mod(p)) => sess.cot_recv_mod(ch, own, p)?,
     })
 }
 
@@ -248,6 +274,112 @@ pub fn lift_pos<C: OtChannel>(
         .zip(w)
         .map(|(&v, w)| v.wrapping_sub(w << l) & m2)
         .collect())
+}
+
+/// Shares mod 2^l of values known to be non-negative (x < 2^{l-1}, e.g. after a ReLU) to
+/// shares mod a modulus p > 2^{l-1} (a CRT component, docs/protocol-reference.md 4.2, 4.3).
+///
+/// x_A + x_B = x + w 2^l with the wrap w = msb_A or msb_B (as in [`trunc_pos`]). One COT
+/// mod p (A sender with correlation 1 - msb_A, B receiver with choice msb_B) gives shares
+/// mod p of w, and y_P = x_P - w_P 2^l mod p. Cost: [`super::sizes::ring_to_mod`].
+pub fn ring_to_mod<C: OtChannel>(
+    sess: &mut OtSession,
+    ch: &mut C,
+    x: &[u64],
+    l: u32,
+    p: u64,
+) -> Result<Vec<u64>, OtError> {
+    check_shares(x, l, "conversion into Z_p")?;
+    if l > 62 || p <= 1u64 << (l - 1) || p > super::iknp::MAX_COT_MODULUS {
+        return Err(OtError::Param(format!(
+            "conversion into Z_p: p = {p} must exceed 2^{} and be at most 2^62",
+            l - 1
+        )));
+    }
+    let pp = p as u128;
+    let two_l = ((1u128 << l) % pp) as u64;
+    let msb: Vec<bool> = x.iter().map(|&v| (v >> (l - 1)) & 1 == 1).collect();
+    let w = or_shares(sess, ch, &msb, OrRing::Mod(p))?;
+    Ok(x.iter()
+        .zip(w)
+        .map(|(&v, w)| {
+            let sub = (w as u128 * two_l as u128) % pp;
+            ((v as u128 % pp + pp - sub) % pp) as u64
+        })
+        .collect())
+}
+
+/// Shares mod an odd p of values v with 0 <= v <= (p - 1) / 2 to shares mod 2^l of v
+/// (v < 2^l): the way back out of a CRT component.
+///
+/// With h = (p + 1) / 2 and m_P = [x_P >= h], x_A + x_B = v + w p with w = m_A or m_B:
+/// both below h sum below p; both at or above h sum to at least p; exactly one above means
+/// a sum of at least h, which v < h only reaches with the wrap. One COT of l bits (A sender
+/// with correlation 1 - m_A, B choice m_B) gives shares mod 2^l of w, and
+/// y_P = x_P - w_P p mod 2^l. A signed v in (-2^(l-1), 2^(l-1)) takes the offset 2^(l-1)
+/// ([`signed_mod_to_ring`]). Cost: [`super::sizes::mod_to_ring`].
+pub fn mod_to_ring<C: OtChannel>(
+    sess: &mut OtSession,
+    ch: &mut C,
+    x: &[u64],
+    p: u64,
+    l: u32,
+) -> Result<Vec<u64>, OtError> {
+    check_width(l, "conversion out of Z_p")?;
+    check_batch(x.len(), "conversion out of Z_p")?;
+    if p < 3 || p.is_multiple_of(2) || p > super::iknp::MAX_COT_MODULUS {
+        return Err(OtError::Param(format!(
+            "conversion out of Z_p: p = {p} must be odd, at least 3 and at most 2^62"
+        )));
+    }
+    if x.iter().any(|&v| v >= p) {
+        return Err(OtError::Param(format!(
+            "conversion out of Z_p: a share is not below p = {p}"
+        )));
+    }
+    let h = p.div_ceil(2);
+    let ml = mask(l);
+    let top: Vec<bool> = x.iter().map(|&v| v >= h).collect();
+    let w = or_shares(sess, ch, &top, OrRing::Pow2(l))?;
+    Ok(x.iter()
+        .zip(w)
+        .map(|(&v, w)| v.wrapping_sub(w.wrapping_mul(p)) & ml)
+        .collect())
+}
+
+/// [`mod_to_ring`] for signed values v in [-2^(l-1), 2^(l-1)) held mod an odd
+/// p > 2^(l+1): party A adds 2^(l-1) to its share mod p first, so the value lies in
+/// [0, 2^l) below p / 2, and subtracts it from its share mod 2^l after. The output is v
+/// mod 2^l, two's complement. Cost: [`super::sizes::mod_to_ring`].
+pub fn signed_mod_to_ring<C: OtChannel>(
+    sess: &mut OtSession,
+    ch: &mut C,
+    x: &[u64],
+    p: u64,
+    l: u32,
+) -> Result<Vec<u64>, OtError> {
+    check_width(l, "conversion out of Z_p")?;
+    if l > 61 || p <= 1u64 << (l + 1) {
+        return Err(OtError::Param(format!(
+            "conversion out of Z_p: signed {l}-bit values need p > 2^{}",
+            l + 1
+        )));
+    }
+    let off = 1u64 << (l - 1);
+    let a = sess.role == Role::A;
+    let shifted: Vec<u64> = if a {
+        x.iter()
+            .map(|&v| if v >= p { v } else { (v + off) % p })
+            .collect()
+    } else {
+        x.to_vec()
+    };
+    let y = mod_to_ring(sess, ch, &shifted, p, l)?;
+    Ok(if a {
+        y.iter().map(|&v| v.wrapping_sub(off) & mask(l)).collect()
+    } else {
+        y
+    })
 }
 
 /// Exact truncation by s bits (0 <= s < l) of values known to be non-negative

@@ -357,6 +357,24 @@ pub fn recv_packed<C: OtChannel>(
     Ok(out)
 }
 
+/// Bits that hold every value below the modulus p (p >= 2).
+pub fn mod_bits(p: u64) -> u32 {
+    64 - (p.max(2) - 1).leading_zeros()
+}
+
+/// The largest modulus the mod-p COT takes: sums of two values below it fit in 64 bits and
+/// the hash's reduction bias stays below 2^-66.
+pub const MAX_COT_MODULUS: u64 = 1 << 62;
+
+fn check_modulus(p: u64, what: &str) -> Result<(), OtError> {
+    if !(2..=MAX_COT_MODULUS).contains(&p) {
+        return Err(OtError::Param(format!(
+            "{what}: modulus {p} is not in 2..=2^62"
+        )));
+    }
+    Ok(())
+}
+
 /// Per-party OT state: one IKNP instance in each direction plus a CSPRNG.
 pub struct OtSession {
     /// This party's role.
@@ -471,6 +489,71 @@ impl OtSession {
         let h = cot_receiver_extend(&mut self.rcv, ch, choices, l)?;
         let y = recv_packed(ch, choices.len(), l, "COT: corrections")?;
         Ok(cot_receiver_finish(&h, choices, &y, l))
+    }
+
+    /// COT sender mod an arbitrary modulus p (2 <= p <= 2^62) with per-OT correlations
+    /// `deltas` (each below p): x0_j = H(j, q_j) mod p, x1_j = x0_j + delta_j mod p; sends
+    /// the corrections y_j = x1_j - H(j, q_j xor s) mod p in [`mod_bits`]`(p)` bits each.
+    /// The 128-bit hash reduced mod p is within 2^-66 of uniform in statistical distance.
+    /// Cost: [`super::sizes::cot`] with l = [`mod_bits`]`(p)`.
+    pub fn cot_send_mod<C: OtChannel>(
+        &mut self,
+        ch: &mut C,
+        deltas: &[u64],
+        p: u64,
+    ) -> Result<Vec<u64>, OtError> {
+        check_modulus(p, "COT mod p")?;
+        if deltas.iter().any(|&d| d >= p) {
+            return Err(OtError::Param(format!(
+                "COT mod p: a correlation is not below p = {p}"
+            )));
+        }
+        let (s, dom) = (self.snd.s, self.snd.dom);
+        let pp = p as u128;
+        let mut x0 = Vec::with_capacity(deltas.len());
+        let mut y = Vec::with_capacity(deltas.len());
+        self.snd.extend_with(ch, deltas.len(), |j, idx, q| {
+            let a = (prg::crh(dom, idx, q) % pp) as u64;
+            let b = (prg::crh(dom, idx, q ^ s) % pp) as u64;
+            let d = deltas.get(j).copied().unwrap_or(0);
+            x0.push(a);
+            y.push(((a as u128 + d as u128 + pp - b as u128) % pp) as u64);
+        })?;
+        send_packed(ch, &y, mod_bits(p))?;
+        Ok(x0)
+    }
+
+    /// COT receiver mod p: x0 + c * delta mod p for each choice c. A correction that is
+    /// not below p is refused (the peer is not following the protocol).
+    pub fn cot_recv_mod<C: OtChannel>(
+        &mut self,
+        ch: &mut C,
+        choices: &[bool],
+        p: u64,
+    ) -> Result<Vec<u64>, OtError> {
+        check_modulus(p, "COT mod p")?;
+        let dom = self.rcv.dom;
+        let pp = p as u128;
+        let mut h = Vec::with_capacity(choices.len());
+        self.rcv.extend_with(ch, choices, |_, idx, t| {
+            h.push((prg::crh(dom, idx, t) % pp) as u64)
+        })?;
+        let y = recv_packed(ch, choices.len(), mod_bits(p), "COT mod p: corrections")?;
+        if y.iter().any(|&v| v >= p) {
+            return Err(OtError::Param(format!(
+                "COT mod p: the peer sent a correction not below p = {p}"
+            )));
+        }
+        Ok(h.iter()
+            .zip(choices.iter().zip(&y))
+            .map(|(&h, (&c, &yj))| {
+                if c {
+                    ((h as u128 + yj as u128) % pp) as u64
+                } else {
+                    h
+                }
+            })
+            .collect())
     }
 
     /// Chosen-message 1-of-2 OT sender of l-bit messages (m0, m1): sends

@@ -288,6 +288,26 @@ pub fn trunc_pos(n: u64, l: u32, s: u32) -> Cost {
     trunc_pos_plan(n, l, s).cost()
 }
 
+/// Conversion of non-negative l-bit shares into shares mod p (CRT component): one COT mod p,
+/// A = sender: B sends u(n), A sends pk(n bits(p)).
+pub fn ring_to_mod_plan(n: u64, p: u64) -> Plan {
+    cot_plan(n, super::iknp::mod_bits(p))
+}
+/// See [`ring_to_mod_plan`].
+pub fn ring_to_mod(n: u64, p: u64) -> Cost {
+    ring_to_mod_plan(n, p).cost()
+}
+
+/// Conversion of shares mod p into shares mod 2^l: one COT of l bits, A = sender:
+/// B sends u(n), A sends pk(n l).
+pub fn mod_to_ring_plan(n: u64, l: u32) -> Plan {
+    cot_plan(n, l)
+}
+/// See [`mod_to_ring_plan`].
+pub fn mod_to_ring(n: u64, l: u32) -> Cost {
+    mod_to_ring_plan(n, l).cost()
+}
+
 /// Exact truncation of non-negative values: millionaire_plan(n, s, m) (low carry), then one
 /// step B sends 2 u(n), then A sends pk(n s) + pk(n l) (wrap COT of s bits and carry B2A
 /// COT of l bits). s = 0 costs nothing.

@@ -765,6 +765,116 @@ mod arith_extra_tests {
         }
     }
 
+    /// Shares mod p of `x` (each below p): A's uniform, B's the rest.
+    fn share_mod(r: &mut impl RngCore, x: &[u64], p: u64) -> (Vec<u64>, Vec<u64>) {
+        let a: Vec<u64> = x.iter().map(|_| r.next_u64() % p).collect();
+        let b = x.iter().zip(&a).map(|(&v, &a)| (v + p - a) % p).collect();
+        (a, b)
+    }
+
+    /// The CRT components the model picks (crt_moduli: primes above 2^(l+1)) and edge
+    /// moduli around them.
+    const MOD_CASES: [(u32, u64); 6] = [
+        (2, 11),
+        (5, 67),
+        (13, 16411),
+        (18, 524309),
+        (21, 4194319),
+        (40, 2199023255579),
+    ];
+
+    #[test]
+    fn ring_to_mod_is_exact() {
+        let mut r = rng();
+        for &(l, p) in &MOD_CASES {
+            for &n in &SIZES {
+                let x = nonneg_values(&mut r, n, l);
+                let (xa, xb) = share(&mut r, &x, l);
+                let ((ya, ca), (yb, cb)) = run2(
+                    move |se, c| ring_to_mod(se, c, &xa, l, p).unwrap(),
+                    move |se, c| ring_to_mod(se, c, &xb, l, p).unwrap(),
+                );
+                assert!(ya.iter().chain(&yb).all(|&v| v < p), "l={l} p={p}");
+                let open: Vec<u64> = ya.iter().zip(&yb).map(|(&a, &b)| (a + b) % p).collect();
+                assert_eq!(open, x, "l={l} p={p}");
+                let c = measured(&ca, &cb);
+                assert_eq!(c, sizes::ring_to_mod(n as u64, p), "l={l} p={p} n={n}");
+                let bits = crate::ot::iknp::mod_bits(p) as u64;
+                assert_eq!(c.bytes_a_to_b, (n as u64 * bits).div_ceil(8));
+            }
+        }
+    }
+
+    #[test]
+    fn signed_mod_to_ring_is_exact() {
+        let mut r = rng();
+        for &(l, p) in &MOD_CASES {
+            for &n in &SIZES {
+                // Signed l-bit values, the extremes first, held mod p.
+                let mut v: Vec<i64> = values(&mut r, n, l)
+                    .iter()
+                    .map(|&u| ((u << (64 - l)) as i64) >> (64 - l))
+                    .collect();
+                if n > 1 {
+                    v[0] = -(1i64 << (l - 1));
+                    v[1] = (1i64 << (l - 1)) - 1;
+                }
+                let held: Vec<u64> = v.iter().map(|&s| s.rem_euclid(p as i64) as u64).collect();
+                let (xa, xb) = share_mod(&mut r, &held, p);
+                let ((ya, ca), (yb, cb)) = run2(
+                    move |se, c| signed_mod_to_ring(se, c, &xa, p, l).unwrap(),
+                    move |se, c| signed_mod_to_ring(se, c, &xb, p, l).unwrap(),
+                );
+                let want: Vec<u64> = v.iter().map(|&s| s as u64 & mask(l)).collect();
+                assert_eq!(open(&ya, &yb, l), want, "l={l} p={p}");
+                let c = measured(&ca, &cb);
+                assert_eq!(c, sizes::mod_to_ring(n as u64, l), "l={l} p={p} n={n}");
+                assert_eq!(c.bytes_a_to_b, (n as u64 * l as u64).div_ceil(8));
+            }
+        }
+    }
+
+    #[test]
+    fn conversions_refuse_what_they_cannot_do() {
+        let ((a, _), _) = run2(
+            |se, c| {
+                // p not above 2^(l+1): the offset value would reach p / 2.
+                let e1 = signed_mod_to_ring(se, c, &[1], 33, 5).unwrap_err();
+                // an even p, and a share not below p
+                let e2 = mod_to_ring(se, c, &[1], 64, 5).unwrap_err();
+                let e3 = mod_to_ring(se, c, &[70], 67, 5).unwrap_err();
+                // p not above 2^(l-1) on the way in
+                let e4 = ring_to_mod(se, c, &[1], 8, 127).unwrap_err();
+                [e1, e2, e3, e4].map(|e| e.to_string())
+            },
+            |_, _| (),
+        );
+        assert!(a[0].contains("p > 2^6"), "{}", a[0]);
+        assert!(a[1].contains("odd"), "{}", a[1]);
+        assert!(a[2].contains("not below p"), "{}", a[2]);
+        assert!(a[3].contains("exceed 2^7"), "{}", a[3]);
+    }
+
+    #[test]
+    fn a_correction_not_below_p_is_refused() {
+        // A's messages: 0, 1 setup; 2 = the COT corrections, 5 bits each for p = 17: all
+        // ones is 31 >= 17, which the receiver must refuse rather than reduce.
+        let (ca, cb) = mem_pair();
+        let ca = TamperChannel::new(ca, |i, m: &mut Vec<u8>| {
+            if i == 2 {
+                m.iter_mut().for_each(|b| *b = 0xff);
+            }
+        });
+        let (_, rb) = run2_ch(
+            ca,
+            cb,
+            |s, c| s.cot_send_mod(c, &[1, 2, 3], 17).map(|_| ()),
+            |s, c| s.cot_recv_mod(c, &[true, false, true], 17),
+        );
+        let e = rb.unwrap_err().to_string();
+        assert!(e.contains("not below p = 17"), "{e}");
+    }
+
     #[test]
     fn trunc_pos_exact_is_exact() {
         let mut r = rng();
