@@ -38,6 +38,17 @@ fn nl_plan(n: &Network, layers: &[&str]) -> (NlPlan, EvalOptions, CostModel) {
     (p, o, cm)
 }
 
+/// Every layer of a run correct, its payload each way and its rounds as `ot::sizes` predicts.
+fn assert_exact_and_sized(r: &nonlinear::NlReport) {
+    for l in &r.layers {
+        assert!(l.correct && l.mismatches == 0, "{}", l.name);
+        let measured = (l.measured_server_to_client, l.measured_client_to_server);
+        let predicted = (l.predicted_server_to_client, l.predicted_client_to_server);
+        assert_eq!(measured, predicted, "{}", l.name);
+        assert_eq!(l.measured_rounds, l.predicted_rounds, "{}", l.name);
+    }
+}
+
 /// u(n) = 128 ceil(n / 8): the IKNP receiver's u-matrix for n OTs, in bytes.
 fn u(n: u64) -> u64 {
     128 * n.div_ceil(8)
@@ -78,26 +89,65 @@ fn minionn_relu_layers_are_exact_and_sized() {
     assert_eq!(p.layers.len(), 4, "skipped: {:?}", p.skipped);
     let r = nonlinear::run_local(&p, &o.link, &cm, None, &|_| {}).expect("run");
     assert!(r.ok);
-    for l in &r.layers {
-        assert!(l.correct && l.mismatches == 0, "{}", l.name);
-        assert_eq!(
-            l.measured_server_to_client, l.predicted_server_to_client,
-            "{}",
-            l.name
-        );
-        assert_eq!(
-            l.measured_client_to_server, l.predicted_client_to_server,
-            "{}",
-            l.name
-        );
-        assert_eq!(l.measured_rounds, l.predicted_rounds, "{}", l.name);
-    }
+    assert_exact_and_sized(&r);
     // Chou-Orlandi: one point, then 128 points, each way (32-byte Ristretto encodings).
     assert_eq!(r.setup_predicted, 2 * (32 + 128 * 32));
     assert_eq!(r.setup_measured, r.setup_predicted);
     // relu7 widens the ring (14 -> 26 bits) and runs an extension after the ReLU.
     let ext = r.layers.iter().find(|l| l.name == "relu7").expect("relu7");
     assert!(ext.steps.contains("extension"), "{}", ext.steps);
+}
+
+/// The CRT conversions of ResNet-18 CIFAR-100 under hequant-packed w4a4 at batch 4 (its
+/// layer3 and layer4 convolutions and fc in CRT slots over the 4 images): shares of the
+/// activations of 3 images go from Z_{2^l} into Z_p and the accumulators come back, with real
+/// OT. Every value opens to what the client dealt, and the payload each way is exactly one
+/// COT per element, written out here by hand: B sends u(n), A sends n bits(p) (in) or n l
+/// bits (out) (docs/protocol-reference.md 4.3).
+#[test]
+fn crt_conversions_are_exact_and_one_cot_per_element() {
+    let n = net("resnet18-cifar100");
+    let cm = CostModel::builtin().expect("cost model");
+    let mut o = options(&cm);
+    o.protocol = Protocol::HequantPacked;
+    o.batch = 4;
+    let report = model::evaluate(&n, &o, &cm).expect("model");
+    let sel: Vec<String> = ["layer4.1.conv1", "fc", "layer1.0.relu1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let p = nonlinear::plan(&n, &report, &cm, 4, Some(&sel)).expect("plan");
+    let crt: Vec<_> = p.layers.iter().filter(|l| l.crt.is_some()).collect();
+    assert_eq!(crt.len(), 2, "{:?} skipped {:?}", p.layers, p.skipped);
+    for l in &crt {
+        let c = l.crt.as_ref().unwrap();
+        let w = l.l_in as u64;
+        let mut a = 0;
+        let mut b = 0;
+        for &q in &c.moduli {
+            assert!(q > 2 << w && q < 4 << w, "{q} for {w}-bit shares");
+            let bits = 64 - (q - 1).leading_zeros() as u64;
+            a += (c.n_in * bits).div_ceil(8) + (c.n_out * w).div_ceil(8);
+            b += u(c.n_in) + u(c.n_out);
+        }
+        let plan = l.size_plan().cost();
+        assert_eq!((plan.bytes_a_to_b, plan.bytes_b_to_a), (a, b), "{}", l.name);
+    }
+    // layer4.1.conv1: 512 x 4 x 4 in and out, one image per component.
+    let c4 = crt[0].crt.as_ref().unwrap();
+    assert_eq!((c4.moduli.len(), c4.n_in, c4.n_out), (3, 8192, 8192));
+    let r = nonlinear::run_local(&p, &o.link, &cm, None, &|_| {}).expect("run");
+    assert!(r.ok, "{:?}", r.layers);
+    assert_exact_and_sized(&r);
+    // A flipped bit of the server's share of one converted value is caught.
+    let fault = NlFault {
+        layer: "fc".into(),
+        element: 1100,
+    };
+    let r = nonlinear::run_local(&p, &o.link, &cm, Some(&fault), &|_| {}).expect("run");
+    let fc = r.layers.iter().find(|l| l.name == "fc").unwrap();
+    assert!(!r.ok);
+    assert_eq!(fc.mismatches, 1);
 }
 
 /// A flipped bit in one element of the server's output share is caught by the check.

@@ -110,7 +110,7 @@ pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
             .layers
             .drain(..)
             .zip(nl.model.drain(..))
-            .partition(|(l, _)| l.pool.is_some());
+            .partition(|(l, _)| l.pool.is_some() || l.crt.is_some());
         for (l, _) in drop {
             nl.skipped.push(verify::nonlinear::NlSkipped {
                 name: l.name,
@@ -652,7 +652,7 @@ fn nonlinear_table(s: &mut String, n: &verify::nonlinear::NlReport) {
         );
         let _ = writeln!(
             s,
-            "non-linear bytes: OT payload both ways (12-byte frame headers apart); the server's reveal of its shares for the check is left out. Exact: every output equal to the plaintext ReLU or maximum."
+            "non-linear bytes: OT payload both ways (12-byte frame headers apart); the server's reveal of its shares for the check is left out. Exact: every output equal to the plaintext ReLU or maximum, every CRT conversion to the value the client dealt (for those layers the server's input share is revealed before the run, so that the client can deal the values)."
         );
     }
     for k in &n.skipped {

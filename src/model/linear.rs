@@ -349,21 +349,26 @@ pub(crate) fn is_prime_u64(n: u64) -> bool {
 }
 
 /// The CRT plaintext moduli of a layer whose shares need `w` bits: the share ring 2^w itself,
-/// then the `c - 1` smallest primes above 2^w (pairwise coprime, each holding a signed w-bit
-/// accumulator; docs/protocol-reference.md 4.2). The image in component 2^w keeps its shares
-/// as they are: only the other `c - 1` need conversions. `None` above
-/// [`CRT_MAX_COMPONENT_BITS`] or [`CRT_MAX_COMPONENTS`].
+/// then the `c - 1` smallest primes above 2^(w+1) (pairwise coprime; docs/protocol-reference.md
+/// 4.2). The image in component 2^w keeps its shares as they are: only the other `c - 1` need
+/// conversions, and a prime above 2^(w+1) puts a signed w-bit accumulator, offset by
+/// 2^(w-1), below p / 2, where the wrap of two shares follows from which half of Z_p each
+/// lies in: one COT out instead of a millionaire (4.3, `ot::arith::signed_mod_to_ring`).
+/// `None` above [`CRT_MAX_COMPONENT_BITS`] or [`CRT_MAX_COMPONENTS`].
 pub fn crt_moduli(w: u32, c: u32) -> Option<Vec<u64>> {
     use std::sync::OnceLock;
     static TABLE: OnceLock<Vec<Vec<u64>>> = OnceLock::new();
-    if w == 0 || w > CRT_MAX_COMPONENT_BITS || c > CRT_MAX_COMPONENTS {
+    if w == 0 || w + 2 > CRT_MAX_COMPONENT_BITS || c > CRT_MAX_COMPONENTS {
         return None;
     }
     let table = TABLE.get_or_init(|| {
         (0..=CRT_MAX_COMPONENT_BITS)
             .map(|w| {
                 let mut v = Vec::with_capacity(CRT_MAX_COMPONENTS as usize);
-                let mut x = (1u64 << w) + 1;
+                if w + 2 > CRT_MAX_COMPONENT_BITS {
+                    return v;
+                }
+                let mut x = (2u64 << w) + 1;
                 while v.len() < CRT_MAX_COMPONENTS as usize {
                     if is_prime_u64(x) {
                         v.push(x);
@@ -689,7 +694,7 @@ pub fn evaluate_coeff(
         let moduli = crt_moduli(ctx.ring_bits, c as u32).ok_or_else(|| Infeasible::Packing {
             what: format!(
                 "{c} CRT components of {} bits (at most {CRT_MAX_COMPONENTS} of at most {CRT_MAX_COMPONENT_BITS} bits)",
-                ctx.ring_bits
+                ctx.ring_bits + 2
             ),
         })?;
         (crt_log_t(&moduli), 0, 0)

@@ -480,11 +480,11 @@ impl CheetahVersion {
 }
 
 /// The OT steps that CRT slots add to a linear layer whose shares need `w` bits, per
-/// element: in, the B2A of a non-negative activation's wrap bit into Z_{t_i} (t_i < 2^(w+1));
-/// out, the wrap of the share sum mod t_i (a millionaire on w + 1 bits) and its B2A into
-/// Z_{2^w} (docs/protocol-reference.md 4.2, 4.3).
+/// element of a converted image: in, the activation's shares mod 2^w into Z_{t_i}
+/// (t_i < 2^(w+2), [`crate::model::linear::crt_moduli`]); out, the accumulator's shares mod
+/// t_i back to Z_{2^w}. One COT each (docs/protocol-reference.md 4.2, 4.3).
 pub fn crt_conversion_steps(ot: &OtModel, w: u32) -> (nonlinear::Step, nonlinear::Step) {
-    (ot.b2a(w + 1), ot.crt_to_ring(w + 1, w))
+    (ot.ring_to_mod(w + 2), ot.mod_to_ring(w))
 }
 
 /// Whether layer `i` reads the client's own data: the network input, possibly through
@@ -559,10 +559,15 @@ pub fn layer_context(
     }
     if let Some(g) = ConvGeom::of(l) {
         let (into, out) = crt_conversion_steps(&ot_model(opts, cm), ring);
-        let bits = into.bits * (l.input.elems() * ctx.batch) as f64
-            + out.bits * (g.out_elems() * ctx.batch) as f64;
+        // The client encodes its own data mod t_i directly: nothing converts in.
+        let in_elems = if ctx.client_input {
+            0
+        } else {
+            l.input.elems() * ctx.batch
+        };
+        let bits = into.bits * in_elems as f64 + out.bits * (g.out_elems() * ctx.batch) as f64;
         ctx.crt_conversion_bytes = (bits / 8.0).ceil() as u64;
-        ctx.crt_conversion_rounds = into.rounds + out.rounds;
+        ctx.crt_conversion_rounds = (if in_elems > 0 { into.rounds } else { 0 }) + out.rounds;
     }
     ctx
 }

@@ -137,11 +137,19 @@ impl OtModel {
         }
     }
 
-    /// Shares mod an odd t (t < 2^w) of a value to shares mod 2^l: the wrap bit
-    /// [x_c + x_s >= t] = [x_c > t - 1 - x_s] by a millionaire on w bits, then its B2A into
-    /// Z_{2^l}: x = x_c + x_s - t * wrap (docs/protocol-reference.md 4.2; CRT slots).
-    pub fn crt_to_ring(&self, w: u32, l: u32) -> Step {
-        self.millionaire(w).then(self.b2a(l))
+    /// Shares mod 2^l of a non-negative value to shares mod a CRT component p of `bits`
+    /// bits: the wrap of the shares from their top bits (the value's is 0), shared mod p by
+    /// one COT of `bits` bits (`ot::arith::ring_to_mod`; docs/protocol-reference.md 4.3).
+    pub fn ring_to_mod(&self, bits: u32) -> Step {
+        self.b2a(bits)
+    }
+
+    /// Shares mod an odd p > 2^(l+1) of a signed l-bit value to shares mod 2^l: offset by
+    /// 2^(l-1) the value lies below p / 2, so the wrap follows from which half of Z_p each
+    /// share lies in, shared mod 2^l by one COT of l bits (`ot::arith::signed_mod_to_ring`;
+    /// docs/protocol-reference.md 4.3).
+    pub fn mod_to_ring(&self, l: u32) -> Step {
+        self.b2a(l)
     }
 
     pub fn relu(&self, l_in: u32, l_out: u32) -> Step {

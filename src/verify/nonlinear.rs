@@ -45,12 +45,50 @@ pub struct NlLayer {
     /// Max-pool: the window and the input shape (channels, rows, columns) of one image.
     #[serde(default)]
     pub pool: Option<(Window, [u64; 3])>,
+    /// The CRT conversions of a linear layer in CRT slots over batch images (shares in
+    /// Z_{2^l_in}, l_in = l_out).
+    #[serde(default)]
+    pub crt: Option<CrtConversions>,
+}
+
+/// What the CRT conversions of one linear layer run: for every converted component p
+/// (docs/protocol-reference.md 4.2, 4.3), `n_in` non-negative activations from shares mod
+/// 2^w into shares mod p ([`arith::ring_to_mod`]), then `n_out` signed w-bit accumulators
+/// from shares mod p back to shares mod 2^w ([`arith::signed_mod_to_ring`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrtConversions {
+    pub moduli: Vec<u64>,
+    pub n_in: u64,
+    pub n_out: u64,
+}
+
+impl CrtConversions {
+    /// Elements of one component: its inputs, then its outputs.
+    fn per_modulus(&self) -> usize {
+        (self.n_in + self.n_out) as usize
+    }
+    /// The modulus element `i` of a run's vector lives in on the way in (2^w for the
+    /// activations, p for the accumulators) and on the way out (p, then 2^w).
+    fn moduli_of(&self, i: usize, w: u32) -> (u128, u128) {
+        let p = self.moduli[i / self.per_modulus().max(1)] as u128;
+        if ((i % self.per_modulus().max(1)) as u64) < self.n_in {
+            (1u128 << w, p)
+        } else {
+            (p, 1u128 << w)
+        }
+    }
 }
 
 impl NlLayer {
     /// The size plan of exactly the steps run (party A = server).
     pub fn size_plan(&self) -> SizePlan {
         let (n, m) = (self.n, self.m);
+        if let Some(c) = &self.crt {
+            return c.moduli.iter().fold(SizePlan::new(), |plan, &p| {
+                plan.then(&sizes::ring_to_mod_plan(c.n_in, p))
+                    .then(&sizes::mod_to_ring_plan(c.n_out, self.l_in))
+            });
+        }
         if let Some((w, _)) = self.pool {
             let p = sizes::max_plan(n, w.kh * w.kw, self.l_in, m, false);
             return if self.l_out <= self.l_in {
@@ -63,6 +101,22 @@ impl NlLayer {
             sizes::drelu_plan(n, self.l_in, m).then(&sizes::mux_plan(n, self.l_out))
         } else {
             sizes::relu_plan(n, self.l_in, m).then(&sizes::extend_plan(n, self.l_in, self.l_out, m))
+        }
+    }
+}
+
+impl NlLayer {
+    /// Bits per value of the server's revealed output share.
+    fn reveal_bits(&self) -> u32 {
+        match &self.crt {
+            Some(c) => c
+                .moduli
+                .iter()
+                .map(|&p| crate::ot::iknp::mod_bits(p))
+                .max()
+                .unwrap_or(1)
+                .max(self.l_out),
+            None => self.l_out,
         }
     }
 }
@@ -97,13 +151,27 @@ pub fn plan(
         model: Vec::new(),
         skipped: Vec::new(),
     };
-    for (l, r) in net.layers.iter().zip(&report.layers) {
-        if r.class != crate::workload::CostClass::NonLinear {
-            continue;
-        }
+    for (i, (l, r)) in net.layers.iter().zip(&report.layers).enumerate() {
         if let Some(sel) = select
             && !sel.iter().any(|s| s == &l.name)
         {
+            continue;
+        }
+        if r.class == crate::workload::CostClass::Linear {
+            match crt_layer(net, i, r, m, batch) {
+                Some(Ok((layer, model))) => {
+                    out.layers.push(layer);
+                    out.model.push(model);
+                }
+                Some(Err(reason)) => out.skipped.push(NlSkipped {
+                    name: format!("{} (CRT conversions)", l.name),
+                    reason,
+                }),
+                None => {}
+            }
+            continue;
+        }
+        if r.class != crate::workload::CostClass::NonLinear {
             continue;
         }
         let skip = |reason: &str| NlSkipped {
@@ -183,10 +251,78 @@ pub fn plan(
             m,
             steps,
             pool,
+            crt: None,
         });
         out.model.push((r.bytes_nonlinear, r.rounds));
     }
     Ok(out)
+}
+
+/// The CRT conversions of linear layer `i` when its mapping puts batch images in CRT
+/// components, with the model's bytes and rounds for them; an error names why they are not
+/// run; `None` for a layer without conversions.
+#[allow(clippy::type_complexity)]
+fn crt_layer(
+    net: &Network,
+    i: usize,
+    r: &crate::model::report::LayerReport,
+    m: u32,
+    batch: u64,
+) -> Option<Result<(NlLayer, (u64, u32)), String>> {
+    use crate::mapping::PackDirection;
+    let (mapping, he) = (r.mapping?, r.he?);
+    if !mapping.packing.is_crt() || he.conversion_bytes == 0 {
+        return None;
+    }
+    if mapping.packing.direction != PackDirection::Batch {
+        return Some(Err(
+            "CRT slots over spatial tiles are priced but their conversions are not run (CRT over batch images is)".into(),
+        ));
+    }
+    let l = &net.layers[i];
+    let w = r.ring_bits_out;
+    let c = mapping.packing.factor;
+    let Some(moduli) = crate::model::linear::crt_moduli(w, c) else {
+        return Some(Err(format!("no {c} CRT components for {w}-bit shares")));
+    };
+    let per_component = batch.max(1) / c.max(1) as u64;
+    let out_elems =
+        crate::model::linear::ConvGeom::of(l).map_or(l.output.elems(), |g| g.out_elems());
+    let n_in = if crate::model::reads_client_data(net, i) {
+        0
+    } else {
+        l.input.elems() * per_component
+    };
+    let n_out = out_elems * per_component;
+    let converted = moduli[1..].to_vec();
+    let total = (n_in + n_out).checked_mul(converted.len() as u64);
+    if total.is_none_or(|t| t > MAX_ELEMENTS) || !(2..=60).contains(&w) {
+        return Some(Err(format!(
+            "{} conversions of {w}-bit shares are beyond the run's cap of {MAX_ELEMENTS} elements and 2..=60 bits",
+            (n_in + n_out).saturating_mul(converted.len() as u64)
+        )));
+    }
+    let steps = format!(
+        "CRT: {n_in} in ({w} -> Z_p) + {n_out} out (Z_p -> {w}) x {} components",
+        converted.len()
+    );
+    Some(Ok((
+        NlLayer {
+            name: l.name.clone(),
+            n: total.unwrap_or(0),
+            l_in: w,
+            l_out: w,
+            m,
+            steps,
+            pool: None,
+            crt: Some(CrtConversions {
+                moduli: converted,
+                n_in,
+                n_out,
+            }),
+        },
+        (he.conversion_bytes, he.conversion_rounds),
+    )))
 }
 
 /// The result of one non-linear layer.
@@ -242,6 +378,18 @@ fn run_layer<C: OtChannel>(
     p: &NlLayer,
     x: &[u64],
 ) -> Result<Vec<u64>, OtError> {
+    if let Some(c) = &p.crt {
+        let (w, k, n_in) = (p.l_in, c.per_modulus(), c.n_in as usize);
+        let mut y = Vec::with_capacity(x.len());
+        for (j, &q) in c.moduli.iter().enumerate() {
+            let part = &x[j * k..(j + 1) * k];
+            if n_in > 0 {
+                y.extend(arith::ring_to_mod(sess, ch, &part[..n_in], w, q)?);
+            }
+            y.extend(arith::signed_mod_to_ring(sess, ch, &part[n_in..], q, w)?);
+        }
+        return Ok(y);
+    }
     if let Some((w, shape)) = p.pool {
         let g: Vec<u64> = gather(&w, shape, p.n, |i| x[i]);
         let k = (w.kh * w.kw) as usize;
@@ -280,6 +428,9 @@ fn gather(w: &Window, [c, h, wd]: [u64; 3], n: u64, at: impl Fn(usize) -> u64) -
 
 /// Elements of the layer's input (all images) this party holds a share of.
 fn input_len(p: &NlLayer) -> usize {
+    if p.crt.is_some() {
+        return p.n as usize;
+    }
     match p.pool {
         Some((win, [c, h, w])) => {
             let per_out = win.out_hw(h, w).map_or(1, |(a, b)| c * a * b).max(1);
@@ -333,9 +484,56 @@ fn expected(p: &NlLayer, x: &[u64]) -> Vec<u64> {
 
 fn shares_from_seed(seed: [u8; 32], p: &NlLayer) -> Vec<u64> {
     let mut g = ChaCha20Rng::from_seed(seed);
+    if let Some(c) = &p.crt {
+        // Uniform mod each element's input modulus (the bias of 64 bits mod a modulus below
+        // 2^62 does not matter to a check).
+        return (0..input_len(p))
+            .map(|i| (g.next_u64() as u128 % c.moduli_of(i, p.l_in).0) as u64)
+            .collect();
+    }
     (0..input_len(p))
         .map(|_| share(p, g.next_u64(), true))
         .collect()
+}
+
+/// The client's shares of a CRT conversion layer, given the server's: values drawn by the
+/// client (non-negative activations below 2^(w-1), signed w-bit accumulators, the extremes
+/// first), and the values the outputs must open to.
+fn crt_client_shares(
+    p: &NlLayer,
+    c: &CrtConversions,
+    xa: &[u64],
+    g: &mut impl RngCore,
+) -> (Vec<u64>, Vec<u128>) {
+    let w = p.l_in;
+    let k = c.per_modulus();
+    let mut x = Vec::with_capacity(xa.len());
+    let mut want = Vec::with_capacity(xa.len());
+    for (i, &a) in xa.iter().enumerate() {
+        let (m_in, m_out) = c.moduli_of(i, w);
+        let j = (i % k.max(1)) as u64;
+        let (v_in, v_out): (u128, u128) = if j < c.n_in {
+            let v = match j {
+                0 => 0,
+                1 => mask(w - 1),
+                _ => g.next_u64() & mask(w - 1),
+            } as u128;
+            (v, v)
+        } else {
+            let s: i128 = match j - c.n_in {
+                0 => -(1i128 << (w - 1)),
+                1 => (1i128 << (w - 1)) - 1,
+                _ => (((g.next_u64() << (64 - w)) as i64) >> (64 - w)) as i128,
+            };
+            (
+                s.rem_euclid(m_in as i128) as u128,
+                s.rem_euclid(m_out as i128) as u128,
+            )
+        };
+        x.push(((v_in + m_in - a as u128 % m_in) % m_in) as u64);
+        want.push(v_out);
+    }
+    (x, want)
 }
 
 /// Flip one bit of the server's output share of a layer (mutation testing).
@@ -374,16 +572,23 @@ pub fn serve(
             .map_err(|e| ot_err(&l.name, e))?
             .fill_bytes(&mut seed);
         let x = shares_from_seed(seed, l);
+        // Verification only: the seed of the input share, before the run where the client
+        // deals the values (CRT conversions), after it otherwise.
+        if l.crt.is_some() {
+            ch.send_msg(&seed).map_err(|e| ot_err(&l.name, e))?;
+        }
         let mut y = run_layer(&mut sess, &mut ch, l, &x).map_err(|e| ot_err(&l.name, e))?;
         if let Some(f) = fault.filter(|f| f.layer == l.name)
             && let Some(v) = y.get_mut(f.element)
         {
             *v ^= 1;
         }
-        // Verification only: the seed of the input share and the output share.
-        ch.send_msg(&seed).map_err(|e| ot_err(&l.name, e))?;
+        if l.crt.is_none() {
+            ch.send_msg(&seed).map_err(|e| ot_err(&l.name, e))?;
+        }
+        // Verification only: the output share.
         for c in y.chunks(REVEAL_CHUNK) {
-            ch.send_msg(&prg::pack(c, l.l_out))
+            ch.send_msg(&prg::pack(c, l.reveal_bits()))
                 .map_err(|e| ot_err(&l.name, e))?;
         }
     }
@@ -413,46 +618,82 @@ pub fn run_client(
     for (i, l) in p.layers.iter().enumerate() {
         progress(&format!("{} ({} elements, {})", l.name, l.n, l.steps));
         let n = l.n as usize;
-        let x: Vec<u64> = (0..input_len(l))
-            .map(|_| share(l, g.next_u64(), false))
-            .collect();
+        let recv_seed = |ch: &mut TcpOt| -> Result<[u8; 32], VerifyError> {
+            let seed_msg = ch
+                .recv_msg(32, "reveal: seed of the server's share")
+                .map_err(|e| ot_err(&l.name, e))?;
+            let mut seed = [0u8; 32];
+            seed.copy_from_slice(&seed_msg);
+            Ok(seed)
+        };
+        // CRT conversions: the client deals the values, from the server's share.
+        let dealt = match &l.crt {
+            Some(c) => {
+                let seed = recv_seed(&mut ch)?;
+                let xa = shares_from_seed(seed, l);
+                Some(crt_client_shares(l, c, &xa, &mut g))
+            }
+            None => None,
+        };
+        let x: Vec<u64> = match &dealt {
+            Some((x, _)) => x.clone(),
+            None => (0..input_len(l))
+                .map(|_| share(l, g.next_u64(), false))
+                .collect(),
+        };
         let before: OtCounters = ch.counters;
         let t = Instant::now();
         let y = run_layer(&mut sess, &mut ch, l, &x).map_err(|e| ot_err(&l.name, e))?;
         let measured_s = t.elapsed().as_secs_f64();
         let after = ch.counters;
-        let seed_msg = ch
-            .recv_msg(32, "reveal: seed of the server's share")
-            .map_err(|e| ot_err(&l.name, e))?;
-        let mut seed = [0u8; 32];
-        seed.copy_from_slice(&seed_msg);
+        let seed = match dealt {
+            Some(_) => None,
+            None => Some(recv_seed(&mut ch)?),
+        };
+        let rb = l.reveal_bits();
         let mut ya = Vec::with_capacity(n);
         for k in (0..n).step_by(REVEAL_CHUNK) {
             let cnt = REVEAL_CHUNK.min(n - k);
-            let len = (cnt as u64 * l.l_out as u64).div_ceil(8) as usize;
+            let len = (cnt as u64 * rb as u64).div_ceil(8) as usize;
             let b = ch
                 .recv_msg(len, "reveal: the server's output share")
                 .map_err(|e| ot_err(&l.name, e))?;
             ya.extend(
-                prg::unpack(&b, cnt, l.l_out, "reveal: the server's output share")
+                prg::unpack(&b, cnt, rb, "reveal: the server's output share")
                     .map_err(|e| ot_err(&l.name, e))?,
             );
         }
         // Rounds of the reveal are not the protocol's: the next layer's count restarts.
         ch.counters.rounds = after.rounds;
-        let xa = shares_from_seed(seed, l);
-        let plain: Vec<u64> = xa
-            .iter()
-            .zip(&x)
-            .map(|(a, b)| a.wrapping_add(*b) & mask(l.l_in))
-            .collect();
-        let want = expected(l, &plain);
-        let mut mismatches = (want.len() as u64).abs_diff(n as u64);
-        for ((a, b), w) in ya.iter().zip(&y).zip(&want) {
-            if a.wrapping_add(*b) & mask(l.l_out) != *w {
-                mismatches += 1;
+        let mismatches = match (&l.crt, seed, &dealt) {
+            (Some(c), _, Some((_, want))) => {
+                let mut bad = (want.len() as u64).abs_diff(n as u64);
+                for (i, ((a, b), w)) in ya.iter().zip(&y).zip(want).enumerate() {
+                    let m = c.moduli_of(i, l.l_in).1;
+                    if (*a as u128 + *b as u128) % m != *w {
+                        bad += 1;
+                    }
+                }
+                bad
             }
-        }
+            (_, Some(seed), _) => {
+                let xa = shares_from_seed(seed, l);
+                let plain: Vec<u64> = xa
+                    .iter()
+                    .zip(&x)
+                    .map(|(a, b)| a.wrapping_add(*b) & mask(l.l_in))
+                    .collect();
+                let want = expected(l, &plain);
+                let mut bad = (want.len() as u64).abs_diff(n as u64);
+                for ((a, b), w) in ya.iter().zip(&y).zip(&want) {
+                    if a.wrapping_add(*b) & mask(l.l_out) != *w {
+                        bad += 1;
+                    }
+                }
+                bad
+            }
+            _ => n as u64,
+        };
         let pred = l.size_plan().cost();
         let bytes = pred.bytes_a_to_b + pred.bytes_b_to_a;
         let compute = bytes as f64 * 8.0 * cm.compute.ot_ns_per_bit * 1e-9;
