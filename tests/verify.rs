@@ -444,3 +444,46 @@ fn cli_refuses_an_unknown_layer() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no layer named 'conv99'"), "{err}");
 }
+
+/// The model's offline work is the verify server's: for every layer of MiniONN under
+/// cheetah and hequant, and for the depthwise layers of MobileNetV2 under hequant-naive, the
+/// kernel polynomials the model counts (`weight_polys`) equal those the server encodes,
+/// counted here from the layout as the (output group, input block) pairs that hold a weight.
+#[test]
+fn the_models_weight_polynomials_are_those_the_server_encodes() {
+    let mobilenet = {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/networks/mobilenetv2-imagenet.toml"
+        );
+        hequant::spec::network::load(std::path::Path::new(path)).expect("mobilenet loads")
+    };
+    let dw: Vec<String> = mobilenet
+        .layers
+        .iter()
+        .filter(
+            |l| matches!(l.kind, hequant::workload::LayerKind::Conv2d { groups, .. } if groups > 1),
+        )
+        .take(3)
+        .map(|l| l.name.clone())
+        .collect();
+    assert_eq!(dw.len(), 3);
+    let cases = [
+        (minionn(), Protocol::Cheetah, None),
+        (minionn(), Protocol::Hequant, None),
+        (mobilenet, Protocol::HequantNaive, Some(dw)),
+    ];
+    for (net, p, layers) in cases {
+        let plan = plan_for(&net, p, layers.as_deref());
+        assert!(!plan.layers.is_empty());
+        for lp in &plan.layers {
+            let lay = &lp.layout;
+            let w = vec![1i128; (lay.g.m * lay.g.c / lay.g.groups * lay.g.kh * lay.g.kw) as usize];
+            let encoded = (0..lay.og)
+                .flat_map(|og| (0..lay.cb).map(move |cb| (og, cb)))
+                .filter(|&(og, cb)| lay.weight_poly(&w, og, cb).is_some())
+                .count() as u64;
+            assert_eq!(lp.cost.weight_polys, encoded, "{p} {}", lp.layer.name);
+        }
+    }
+}

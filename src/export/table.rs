@@ -97,6 +97,13 @@ pub fn totals_text(r: &Report) -> String {
         human_seconds(t.latency_s),
         human_seconds(t.compute_s)
     );
+    if t.offline_s > 0.0 {
+        let _ = write!(
+            s,
+            "\n  offline: {} of server setup (weights in NTT form, once per network and mapping; not in the latency)",
+            human_seconds(t.offline_s)
+        );
+    }
     if r.batch > 1 {
         let p = &r.per_image;
         let _ = write!(

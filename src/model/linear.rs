@@ -192,6 +192,10 @@ pub struct LinearCost {
     pub bytes_out: u64,
     /// Ciphertext x plaintext multiply-accumulates on the server.
     pub products: u64,
+    /// Kernel polynomials the server encodes and takes to NTT form once, before any query:
+    /// one per (output-channel group, input-channel block), whatever the tiles, the runs
+    /// and the batch (the offline part of the layer).
+    pub weight_polys: u64,
     pub log_q: u32,
     pub log_t: u32,
     /// Slot width in bits when packed (0 when not).
@@ -773,6 +777,7 @@ pub fn evaluate_coeff(
         c_eff.div_ceil(c_w)
     };
     let products = ct_out * in_per_out;
+    let weight_polys = g.m.div_ceil(per_ct_channels) * in_per_out;
 
     // Response bytes of one run: ciphertext classes by the output positions they keep.
     let out_h_band = if direction == PackDirection::Spatial && b > 1 {
@@ -846,6 +851,7 @@ pub fn evaluate_coeff(
         bytes_in: bytes_in * runs,
         bytes_out: bytes_out * runs,
         products: products * runs,
+        weight_polys,
         log_q,
         log_t,
         slot_bits: slot,

@@ -228,6 +228,17 @@ pub fn linear_compute_s(p: &ComputeProfile, n: u64, c: &LinearCost, ntt: bool) -
     us * scale * 1e-6 / p.threads.max(1) as f64
 }
 
+/// Seconds of the server's offline work for a linear mapping: every kernel polynomial
+/// taken to NTT form once per CRT prime, before the client's input exists (the weight
+/// encoding the verify mode measures apart), scaled as [`linear_compute_s`].
+pub fn linear_offline_s(p: &ComputeProfile, n: u64, c: &LinearCost) -> f64 {
+    let primes = p
+        .ntt_primes
+        .map_or(1.0, |m| c.ntt_primes as f64 / m.max(1) as f64);
+    c.weight_polys as f64 * p.ntt_forward_us * primes * (n as f64 / 4096.0) * 1e-6
+        / p.threads.max(1) as f64
+}
+
 /// Latency of a step: compute + transfer + round trips.
 pub fn step_latency(link: &Link, bytes: u64, rounds: u32, compute_s: f64) -> f64 {
     compute_s + bytes as f64 * 8.0 / link.bandwidth_bps.get() + rounds as f64 * link.rtt_s
@@ -737,6 +748,7 @@ pub fn evaluate(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Rep
                 bytes_truncation: 0,
                 rounds: 0,
                 compute_s: 0.0,
+                offline_s: 0.0,
                 latency_s: 0.0,
                 note: String::new(),
                 schemes: Vec::new(),
@@ -1131,6 +1143,7 @@ fn linear_layer(
         r.note = join(&r.note, "CRT conversions in and out of Z_t_i");
     }
     r.compute_s += linear_compute_s(profile, mapping.n.as_u64(), &cost, true);
+    r.offline_s = linear_offline_s(profile, mapping.n.as_u64(), &cost);
     r.mapping = Some(mapping);
     r.he = Some(cost);
     Ok(())

@@ -41,6 +41,10 @@ pub struct LayerReport {
     pub rounds: u32,
     pub compute_s: f64,
     pub latency_s: f64,
+    /// The server's input-independent work, once per network and mapping (its weights
+    /// in NTT form), not part of `latency_s`: 0 where the model does not price it.
+    #[serde(default)]
+    pub offline_s: f64,
     pub note: String,
     /// For a searched layer: the best candidate of each slot scheme, or why none was
     /// feasible (empty for fixed mappings).
@@ -165,6 +169,9 @@ pub struct Totals {
     pub rounds: u32,
     pub compute_s: f64,
     pub latency_s: f64,
+    /// The server's offline work (weights in NTT form), once, not in `latency_s`.
+    #[serde(default)]
+    pub offline_s: f64,
 }
 
 impl Totals {
@@ -179,6 +186,7 @@ impl Totals {
         self.rounds += l.rounds;
         self.compute_s += l.compute_s;
         self.latency_s += l.latency_s;
+        self.offline_s += l.offline_s;
     }
 
     pub fn bytes(&self) -> u64 {

@@ -857,6 +857,7 @@ mod tests {
             bytes_in,
             bytes_out,
             products: 100 * k,
+            weight_polys: 10 * k,
             log_q: 60 + (i % 20) as u32,
             log_t: 20 + (i % 10) as u32,
             slot_bits: if packed { 18 + (i % 5) as u32 } else { 0 },

@@ -410,6 +410,7 @@ fn run_layer<S: Read + Write>(
         encrypt_s,
         server_s: rv.compute_s,
         weight_encode_s: rv.weight_encode_s,
+        predicted_offline_s: lp.predicted_offline_s,
         decrypt_s,
         transfer_s: (measured_s - encrypt_s - decrypt_s - rv.compute_s).max(0.0),
         noise_headroom_bits: headroom,

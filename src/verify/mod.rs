@@ -90,6 +90,8 @@ pub struct LayerPlan {
     pub layout: Layout,
     pub cost: LinearCost,
     pub predicted_s: f64,
+    /// The model's offline time for the layer (its weights in NTT form).
+    pub predicted_offline_s: f64,
     /// The plaintext modulus t, and its CRT components when it has them.
     pub plain: PlainModulus,
     pub crt: Option<Crt>,
@@ -422,6 +424,8 @@ pub fn plan(
             });
         }
         let predicted_s = crate::model::mapping_latency(link, &cm.compute, &mapping, &cost);
+        let predicted_offline_s =
+            crate::model::linear_offline_s(&cm.compute, mapping.n.as_u64(), &cost);
         layers.push(LayerPlan {
             params: LayerParams {
                 name: l.name.clone(),
@@ -450,6 +454,7 @@ pub fn plan(
             layout,
             cost,
             predicted_s,
+            predicted_offline_s,
             plain,
             crt,
         });
@@ -613,8 +618,9 @@ pub struct LayerResult {
     pub encrypt_s: f64,
     pub server_s: f64,
     /// Server time encoding the weights into NTT form: input-independent (offline), not
-    /// included in `measured_s`.
+    /// included in `measured_s`; and the model's prediction of it.
     pub weight_encode_s: f64,
+    pub predicted_offline_s: f64,
     pub decrypt_s: f64,
     pub transfer_s: f64,
     /// log2((Delta / 2) / largest decryption error observed), after truncation.
