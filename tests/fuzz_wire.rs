@@ -29,21 +29,31 @@ const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one case may take in all.
 const CASE_LIMIT: Duration = Duration::from_secs(60);
 
+/// MiniONN under hequant-naive, as the model reports it.
+fn minionn_report() -> (
+    hequant::workload::Network,
+    CostModel,
+    hequant::model::report::Report,
+) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/networks/minionn-cifar10.toml");
+    let net = hequant::spec::network::load(std::path::Path::new(path)).expect("minionn");
+    let cm = CostModel::builtin().unwrap();
+    let o = EvalOptions::new(Protocol::HequantNaive, &cm);
+    let report = model::evaluate(&net, &o, &cm).expect("model");
+    (net, cm, report)
+}
+
 fn plan() -> &'static verify::Plan {
     static PLAN: OnceLock<verify::Plan> = OnceLock::new();
     PLAN.get_or_init(|| {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/networks/minionn-cifar10.toml");
-        let net = hequant::spec::network::load(std::path::Path::new(path)).expect("minionn");
-        let cm = CostModel::builtin().unwrap();
-        let o = EvalOptions::new(Protocol::HequantNaive, &cm);
-        let report = model::evaluate(&net, &o, &cm).expect("model");
+        let (net, cm, report) = minionn_report();
         let layers = vec!["conv7".to_string(), "fc".to_string()];
         let p = verify::plan(
             &net,
             &report,
             Protocol::HequantNaive,
             &cm,
-            &o.link,
+            &EvalOptions::new(Protocol::HequantNaive, &cm).link,
             Some(&layers),
         )
         .expect("plan");
@@ -255,28 +265,49 @@ fn mutate(bytes: &[u8], r: &mut ChaCha20Rng) -> Vec<u8> {
     join(&f)
 }
 
+/// A socket the hostile peer plays on.
+trait Socket: Read + Write + Send + Sized + 'static {
+    fn clone_socket(&self) -> Self;
+    fn close_sending(&self);
+}
+
+impl Socket for UnixStream {
+    fn clone_socket(&self) -> Self {
+        self.try_clone().expect("clone")
+    }
+    fn close_sending(&self) {
+        let _ = self.shutdown(std::net::Shutdown::Write);
+    }
+}
+
+impl Socket for std::net::TcpStream {
+    fn clone_socket(&self) -> Self {
+        self.try_clone().expect("clone")
+    }
+    fn close_sending(&self) {
+        let _ = self.shutdown(std::net::Shutdown::Write);
+    }
+}
+
 /// The hostile peer: writes `script` on `s`, closes its sending side, and reads whatever
 /// comes back until the other side closes (so a party never blocks on a full socket).
-fn hostile_peer(s: UnixStream, script: Vec<u8>) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut reader = s.try_clone().expect("clone");
-        let drain = std::thread::spawn(move || {
-            let mut buf = vec![0u8; 1 << 16];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-            }
-        });
-        let mut w = &s;
-        for chunk in script.chunks(1 << 14) {
-            if w.write_all(chunk).is_err() {
+fn play<S: Socket>(mut s: S, script: Vec<u8>) {
+    let mut reader = s.clone_socket();
+    let drain = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
                 break;
             }
         }
-        let _ = s.shutdown(std::net::Shutdown::Write);
-        let _ = drain.join();
-    })
+    });
+    for chunk in script.chunks(1 << 14) {
+        if s.write_all(chunk).is_err() {
+            break;
+        }
+    }
+    s.close_sending();
+    let _ = drain.join();
 }
 
 /// What a case ended with.
@@ -285,18 +316,17 @@ enum End {
     Err(String),
 }
 
-/// Runs `party` against the hostile peer's `script`; panics (naming the seed) on a panic
-/// of the party or a case over its time limit.
-fn run_case(
+/// Runs `party` on `stream` while `peer` plays the other end; panics (naming the seed) on
+/// a panic of the party or a case over its time limit.
+fn watch<S: Send + 'static>(
     seed: u64,
-    script: Vec<u8>,
-    party: impl FnOnce(UnixStream) -> End + Send + 'static,
+    stream: S,
+    peer: std::thread::JoinHandle<()>,
+    party: impl FnOnce(S) -> End + Send + 'static,
 ) -> End {
-    let (a, b) = pair();
-    let peer = hostile_peer(b, script);
     let (tx, rx) = mpsc::channel();
     let h = std::thread::spawn(move || {
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| party(a)));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| party(stream)));
         let _ = tx.send(r.is_ok());
         r
     });
@@ -308,6 +338,17 @@ fn run_case(
     let end = h.join().expect("joined").expect("no panic");
     peer.join().expect("peer thread");
     end
+}
+
+/// Runs `party` against the hostile peer's `script` over a socket pair.
+fn run_case(
+    seed: u64,
+    script: Vec<u8>,
+    party: impl FnOnce(UnixStream) -> End + Send + 'static,
+) -> End {
+    let (a, b) = pair();
+    let peer = std::thread::spawn(move || play(b, script));
+    watch(seed, a, peer, party)
 }
 
 fn cases() -> (u64, u64) {
@@ -329,6 +370,33 @@ fn peak_rss() -> u64 {
         .find(|l| l.starts_with("VmHWM:"))
         .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
+}
+
+/// A client's end against a replayed server: never a passed check; an error, if any, that
+/// says something.
+fn client_error(seed: u64, end: End) -> Option<String> {
+    match end {
+        End::Ok { correct } => {
+            assert!(
+                !correct,
+                "case seed {seed}: a replayed server passed the client's check"
+            );
+            None
+        }
+        End::Err(e) => {
+            assert!(!e.is_empty(), "case seed {seed}: an empty error");
+            Some(e)
+        }
+    }
+}
+
+/// Case `i`'s script: the recording as it is for case 0, mutated by its seed after.
+fn script(recorded: &[u8], i: u64, seed: u64) -> Vec<u8> {
+    if i == 0 {
+        recorded.to_vec()
+    } else {
+        mutate(recorded, &mut ChaCha20Rng::seed_from_u64(seed))
+    }
 }
 
 fn is_layer_error(e: &str) -> bool {
@@ -392,27 +460,16 @@ fn a_hostile_server_never_panics_or_hangs_the_client_nor_passes_its_check() {
     // Unmutated first: a replayed honest server is still caught by the client's check.
     for i in 0..=n {
         let seed = seed0 + i;
-        let script = if i == 0 {
-            to_client.clone()
-        } else {
-            mutate(to_client, &mut ChaCha20Rng::seed_from_u64(seed))
-        };
+        let script = script(to_client, i, seed);
         let end = run_case(seed, script, |s| {
             match client::run(s, plan(), &RunOptions::default()) {
                 Ok(r) => End::Ok { correct: r.ok },
                 Err(e) => End::Err(e.to_string()),
             }
         });
-        match end {
-            End::Ok { correct } => assert!(
-                !correct,
-                "case seed {seed}: a replayed server passed the client's check"
-            ),
-            End::Err(e) => {
-                errors += 1;
-                assert!(!e.is_empty(), "case seed {seed}: an empty error");
-                deep += is_layer_error(&e) as u64;
-            }
+        if let Some(e) = client_error(seed, end) {
+            errors += 1;
+            deep += is_layer_error(&e) as u64;
         }
     }
     eprintln!(
@@ -422,5 +479,143 @@ fn a_hostile_server_never_panics_or_hangs_the_client_nor_passes_its_check() {
         deep * 5 > errors,
         "only {deep} of {errors} errors inside a layer"
     );
+    assert!(peak_rss() < 1 << 30, "peak memory {} B", peak_rss());
+}
+
+// ---------------------------------------------------------------------------------------
+// The non-linear half: the OT protocol of `verify`'s ReLU layers (hello, Chou-Orlandi base
+// OTs, IKNP extension, the millionaire and the MUX, the reveal), over loopback TCP.
+
+use hequant::verify::nonlinear::{self, NlPlan};
+use std::net::{TcpListener, TcpStream};
+
+fn nl_plan() -> &'static (NlPlan, CostModel) {
+    static P: OnceLock<(NlPlan, CostModel)> = OnceLock::new();
+    P.get_or_init(|| {
+        let (net, cm, report) = minionn_report();
+        let sel = vec!["relu6".to_string(), "relu7".to_string()];
+        let p = nonlinear::plan(&net, &report, &cm, 1, Some(&sel)).expect("plan");
+        assert_eq!(p.layers.len(), 2, "{:?}", p.skipped);
+        (p, cm)
+    })
+}
+
+fn nl_serve(s: TcpStream) -> End {
+    match nonlinear::serve(s, &nl_plan().0, IO_TIMEOUT, None) {
+        Ok(()) => End::Ok { correct: true },
+        Err(e) => End::Err(e.to_string()),
+    }
+}
+
+fn nl_client(s: TcpStream) -> End {
+    let (p, cm) = nl_plan();
+    let link = cm.link("lan").expect("lan");
+    match nonlinear::run_client(s, p, &link, cm, IO_TIMEOUT, &|_| {}) {
+        Ok(r) => End::Ok { correct: r.ok },
+        Err(e) => End::Err(e.to_string()),
+    }
+}
+
+/// What one direction of a recorded run sent.
+type Log = Arc<Mutex<Vec<u8>>>;
+
+/// Copies `from` to `to`, keeping a copy, until `from` ends; then closes `to`'s sending side.
+fn forward(mut from: TcpStream, mut to: TcpStream, log: Log) {
+    let mut buf = vec![0u8; 1 << 16];
+    while let Ok(n) = from.read(&mut buf) {
+        if n == 0 || to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        log.lock().unwrap().extend_from_slice(&buf[..n]);
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+/// The bytes of an honest non-linear run, recorded by a proxy between the two parties:
+/// (client -> server, server -> client).
+fn nl_transcript() -> &'static (Vec<u8>, Vec<u8>) {
+    static T: OnceLock<(Vec<u8>, Vec<u8>)> = OnceLock::new();
+    T.get_or_init(|| {
+        let srv_l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let proxy_l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (srv_addr, proxy_addr) = (srv_l.local_addr().unwrap(), proxy_l.local_addr().unwrap());
+        let up: Log = Arc::default();
+        let down: Log = Arc::default();
+        let (u2, d2) = (Arc::clone(&up), Arc::clone(&down));
+        let server = std::thread::spawn(move || nl_serve(srv_l.accept().unwrap().0));
+        let proxy = std::thread::spawn(move || {
+            let (c, _) = proxy_l.accept().unwrap();
+            let s = TcpStream::connect(srv_addr).unwrap();
+            let (c2, s2) = (c.try_clone().unwrap(), s.try_clone().unwrap());
+            let a = std::thread::spawn(move || forward(c, s, u2));
+            let b = std::thread::spawn(move || forward(s2, c2, d2));
+            a.join().unwrap();
+            b.join().unwrap();
+        });
+        let end = nl_client(TcpStream::connect(proxy_addr).unwrap());
+        assert!(
+            matches!(end, End::Ok { correct: true }),
+            "the honest run is correct"
+        );
+        assert!(matches!(server.join().unwrap(), End::Ok { .. }));
+        proxy.join().unwrap();
+        let c = up.lock().unwrap().clone();
+        let s = down.lock().unwrap().clone();
+        (c, s)
+    })
+}
+
+/// Runs `party` on a loopback connection whose other end plays `script`.
+fn run_tcp_case(seed: u64, script: Vec<u8>, party: fn(TcpStream) -> End) -> End {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let peer = std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        let _ = s.set_read_timeout(Some(IO_TIMEOUT));
+        play(s, script)
+    });
+    watch(seed, TcpStream::connect(addr).unwrap(), peer, party)
+}
+
+fn nl_cases() -> (u64, u64) {
+    let (s, n) = cases();
+    let n = std::env::var("HEQUANT_WIRE_FUZZ_OT_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(n / 3);
+    (s, n)
+}
+
+#[test]
+fn a_hostile_ot_client_never_panics_or_hangs_the_server() {
+    let (to_server, _) = nl_transcript();
+    let (seed0, n) = nl_cases();
+    let mut errors = 0u64;
+    for i in 0..n {
+        let seed = seed0 + i;
+        let script = mutate(to_server, &mut ChaCha20Rng::seed_from_u64(seed));
+        if let End::Err(e) = run_tcp_case(seed, script, nl_serve) {
+            errors += 1;
+            assert!(!e.is_empty(), "case seed {seed}: an empty error");
+        }
+    }
+    eprintln!("hostile OT client: {n} cases, {errors} ended in an error");
+    assert!(errors * 2 > n, "{errors} errors in {n} cases");
+    assert!(peak_rss() < 1 << 30, "peak memory {} B", peak_rss());
+}
+
+#[test]
+fn a_hostile_ot_server_never_panics_or_hangs_the_client_nor_passes_its_check() {
+    let (_, to_client) = nl_transcript();
+    let (seed0, n) = nl_cases();
+    let mut errors = 0u64;
+    for i in 0..=n {
+        let seed = seed0 + i;
+        let script = script(to_client, i, seed);
+        if client_error(seed, run_tcp_case(seed, script, nl_client)).is_some() {
+            errors += 1;
+        }
+    }
+    eprintln!("hostile OT server: {n} cases, {errors} ended in an error");
     assert!(peak_rss() < 1 << 30, "peak memory {} B", peak_rss());
 }
