@@ -449,3 +449,65 @@ fn completions_and_man_page_cover_every_subcommand() {
     }
     fails_with(&["completions", "tcsh"], &["tcsh"]);
 }
+
+/// `estimate --summary` prints every report's totals without its per-layer table, within 100
+/// columns, on every shipped network, five protocols at batch 4 on the WAN link; and refuses a
+/// format other than the table, which carries the totals already.
+#[test]
+fn estimate_summary_fits_100_columns_on_every_shipped_network() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/networks");
+    let mut nets: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            let stem = p.file_stem()?.to_string_lossy().into_owned();
+            (p.extension()? == "toml").then_some(stem)
+        })
+        .collect();
+    nets.sort();
+    assert!(nets.len() >= 10, "{nets:?}");
+    let protocols = "cryptflow2,cheetah,hequant-naive,hequant-packed,hequant";
+    for n in &nets {
+        let o = run(&[
+            "estimate",
+            "--summary",
+            "-n",
+            n,
+            "--compare",
+            protocols,
+            "--bits",
+            "w4a4",
+            "--batch",
+            "4",
+            "--link",
+            "wan",
+        ]);
+        assert!(
+            o.status.success(),
+            "{n}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let out = String::from_utf8(o.stdout).unwrap();
+        for line in out.lines() {
+            assert!(
+                line.chars().count() <= 100,
+                "{n}: {} columns: {line}",
+                line.chars().count()
+            );
+            assert!(
+                !line.starts_with("layer "),
+                "{n}: a per-layer table: {line}"
+            );
+        }
+        assert_eq!(
+            out.matches("\ntotal: ").count() + out.starts_with("total: ") as usize,
+            5,
+            "{n}"
+        );
+        assert_eq!(out.matches("  per image: ").count(), 5, "{n}");
+    }
+    fails_with(
+        &["estimate", "--summary", "-f", "json"],
+        &["--summary", "json"],
+    );
+}

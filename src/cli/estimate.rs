@@ -25,6 +25,11 @@ pub struct EstimateArgs {
     /// Write the report to this file instead of standard output.
     #[arg(long, short = 'o')]
     pub output: Option<PathBuf>,
+    /// Print the totals only: each report's header, warnings and totals, without the
+    /// per-layer table (and the comparison when several protocols are given). Table
+    /// format only.
+    #[arg(long)]
+    pub summary: bool,
 }
 
 pub fn run(a: &EstimateArgs, cm: &CostModel) -> Result<(), String> {
@@ -43,6 +48,18 @@ pub fn run(a: &EstimateArgs, cm: &CostModel) -> Result<(), String> {
             o.relu_budget = budget;
         }
         reports.push(model::evaluate(&net, &o, cm).map_err(|e| e.to_string())?);
+    }
+    if a.summary {
+        if a.format != Format::Table {
+            return Err(format!(
+                "--summary prints the table format's totals; --format {} already carries them (drop --summary)",
+                format!("{:?}", a.format).to_lowercase()
+            ));
+        }
+        return emit(
+            &export::table::render_summary(&reports),
+            a.output.as_deref(),
+        );
     }
     emit(&export::render(&reports, a.format), a.output.as_deref())
 }

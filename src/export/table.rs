@@ -100,7 +100,7 @@ pub fn totals_text(r: &Report) -> String {
     if t.offline_s > 0.0 {
         let _ = write!(
             s,
-            "\n  offline: {} of server setup (weights in NTT form, once per network and mapping; not in the latency)",
+            "\n  offline: {} of server setup (weights to NTT form, once per mapping; not in the latency)",
             human_seconds(t.offline_s)
         );
     }
@@ -108,8 +108,7 @@ pub fn totals_text(r: &Report) -> String {
         let p = &r.per_image;
         let _ = write!(
             s,
-            "\n  per image (total / batch of {}): {}   linear (HE): {}   non-linear (OT): {}   latency: {}",
-            r.batch,
+            "\n  per image: {}  linear (HE): {}  non-linear (OT): {}  latency: {}",
             human_bytes(p.bytes.round() as u64),
             human_bytes(p.bytes_linear.round() as u64),
             human_bytes(p.bytes_nonlinear.round() as u64),
@@ -289,10 +288,22 @@ pub fn aligned_left(t: &Table, left: usize) -> String {
 
 /// The full terminal report.
 pub fn render(reports: &[Report]) -> String {
+    render_with(reports, true)
+}
+
+/// The terminal report without the per-layer tables and slot schemes: headers, warnings,
+/// totals and the comparison (`estimate --summary`).
+pub fn render_summary(reports: &[Report]) -> String {
+    render_with(reports, false)
+}
+
+/// Columns the summary keeps within.
+pub const SUMMARY_COLUMNS: usize = 100;
+
+fn render_with(reports: &[Report], layers: bool) -> String {
     let mut s = String::new();
     for r in reports {
-        let _ = writeln!(
-            s,
+        let head = format!(
             "{} under {} | wire: {} | bits: {} | ReLU: {} | {}",
             r.network,
             r.protocol,
@@ -301,6 +312,20 @@ pub fn render(reports: &[Report]) -> String {
             r.relu,
             batch_text(r)
         );
+        if !layers && head.chars().count() > SUMMARY_COLUMNS {
+            // The summary fits a terminal: the settings go on lines of their own.
+            let (first, rest) = head.split_once(" | ").unwrap_or((&head, ""));
+            let _ = writeln!(s, "{first}");
+            if rest.chars().count() + 2 <= SUMMARY_COLUMNS {
+                let _ = writeln!(s, "  {rest}");
+            } else {
+                for p in rest.split(" | ") {
+                    let _ = writeln!(s, "  {p}");
+                }
+            }
+        } else {
+            let _ = writeln!(s, "{head}");
+        }
         if let Some(c) = &r.cheetah_code {
             let _ = writeln!(s, "models: {c}");
         }
@@ -316,8 +341,10 @@ pub fn render(reports: &[Report]) -> String {
         for w in other_warnings(r) {
             let _ = writeln!(s, "!! {w}");
         }
-        s.push_str(&aligned(&layer_table(r)));
-        s.push_str(&schemes_text(r));
+        if layers {
+            s.push_str(&aligned(&layer_table(r)));
+            s.push_str(&schemes_text(r));
+        }
         let _ = writeln!(s, "{}\n", totals_text(r));
     }
     if reports.len() > 1 {
