@@ -511,3 +511,42 @@ fn estimate_summary_fits_100_columns_on_every_shipped_network() {
         &["--summary", "json"],
     );
 }
+
+/// The offline time is in every format: JSON per layer and in the totals, the CSV's
+/// `offline_s` column (layers and TOTAL row), and the table's `offline:` line; the total
+/// is the layers' sum, and only weighted layers have any.
+#[test]
+fn offline_time_is_in_every_format_and_sums_over_layers() {
+    let args = ["estimate", "-n", "minionn-cifar10", "-p", "cheetah"];
+    let json: serde_json::Value =
+        serde_json::from_slice(&run(&[&args[..], &["-f", "json"]].concat()).stdout).unwrap();
+    let layers = json["layers"].as_array().unwrap();
+    let sum: f64 = layers
+        .iter()
+        .map(|l| l["offline_s"].as_f64().unwrap())
+        .sum();
+    let total = json["total"]["offline_s"].as_f64().unwrap();
+    assert!(total > 0.0 && (sum - total).abs() < 1e-12, "{sum} {total}");
+    for l in layers {
+        let weighted = l["he"].is_object();
+        assert_eq!(
+            l["offline_s"].as_f64().unwrap() > 0.0,
+            weighted,
+            "{}",
+            l["name"]
+        );
+    }
+    let csv_out = String::from_utf8(run(&[&args[..], &["-f", "csv"]].concat()).stdout).unwrap();
+    let mut rd = csv::Reader::from_reader(csv_out.as_bytes());
+    let col = rd
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "offline_s")
+        .unwrap();
+    let rows: Vec<csv::StringRecord> = rd.records().map(|r| r.unwrap()).collect();
+    let csv_total: f64 = rows.last().unwrap()[col].parse().unwrap();
+    assert!((csv_total - total).abs() < 1e-6, "{csv_total} {total}");
+    let table = String::from_utf8(run(&args).stdout).unwrap();
+    assert!(table.contains("  offline: "), "{table}");
+}

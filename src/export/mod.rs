@@ -24,7 +24,7 @@ pub fn json(reports: &[Report]) -> String {
     s.expect("reports serialise") + "\n"
 }
 
-const CSV_HEADER: [&str; 30] = [
+const CSV_HEADER: [&str; 31] = [
     "network",
     "protocol",
     "wire",
@@ -55,6 +55,7 @@ const CSV_HEADER: [&str; 30] = [
     "scheme",
     "why_lost",
     "warnings",
+    "offline_s",
 ];
 
 /// CSV: one row per layer and one `TOTAL` row per report, exact integers; with a batch
@@ -99,6 +100,7 @@ pub fn csv(reports: &[Report]) -> String {
                 l.scheme_used().unwrap_or_default().to_string(),
                 l.why_lost_compact(),
                 String::new(),
+                format!("{:.6}", l.offline_s),
             ])
             .expect("in-memory write");
         }
@@ -123,6 +125,7 @@ pub fn csv(reports: &[Report]) -> String {
             String::new(),
             String::new(),
             r.warnings.join("; "),
+            format!("{:.6}", t.offline_s),
         ]);
         w.write_record(row).expect("in-memory write");
         if r.batch > 1 {
@@ -145,6 +148,7 @@ pub fn csv(reports: &[Report]) -> String {
                 String::new(),
                 String::new(),
                 r.warnings.join("; "),
+                String::new(),
             ]);
             w.write_record(row).expect("in-memory write");
         }
