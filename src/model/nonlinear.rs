@@ -326,10 +326,12 @@ impl OtModel {
             LayerKind::Truncate if self.msb0_heuristic_shift.is_some() => self
                 .truncate_msb0_heuristic(self.msb0_heuristic_shift.unwrap_or(0))
                 .times(outs),
-            LayerKind::AvgPool { .. }
-            | LayerKind::GlobalAvgPool
-            | LayerKind::Truncate
-            | LayerKind::Extend => self.truncate(l_in, l_out).times(outs),
+            LayerKind::AvgPool { .. } | LayerKind::GlobalAvgPool | LayerKind::Truncate => {
+                self.truncate(l_in, l_out).times(outs)
+            }
+            // A ring extension written in the network file: SiRNN's extension, as the
+            // planner's own ([`OtModel::extend`]).
+            LayerKind::Extend => self.extend(l_in, l_out).times(outs),
             LayerKind::Argmax => {
                 let n = layer.input.elems();
                 let one = self.compare(l_in).then(self.mux(l_in)).then(self.mux(l_in));
