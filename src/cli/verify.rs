@@ -544,17 +544,18 @@ pub fn table(r: &VerifyReport) -> String {
             r.measured_s,
             ratio(r.measured_s, r.predicted_s)
         );
+        // The offline weight encoding: predicted, measured.
+        let offline = r.layers.iter().fold((0.0, 0.0), |(p, m), l| {
+            (p + l.predicted_offline_s, m + l.weight_encode_s)
+        });
         let _ = writeln!(
             s,
             "bytes: both directions; socket bytes include 12-byte frame headers and the layer's parameter set.\n\
              time: online (client encryption to decryption); the server's weight encoding into NTT form is input-independent (offline) and left out: predicted {:.3} s, measured {:.3} s in all (ratio {}).\n\
              headroom: measured/model bits. measured: log2((Delta/2) / largest decryption error seen, truncation included); model: margin of its 2^-40 noise bound",
-            r.layers.iter().map(|l| l.predicted_offline_s).sum::<f64>(),
-            r.layers.iter().map(|l| l.weight_encode_s).sum::<f64>(),
-            ratio(
-                r.layers.iter().map(|l| l.weight_encode_s).sum::<f64>(),
-                r.layers.iter().map(|l| l.predicted_offline_s).sum::<f64>()
-            )
+            offline.0,
+            offline.1,
+            ratio(offline.1, offline.0)
         );
     }
     if !r.tolerance.is_empty() {

@@ -215,9 +215,7 @@ pub fn linear_compute_s(p: &ComputeProfile, n: u64, c: &LinearCost, ntt: bool) -
     } else {
         p.decrypt_us
     };
-    let primes = p
-        .ntt_primes
-        .map_or(1.0, |m| c.ntt_primes as f64 / m.max(1) as f64);
+    let primes = ntt_prime_factor(p, c);
     let us = if ntt {
         c.ct_in as f64 * (enc + 2.0 * p.ntt_forward_us * primes)
             + c.products as f64 * 2.0 * p.mul_acc_us * primes
@@ -232,11 +230,15 @@ pub fn linear_compute_s(p: &ComputeProfile, n: u64, c: &LinearCost, ntt: bool) -
 /// taken to NTT form once per CRT prime, before the client's input exists (the weight
 /// encoding the verify mode measures apart), scaled as [`linear_compute_s`].
 pub fn linear_offline_s(p: &ComputeProfile, n: u64, c: &LinearCost) -> f64 {
-    let primes = p
-        .ntt_primes
-        .map_or(1.0, |m| c.ntt_primes as f64 / m.max(1) as f64);
-    c.weight_polys as f64 * p.ntt_forward_us * primes * (n as f64 / 4096.0) * 1e-6
+    c.weight_polys as f64 * p.ntt_forward_us * ntt_prime_factor(p, c) * (n as f64 / 4096.0) * 1e-6
         / p.threads.max(1) as f64
+}
+
+/// How much more NTT work a mapping's primes take than the profile's measured NTTs: the
+/// ratio of prime counts for a calibrated profile, 1 for one that did not count them.
+fn ntt_prime_factor(p: &ComputeProfile, c: &LinearCost) -> f64 {
+    p.ntt_primes
+        .map_or(1.0, |m| c.ntt_primes as f64 / m.max(1) as f64)
 }
 
 /// Latency of a step: compute + transfer + round trips.
@@ -498,6 +500,21 @@ pub fn crt_conversion_steps(ot: &OtModel, w: u32) -> (nonlinear::Step, nonlinear
     (ot.ring_to_mod(w + 2), ot.mod_to_ring(w))
 }
 
+/// Elements of one image that CRT slots convert on linear layer `i` of `net`: its input
+/// activations into Z_{t_i} (none when it reads the client's own data, which the client
+/// encodes mod t_i directly) and its outputs back to Z_{2^w}. The model prices these and the
+/// verify mode runs exactly these; `None` for a layer without a convolution geometry.
+pub fn crt_conversion_elems(net: &Network, i: usize) -> Option<(u64, u64)> {
+    let l = &net.layers[i];
+    let g = ConvGeom::of(l)?;
+    let into = if reads_client_data(net, i) {
+        0
+    } else {
+        l.input.elems()
+    };
+    Some((into, g.out_elems()))
+}
+
 /// Whether layer `i` reads the client's own data: the network input, possibly through
 /// free layers (padding, flatten), so no secret share of it exists yet.
 pub fn reads_client_data(net: &Network, i: usize) -> bool {
@@ -568,15 +585,10 @@ pub fn layer_context(
         // falls back to the worst case there too.
         ctx.weight_l1 = layer_weight_l1(l, b, opts.accumulator).ok().flatten();
     }
-    if let Some(g) = ConvGeom::of(l) {
+    if let Some((per_in, per_out)) = crt_conversion_elems(net, i) {
         let (into, out) = crt_conversion_steps(&ot_model(opts, cm), ring);
-        // The client encodes its own data mod t_i directly: nothing converts in.
-        let in_elems = if ctx.client_input {
-            0
-        } else {
-            l.input.elems() * ctx.batch
-        };
-        let bits = into.bits * in_elems as f64 + out.bits * (g.out_elems() * ctx.batch) as f64;
+        let in_elems = per_in * ctx.batch;
+        let bits = into.bits * in_elems as f64 + out.bits * (per_out * ctx.batch) as f64;
         ctx.crt_conversion_bytes = (bits / 8.0).ceil() as u64;
         ctx.crt_conversion_rounds = (if in_elems > 0 { into.rounds } else { 0 }) + out.rounds;
     }

@@ -357,9 +357,9 @@ pub fn recv_packed<C: OtChannel>(
     Ok(out)
 }
 
-/// Bits that hold every value below the modulus p (p >= 2).
+/// Bits that hold every value below the modulus p (p >= 2): ceil(log2 p).
 pub fn mod_bits(p: u64) -> u32 {
-    64 - (p.max(2) - 1).leading_zeros()
+    crate::units::ceil_log2(p.max(2))
 }
 
 /// The largest modulus the mod-p COT takes: sums of two values below it fit in 64 bits and

@@ -103,9 +103,7 @@ impl NlLayer {
             sizes::relu_plan(n, self.l_in, m).then(&sizes::extend_plan(n, self.l_in, self.l_out, m))
         }
     }
-}
 
-impl NlLayer {
     /// Bits per value of the server's revealed output share.
     fn reveal_bits(&self) -> u32 {
         match &self.crt {
@@ -285,15 +283,10 @@ fn crt_layer(
     let Some(moduli) = crate::model::linear::crt_moduli(w, c) else {
         return Some(Err(format!("no {c} CRT components for {w}-bit shares")));
     };
+    // The images of one component, each converting what the model prices.
     let per_component = batch.max(1) / c.max(1) as u64;
-    let out_elems =
-        crate::model::linear::ConvGeom::of(l).map_or(l.output.elems(), |g| g.out_elems());
-    let n_in = if crate::model::reads_client_data(net, i) {
-        0
-    } else {
-        l.input.elems() * per_component
-    };
-    let n_out = out_elems * per_component;
+    let (per_in, per_out) = crate::model::crt_conversion_elems(net, i)?;
+    let (n_in, n_out) = (per_in * per_component, per_out * per_component);
     let converted = moduli[1..].to_vec();
     let total = (n_in + n_out).checked_mul(converted.len() as u64);
     if total.is_none_or(|t| t > MAX_ELEMENTS) || !(2..=60).contains(&w) {
@@ -626,29 +619,48 @@ pub fn run_client(
             seed.copy_from_slice(&seed_msg);
             Ok(seed)
         };
-        // CRT conversions: the client deals the values, from the server's share.
-        let dealt = match &l.crt {
+        // CRT conversions: the client deals the values, from the server's share; the values
+        // its outputs must open to, each with its modulus, are known before the run.
+        let (x, dealt) = match &l.crt {
             Some(c) => {
-                let seed = recv_seed(&mut ch)?;
-                let xa = shares_from_seed(seed, l);
-                Some(crt_client_shares(l, c, &xa, &mut g))
+                let xa = shares_from_seed(recv_seed(&mut ch)?, l);
+                let (x, want) = crt_client_shares(l, c, &xa, &mut g);
+                let want = want
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, w)| (w, c.moduli_of(i, l.l_in).1))
+                    .collect::<Vec<(u128, u128)>>();
+                (x, Some(want))
             }
-            None => None,
-        };
-        let x: Vec<u64> = match &dealt {
-            Some((x, _)) => x.clone(),
-            None => (0..input_len(l))
-                .map(|_| share(l, g.next_u64(), false))
-                .collect(),
+            None => (
+                (0..input_len(l))
+                    .map(|_| share(l, g.next_u64(), false))
+                    .collect::<Vec<u64>>(),
+                None,
+            ),
         };
         let before: OtCounters = ch.counters;
         let t = Instant::now();
         let y = run_layer(&mut sess, &mut ch, l, &x).map_err(|e| ot_err(&l.name, e))?;
         let measured_s = t.elapsed().as_secs_f64();
         let after = ch.counters;
-        let seed = match dealt {
-            Some(_) => None,
-            None => Some(recv_seed(&mut ch)?),
+        // Every output against its expected value mod its ring: dealt, or the plaintext
+        // result on the input opened from the server's revealed share (its seed comes
+        // before its output share).
+        let want: Vec<(u128, u128)> = match dealt {
+            Some(want) => want,
+            None => {
+                let xa = shares_from_seed(recv_seed(&mut ch)?, l);
+                let plain: Vec<u64> = xa
+                    .iter()
+                    .zip(&x)
+                    .map(|(a, b)| a.wrapping_add(*b) & mask(l.l_in))
+                    .collect();
+                expected(l, &plain)
+                    .into_iter()
+                    .map(|w| (w as u128, 1u128 << l.l_out))
+                    .collect()
+            }
         };
         let rb = l.reveal_bits();
         let mut ya = Vec::with_capacity(n);
@@ -665,35 +677,12 @@ pub fn run_client(
         }
         // Rounds of the reveal are not the protocol's: the next layer's count restarts.
         ch.counters.rounds = after.rounds;
-        let mismatches = match (&l.crt, seed, &dealt) {
-            (Some(c), _, Some((_, want))) => {
-                let mut bad = (want.len() as u64).abs_diff(n as u64);
-                for (i, ((a, b), w)) in ya.iter().zip(&y).zip(want).enumerate() {
-                    let m = c.moduli_of(i, l.l_in).1;
-                    if (*a as u128 + *b as u128) % m != *w {
-                        bad += 1;
-                    }
-                }
-                bad
-            }
-            (_, Some(seed), _) => {
-                let xa = shares_from_seed(seed, l);
-                let plain: Vec<u64> = xa
-                    .iter()
-                    .zip(&x)
-                    .map(|(a, b)| a.wrapping_add(*b) & mask(l.l_in))
-                    .collect();
-                let want = expected(l, &plain);
-                let mut bad = (want.len() as u64).abs_diff(n as u64);
-                for ((a, b), w) in ya.iter().zip(&y).zip(&want) {
-                    if a.wrapping_add(*b) & mask(l.l_out) != *w {
-                        bad += 1;
-                    }
-                }
-                bad
-            }
-            _ => n as u64,
-        };
+        let mismatches = (want.len() as u64).abs_diff(n as u64)
+            + ya.iter()
+                .zip(&y)
+                .zip(&want)
+                .filter(|((a, b), (w, m))| (**a as u128 + **b as u128) % m != *w)
+                .count() as u64;
         let pred = l.size_plan().cost();
         let bytes = pred.bytes_a_to_b + pred.bytes_b_to_a;
         let compute = bytes as f64 * 8.0 * cm.compute.ot_ns_per_bit * 1e-9;
