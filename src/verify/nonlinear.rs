@@ -287,7 +287,8 @@ fn crt_layer(
     let per_component = batch.max(1) / c.max(1) as u64;
     let (per_in, per_out) = crate::model::crt_conversion_elems(net, i)?;
     let (n_in, n_out) = (per_in * per_component, per_out * per_component);
-    let converted = moduli[1..].to_vec();
+    // The first component is the share ring itself: nothing to convert.
+    let converted = moduli.get(1..).unwrap_or_default().to_vec();
     let total = (n_in + n_out).checked_mul(converted.len() as u64);
     if total.is_none_or(|t| t > MAX_ELEMENTS) || !(2..=60).contains(&w) {
         return Some(Err(format!(
