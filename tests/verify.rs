@@ -487,3 +487,46 @@ fn the_models_weight_polynomials_are_those_the_server_encodes() {
         }
     }
 }
+
+#[test]
+fn a_server_setup_made_beforehand_answers_as_the_layer_does_and_only_for_its_layer() {
+    use hequant::verify::server::{
+        LayerSetup, arbitrary_queries, compute_layer, compute_layer_in_chunks, respond,
+    };
+    let plan = plan_for(
+        &minionn(),
+        Protocol::Cheetah,
+        Some(&["conv3".to_string(), "conv6".to_string()]),
+    );
+    let (a, b) = (&plan.layers[0], &plan.layers[1]);
+    let data_a = verify::server_data(7, a, DataMode::Random);
+    let q = arbitrary_queries(a, 11);
+    // The offline setup (all output groups) then the online answer: the same responses,
+    // bit for bit, as the layer computed in one go, sequential or parallel.
+    let setup = LayerSetup::new(a, &data_a, 0..a.layout.og, true);
+    let (whole, _) = compute_layer(a, &data_a, q.clone(), false);
+    assert_eq!(whole.len() as u64, a.params.ct_out);
+    for parallel in [false, true] {
+        assert_eq!(
+            respond(a, &data_a, &setup, q.clone(), parallel).unwrap(),
+            whole
+        );
+        // One output group per chunk of setup: the same again.
+        let (chunked, _) = compute_layer_in_chunks(a, &data_a, q.clone(), parallel, 1);
+        assert_eq!(chunked, whole);
+    }
+    // Another layer, other weights, or only some output groups: refused, naming both.
+    let data_b = verify::server_data(7, b, DataMode::Random);
+    let e = respond(b, &data_b, &setup, arbitrary_queries(b, 3), false).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("\"conv3\"") && msg.contains("\"conv6\""),
+        "{msg}"
+    );
+    let other = verify::server_data(8, a, DataMode::Random);
+    assert!(respond(a, &other, &setup, q.clone(), false).is_err());
+    if a.layout.og > 1 {
+        let part = LayerSetup::new(a, &data_a, 0..a.layout.og - 1, false);
+        assert!(respond(a, &data_a, &part, q, false).is_err());
+    }
+}

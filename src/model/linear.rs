@@ -246,6 +246,21 @@ pub fn ntt_primes(bound_bits: u32) -> u32 {
     (bound_bits + 2).div_ceil(NTT_PRIME_BITS - 1)
 }
 
+/// Bits of the small NTT primes (below 2^50): as many of them as of the 62-bit ones suffice
+/// for most bounds, and on CPUs with AVX-512 IFMA their products take the 52-bit
+/// multiply-add path (`tfhe-ntt`).
+pub const NTT_SMALL_PRIME_BITS: u32 = 50;
+
+/// Bits of the NTT primes for a bound: the small ones when [`ntt_primes`] of them still
+/// suffice, else 62-bit ones. The prime count is [`ntt_primes`] either way.
+pub fn ntt_prime_bits(bound_bits: u32) -> u32 {
+    if (bound_bits + 2) <= ntt_primes(bound_bits) * (NTT_SMALL_PRIME_BITS - 1) {
+        NTT_SMALL_PRIME_BITS
+    } else {
+        NTT_PRIME_BITS
+    }
+}
+
 /// Expected square of a weight drawn uniformly from the `b`-bit two's-complement
 /// integers -a..=a-1 (a = 2^(b-1)), the range a quantizer may use in full:
 /// (sum of k^2 for k = 1..=a plus for k = 1..=a-1) / 2a = a^2/3 + 1/6

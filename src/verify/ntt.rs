@@ -13,10 +13,62 @@
 use tfhe_ntt::prime64::Plan;
 
 pub use crate::model::linear::ntt_bound_bits as bound_bits;
-use crate::model::linear::{NTT_PRIME_BITS as PRIME_BITS, is_prime_u64 as is_prime, ntt_primes};
+use crate::model::linear::{is_prime_u64 as is_prime, ntt_prime_bits, ntt_primes};
 
 fn mul_mod(a: u64, b: u64, p: u64) -> u64 {
     ((a as u128 * b as u128) % p as u128) as u64
+}
+
+/// Shoup's precomputed quotient of a constant b < p: floor(b 2^64 / p).
+fn shoup(b: u64, p: u64) -> u64 {
+    (((b as u128) << 64) / p as u128) as u64
+}
+
+/// a b mod p for any a < 2^64 and a constant b < p with its Shoup quotient `bs`: one high
+/// and two low products and a conditional subtraction, no division.
+#[inline(always)]
+fn mul_shoup(a: u64, b: u64, bs: u64, p: u64) -> u64 {
+    let q = ((a as u128 * bs as u128) >> 64) as u64;
+    let r = a.wrapping_mul(b).wrapping_sub(q.wrapping_mul(p));
+    if r >= p { r - p } else { r }
+}
+
+/// Constants of one prime for reducing 128-bit integers without a division.
+#[derive(Debug, Clone, Copy)]
+struct Reducer {
+    p: u64,
+    /// Shoup quotient of 1: a mod p = mul_shoup(a, 1, one_s, p).
+    one_s: u64,
+    /// 2^64 mod p and its Shoup quotient.
+    r64: u64,
+    r64_s: u64,
+}
+
+impl Reducer {
+    fn new(p: u64) -> Reducer {
+        let r64 = ((1u128 << 64) % p as u128) as u64;
+        Reducer {
+            p,
+            one_s: shoup(1, p),
+            r64,
+            r64_s: shoup(r64, p),
+        }
+    }
+
+    /// c mod p, in [0, p).
+    #[inline(always)]
+    fn signed(&self, c: i128) -> u64 {
+        let a = c.unsigned_abs();
+        let (hi, lo) = ((a >> 64) as u64, a as u64);
+        let lo = mul_shoup(lo, 1, self.one_s, self.p);
+        let r = if hi == 0 {
+            lo
+        } else {
+            let s = mul_shoup(hi, self.r64, self.r64_s, self.p) + lo;
+            if s >= self.p { s - self.p } else { s }
+        };
+        if c < 0 && r != 0 { self.p - r } else { r }
+    }
 }
 
 fn pow_mod(mut a: u64, mut e: u64, p: u64) -> u64 {
@@ -41,8 +93,9 @@ pub struct CrtNtt {
     n: usize,
     plans: Vec<Plan>,
     primes: Vec<u64>,
-    /// inv[j][i] = p_i^-1 mod p_j for i < j.
-    inv: Vec<Vec<u64>>,
+    /// inv[j][i] = p_i^-1 mod p_j for i < j, with its Shoup quotient.
+    inv: Vec<Vec<(u64, u64)>>,
+    red: Vec<Reducer>,
     bound_bits: u32,
     /// 2^bound_bits mod p_i.
     offset_res: Vec<u64>,
@@ -54,7 +107,7 @@ impl CrtNtt {
         let k = ntt_primes(bound_bits) as usize;
         let step = 2 * n as u64;
         let mut primes = Vec::with_capacity(k);
-        let mut cand = ((1u64 << PRIME_BITS) / step) * step + 1;
+        let mut cand = ((1u64 << ntt_prime_bits(bound_bits)) / step) * step + 1;
         while primes.len() < k {
             cand -= step;
             if is_prime(cand) {
@@ -66,7 +119,10 @@ impl CrtNtt {
         let inv = (0..k)
             .map(|j| {
                 (0..j)
-                    .map(|i| pow_mod(primes[i] % primes[j], primes[j] - 2, primes[j]))
+                    .map(|i| {
+                        let v = pow_mod(primes[i] % primes[j], primes[j] - 2, primes[j]);
+                        (v, shoup(v, primes[j]))
+                    })
                     .collect()
             })
             .collect();
@@ -74,11 +130,13 @@ impl CrtNtt {
             .iter()
             .map(|&p| pow_mod(2, bound_bits as u64, p))
             .collect();
+        let red = primes.iter().map(|&p| Reducer::new(p)).collect();
         Some(CrtNtt {
             n,
             plans,
             primes,
             inv,
+            red,
             bound_bits,
             offset_res,
         })
@@ -97,12 +155,9 @@ impl CrtNtt {
         NttPoly(
             self.plans
                 .iter()
-                .zip(&self.primes)
-                .map(|(plan, &p)| {
-                    let mut v: Vec<u64> = coeffs
-                        .iter()
-                        .map(|&c| c.rem_euclid(p as i128) as u64)
-                        .collect();
+                .zip(&self.red)
+                .map(|(plan, red)| {
+                    let mut v: Vec<u64> = coeffs.iter().map(|&c| red.signed(c)).collect();
                     plan.fwd(&mut v);
                     v
                 })
@@ -119,6 +174,14 @@ impl CrtNtt {
 
     /// Inverse transform, each coefficient reduced mod 2^128 (wrapping).
     pub fn inverse(&self, mut p: NttPoly) -> Vec<u128> {
+        let mut out = Vec::new();
+        self.inverse_into(&mut p, &mut out);
+        out
+    }
+
+    /// [`Self::inverse`] in place: `p` is transformed back (and left so), the coefficients
+    /// written to `out`, whose allocation is reused.
+    pub fn inverse_into(&self, p: &mut NttPoly, out: &mut Vec<u128>) {
         for (plan, v) in self.plans.iter().zip(&mut p.0) {
             plan.inv(v);
             plan.normalize(v);
@@ -130,27 +193,37 @@ impl CrtNtt {
             1u128 << self.bound_bits
         };
         let mut y = vec![0u64; k];
-        (0..self.n)
-            .map(|c| {
-                // Residues of V + 2^bound_bits, then Garner's mixed radix digits.
-                for j in 0..k {
-                    let pj = self.primes[j];
-                    let mut a = (p.0[j][c] + self.offset_res[j]) % pj;
-                    for (yi, inv) in y.iter().zip(&self.inv[j]) {
-                        let d = (a + pj - yi % pj) % pj;
-                        a = mul_mod(d, *inv, pj);
-                    }
-                    y[j] = a;
+        out.clear();
+        out.extend((0..self.n).map(|c| {
+            // Residues of V + 2^bound_bits, then Garner's mixed radix digits.
+            for j in 0..k {
+                let red = &self.red[j];
+                let pj = red.p;
+                let a = p.0[j][c] + self.offset_res[j];
+                let mut a = if a >= pj { a - pj } else { a };
+                for (&yi, &(inv, inv_s)) in y.iter().zip(&self.inv[j]) {
+                    // y_i < p_i < 2^64; reduce it mod p_j, then (a - y_i) p_i^-1.
+                    let yi = mul_shoup(yi, 1, red.one_s, pj);
+                    let d = if a >= yi { a - yi } else { a + pj - yi };
+                    a = mul_shoup(d, inv, inv_s, pj);
                 }
-                let mut v = 0u128;
-                for j in (0..k).rev() {
-                    v = v
-                        .wrapping_mul(self.primes[j] as u128)
-                        .wrapping_add(y[j] as u128);
-                }
-                v.wrapping_sub(offset)
-            })
-            .collect()
+                y[j] = a;
+            }
+            let mut v = 0u128;
+            for j in (0..k).rev() {
+                v = v
+                    .wrapping_mul(self.primes[j] as u128)
+                    .wrapping_add(y[j] as u128);
+            }
+            v.wrapping_sub(offset)
+        }));
+    }
+
+    /// Sets every coefficient of `p` to zero, keeping its allocation.
+    pub fn clear(&self, p: &mut NttPoly) {
+        for v in &mut p.0 {
+            v.fill(0);
+        }
     }
 }
 
@@ -178,6 +251,48 @@ mod tests {
             (1u128 << modbits) - 1
         };
         out.iter().map(|v| v & mask).collect()
+    }
+
+    #[test]
+    fn division_free_reduction_matches_rem_euclid() {
+        let ntt = CrtNtt::new(64, 200).unwrap();
+        let mut s = 0x2545f4914f6cdd1du64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        for red in &ntt.red {
+            let p = red.p as i128;
+            let edges = [
+                0,
+                1,
+                -1,
+                p - 1,
+                p,
+                p + 1,
+                -p,
+                -p - 1,
+                (1i128 << 64) - 1,
+                1i128 << 64,
+                -(1i128 << 64),
+                i128::MAX,
+                i128::MIN,
+                i128::MIN + 1,
+            ];
+            let random = (0..2000).map(|_| ((next() as u128) << 64 | next() as u128) as i128);
+            for c in edges.into_iter().chain(random) {
+                assert_eq!(red.signed(c) as i128, c.rem_euclid(p), "{c} mod {p}");
+            }
+            for _ in 0..2000 {
+                let (a, b) = (next(), next() % red.p);
+                assert_eq!(
+                    mul_shoup(a, b, shoup(b, red.p), red.p),
+                    mul_mod(a, b, red.p)
+                );
+            }
+        }
     }
 
     proptest! {

@@ -86,33 +86,142 @@ fn round_to(v: u128, log_q: u32, bits: u32) -> u128 {
     (v.wrapping_add(1u128 << (drop - 1)) >> drop) & low_mask(bits)
 }
 
-/// Responses of one output-channel group (response index, bytes) and its weight-encoding time.
-type OgResult = (Vec<(u64, Vec<u8>)>, f64);
+/// Responses of one output-channel group: (response index, bytes).
+type OgResult = Vec<(u64, Vec<u8>)>;
 
-/// The server's computation of one layer from decompressed queries: the bit-packed
-/// responses in order (`queries[q]` = (mask, body) mod 2^log_q, run by run), and the
-/// seconds spent encoding the weights into NTT form (work that does not depend on the
-/// client's input, which a deployment does once ahead of time; once for all runs).
-pub fn compute_layer(
+/// Bytes of weight polynomials in NTT form that [`compute_layer`] holds at once: output
+/// groups are set up and answered in chunks of this size, so a layer's memory stays bounded
+/// whatever its weights (13x13x512 -> 1000 at N = 4096 would need 2.2 GB at once).
+pub const SETUP_CHUNK_BYTES: u64 = 256 << 20;
+
+/// What a [`LayerSetup`] was made for: a setup is used only with the layer, parameter set,
+/// layout and weights it was made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupKey {
+    pub layer: String,
+    pub n: u64,
+    pub log_q: u32,
+    pub primes: usize,
+    /// Channel groups and output groups of the layout, and the output groups set up.
+    pub cb: u64,
+    pub og: u64,
+    pub groups: std::ops::Range<u64>,
+    /// A fingerprint of the weights (FNV-1a over their values).
+    pub weights: u64,
+}
+
+/// A setup used with a layer it was not made for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the server setup was made for {have:?}, not for {want:?}")]
+pub struct SetupMismatch {
+    pub have: Box<SetupKey>,
+    pub want: Box<SetupKey>,
+}
+
+/// The server's input-independent work for a range of a layer's output groups: its weight
+/// polynomials in NTT form (Cheetah's filter encoding). A deployment does it once per
+/// network and mapping, before any query; the verify mode times it apart from the online
+/// work.
+pub struct LayerSetup {
+    key: SetupKey,
+    ntt: CrtNtt,
+    /// weights[og - groups.start][cb] (None: a channel group the output group does not use).
+    weights: Vec<Vec<Option<NttPoly>>>,
+}
+
+fn fingerprint(w: &[i64]) -> u64 {
+    w.iter().fold(0xcbf29ce484222325u64, |h, &v| {
+        v.to_le_bytes()
+            .iter()
+            .fold(h, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+    })
+}
+
+fn layer_ntt(lp: &LayerPlan) -> CrtNtt {
+    let p = &lp.params;
+    let lay = &lp.layout;
+    let wbits = lp.packer.weight_bits(p.weight_bits);
+    CrtNtt::new(lay.n, bound_bits(p.log_q, wbits, lay.n as u64, lay.cb))
+        .expect("NTT primes exist for power-of-two N >= 16")
+}
+
+fn setup_key(
     lp: &LayerPlan,
+    data: &super::ServerData,
+    primes: usize,
+    groups: std::ops::Range<u64>,
+) -> SetupKey {
+    SetupKey {
+        layer: lp.params.name.clone(),
+        n: lp.layout.n as u64,
+        log_q: lp.params.log_q,
+        primes,
+        cb: lp.layout.cb,
+        og: lp.layout.og,
+        groups,
+        weights: fingerprint(&data.weights),
+    }
+}
+
+impl LayerSetup {
+    /// Encodes the weights of output groups `groups` (every group: `0..layout.og`).
+    pub fn new(
+        lp: &LayerPlan,
+        data: &super::ServerData,
+        groups: std::ops::Range<u64>,
+        parallel: bool,
+    ) -> LayerSetup {
+        let ntt = layer_ntt(lp);
+        let lay = &lp.layout;
+        let groups = groups.start.min(lay.og)..groups.end.min(lay.og);
+        let w_virtual = lp.packer.pack_weights(&data.weights);
+        let encode = |og: u64| -> Vec<Option<NttPoly>> {
+            (0..lay.cb)
+                .map(|cb| lay.weight_poly(&w_virtual, og, cb).map(|w| ntt.forward(&w)))
+                .collect()
+        };
+        let weights = if parallel {
+            use rayon::prelude::*;
+            groups.clone().into_par_iter().map(encode).collect()
+        } else {
+            groups.clone().map(encode).collect()
+        };
+        LayerSetup {
+            key: setup_key(lp, data, ntt.primes(), groups),
+            ntt,
+            weights,
+        }
+    }
+
+    pub fn key(&self) -> &SetupKey {
+        &self.key
+    }
+
+    /// Output groups per chunk so that a chunk's weights stay within `chunk_bytes` (at
+    /// least one).
+    pub fn groups_per_chunk(lp: &LayerPlan, chunk_bytes: u64) -> u64 {
+        let per_group = lp.layout.cb * lp.layout.n as u64 * 8 * layer_ntt(lp).primes() as u64;
+        (chunk_bytes / per_group.max(1)).max(1)
+    }
+}
+
+/// The online half of a layer: the queries (`queries[q]` = (mask, body) mod 2^log_q, run by
+/// run) with the server's share added, in NTT form.
+fn queries_ntt(
+    lp: &LayerPlan,
+    ntt: &CrtNtt,
     data: &super::ServerData,
     queries: Vec<(Vec<u128>, Vec<u128>)>,
     parallel: bool,
-) -> (Vec<Vec<u8>>, f64) {
+) -> Vec<(NttPoly, NttPoly)> {
     let p = &lp.params;
     let lay = &lp.layout;
     let log_q = p.log_q;
     let qmask = low_mask(log_q);
     let t = &lp.plain;
-    let n = lay.n;
-    let wbits = lp.packer.weight_bits(p.weight_bits);
-    let ntt = CrtNtt::new(n, bound_bits(log_q, wbits, n as u64, lay.cb))
-        .expect("NTT primes exist for power-of-two N >= 16");
-    // Add the server's share, then go to NTT form.
     let x_s: Vec<Vec<u128>> = (0..p.runs)
         .map(|r| lp.virtual_input(&data.x_s, r))
         .collect();
-    let w_virtual = lp.packer.pack_weights(&data.weights);
     let per_run_q = lay.queries();
     let fwd = |(q, (mask, mut body)): (usize, (Vec<u128>, Vec<u128>))| -> (NttPoly, NttPoly) {
         let q = q as u64;
@@ -123,27 +232,64 @@ pub fn compute_layer(
         let c = |p: &[u128]| p.iter().map(|&v| centred(v, log_q)).collect::<Vec<_>>();
         (ntt.forward(&c(&mask)), ntt.forward(&c(&body)))
     };
-    let q_ntt: Vec<(NttPoly, NttPoly)> = if parallel {
+    if parallel {
         use rayon::prelude::*;
         queries.into_par_iter().enumerate().map(fwd).collect()
     } else {
         queries.into_iter().enumerate().map(fwd).collect()
+    }
+}
+
+/// Query polynomials (mask, body) of uniform values mod 2^log_q drawn from `seed` (a
+/// xorshift, not a CSPRNG): the server's work does not depend on the queries being real
+/// encryptions, so benchmarks and tests of the server's arithmetic use these.
+pub fn arbitrary_queries(lp: &LayerPlan, seed: u64) -> Vec<(Vec<u128>, Vec<u128>)> {
+    let mut s = seed | 1;
+    let mask = low_mask(lp.params.log_q);
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        ((s as u128) << 64 | s.rotate_left(29) as u128) & mask
     };
+    let n = lp.params.n as usize;
+    (0..lp.params.ct_in)
+        .map(|_| {
+            let mask = (0..n).map(|_| next()).collect();
+            (mask, (0..n).map(|_| next()).collect())
+        })
+        .collect()
+}
+
+/// The responses of the output groups a setup holds, from queries in NTT form.
+fn answer(
+    lp: &LayerPlan,
+    data: &super::ServerData,
+    setup: &LayerSetup,
+    q_ntt: &[(NttPoly, NttPoly)],
+    parallel: bool,
+) -> Vec<OgResult> {
+    let p = &lp.params;
+    let lay = &lp.layout;
+    let ntt = &setup.ntt;
+    let (log_q, n, t) = (p.log_q, lay.n, &lp.plain);
+    let qmask = low_mask(log_q);
     let tiles = lay.tiles();
+    let per_run_q = lay.queries();
     let per_run_r = lay.responses();
     let virt_out = lp.virt_out_elems();
-    let per_og = |og: u64| -> OgResult {
-        let tw = Instant::now();
-        let weights: Vec<Option<NttPoly>> = (0..lay.cb)
-            .map(|cb| lay.weight_poly(&w_virtual, og, cb).map(|w| ntt.forward(&w)))
-            .collect();
-        let weight_s = tw.elapsed().as_secs_f64();
+    let per_og = |(og, weights): (u64, &Vec<Option<NttPoly>>)| -> OgResult {
         let mut out = Vec::with_capacity((p.runs * tiles) as usize);
+        // Buffers reused across the group's responses: fresh ones would cost a page fault
+        // and a zeroed page per 4 kB.
+        let (mut am, mut ab) = (ntt.zero(), ntt.zero());
+        let (mut c1, mut c0) = (Vec::with_capacity(n), Vec::with_capacity(n));
         for run in 0..p.runs {
             let q0 = (run * per_run_q) as usize;
             let mask = &data.mask[run as usize * virt_out..(run as usize + 1) * virt_out];
             for tile in 0..tiles {
-                let (mut am, mut ab) = (ntt.zero(), ntt.zero());
+                ntt.clear(&mut am);
+                ntt.clear(&mut ab);
                 for (cb, w) in weights.iter().enumerate() {
                     if let Some(w) = w {
                         let (qm, qb) = &q_ntt[q0 + (tile * lay.cb) as usize + cb];
@@ -151,8 +297,8 @@ pub fn compute_layer(
                         ntt.mul_acc(&mut ab, qb, w);
                     }
                 }
-                let c1 = ntt.inverse(am);
-                let c0 = ntt.inverse(ab);
+                ntt.inverse_into(&mut am, &mut c1);
+                ntt.inverse_into(&mut ab, &mut c0);
                 let r = tile * lay.og + og;
                 let outs = lay.sent(r);
                 let mut wr = BitWriter::with_capacity_bits(
@@ -175,18 +321,87 @@ pub fn compute_layer(
                 out.push((run * per_run_r + r, wr.finish()));
             }
         }
-        (out, weight_s)
+        out
     };
-    let parts: Vec<OgResult> = if parallel {
+    let groups = setup.key.groups.clone().zip(&setup.weights);
+    if parallel {
         use rayon::prelude::*;
-        (0..lay.og).into_par_iter().map(per_og).collect()
+        groups
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(per_og)
+            .collect()
     } else {
-        (0..lay.og).map(per_og).collect()
-    };
-    let weight_s = parts.iter().map(|p| p.1).sum();
-    let mut out: Vec<(u64, Vec<u8>)> = parts.into_iter().flat_map(|p| p.0).collect();
+        groups.map(per_og).collect()
+    }
+}
+
+fn in_order(parts: Vec<OgResult>) -> Vec<Vec<u8>> {
+    let mut out: Vec<(u64, Vec<u8>)> = parts.into_iter().flatten().collect();
     out.sort_by_key(|x| x.0);
-    (out.into_iter().map(|x| x.1).collect(), weight_s)
+    out.into_iter().map(|x| x.1).collect()
+}
+
+/// The online work of a layer with a setup made beforehand for all its output groups
+/// ([`LayerSetup::new`] over `0..layout.og`): the bit-packed responses in order. A setup
+/// made for another layer, parameter set, weights or only some groups is refused.
+pub fn respond(
+    lp: &LayerPlan,
+    data: &super::ServerData,
+    setup: &LayerSetup,
+    queries: Vec<(Vec<u128>, Vec<u128>)>,
+    parallel: bool,
+) -> Result<Vec<Vec<u8>>, SetupMismatch> {
+    let want = setup_key(lp, data, layer_ntt(lp).primes(), 0..lp.layout.og);
+    if setup.key != want {
+        return Err(SetupMismatch {
+            have: Box::new(setup.key.clone()),
+            want: Box::new(want),
+        });
+    }
+    let q_ntt = queries_ntt(lp, &setup.ntt, data, queries, parallel);
+    Ok(in_order(answer(lp, data, setup, &q_ntt, parallel)))
+}
+
+/// The server's computation of one layer from decompressed queries: the bit-packed
+/// responses in order (`queries[q]` = (mask, body) mod 2^log_q, run by run), and the
+/// wall-clock seconds spent encoding the weights into NTT form (work that does not depend
+/// on the client's input, which a deployment does once ahead of time). The weights are set
+/// up in chunks of output groups ([`SETUP_CHUNK_BYTES`]), each answered before the next.
+pub fn compute_layer(
+    lp: &LayerPlan,
+    data: &super::ServerData,
+    queries: Vec<(Vec<u128>, Vec<u128>)>,
+    parallel: bool,
+) -> (Vec<Vec<u8>>, f64) {
+    compute_layer_in_chunks(lp, data, queries, parallel, SETUP_CHUNK_BYTES)
+}
+
+/// [`compute_layer`] with the weights set up in chunks of at most `chunk_bytes` (at least
+/// one output group per chunk).
+pub fn compute_layer_in_chunks(
+    lp: &LayerPlan,
+    data: &super::ServerData,
+    queries: Vec<(Vec<u128>, Vec<u128>)>,
+    parallel: bool,
+    chunk_bytes: u64,
+) -> (Vec<Vec<u8>>, f64) {
+    let ntt = layer_ntt(lp);
+    let q_ntt = queries_ntt(lp, &ntt, data, queries, parallel);
+    let og = lp.layout.og;
+    let chunk = LayerSetup::groups_per_chunk(lp, chunk_bytes);
+    let mut parts = Vec::with_capacity(og as usize);
+    let mut weight_s = 0.0;
+    let mut start = 0;
+    while start < og {
+        let end = (start + chunk).min(og);
+        let tw = Instant::now();
+        let setup = LayerSetup::new(lp, data, start..end, parallel);
+        weight_s += tw.elapsed().as_secs_f64();
+        parts.extend(answer(lp, data, &setup, &q_ntt, parallel));
+        start = end;
+    }
+    (in_order(parts), weight_s)
 }
 
 /// Serves one client over `stream` until it has run every layer of the plan.
