@@ -24,7 +24,7 @@ pub fn run(a: &CalibrateArgs, cm: &CostModel) -> Result<(), String> {
         "# Per-operation compute costs measured by `hequant calibrate` (median of {reps} runs,\n\
          # one thread, microseconds at N = {n}; other ring degrees scale linearly with N).\n\
          # tfhe 1.8.2 seeded encryption / decryption with q = 2^{lq} in a u64 container; NTT\n\
-         # operations over {primes} CRT primes of 62 bits (tfhe-ntt prime64), per polynomial.\n\
+         # operations over {primes} CRT primes below 2^50 (tfhe-ntt prime64), per polynomial.\n\
          format = \"hequant-compute\"\n\
          version = 1\n\
          source = \"hequant calibrate: median of {reps} runs at N = {n}, log q = {lq}, {primes} NTT primes\"\n\
@@ -38,6 +38,8 @@ pub fn run(a: &CalibrateArgs, cm: &CostModel) -> Result<(), String> {
          ot_ns_per_bit = {}\n\
          # The NTT figures are for this many CRT primes; a mapping's own prime count scales them.\n\
          ntt_primes = {primes}\n\
+         # NTT work over as many 62-bit primes, for bounds the small ones do not cover.\n\
+         wide_prime_factor = {:.2}\n\
          # With q = 2^109 in a u128 container, as Cheetah's parameters run (log q > 64).\n\
          encrypt_wide_us = {:.1}\n\
          decrypt_wide_us = {:.1}\n",
@@ -47,6 +49,7 @@ pub fn run(a: &CalibrateArgs, cm: &CostModel) -> Result<(), String> {
         c.mul_acc_us,
         c.ntt_inverse_us,
         cm.compute.ot_ns_per_bit,
+        c.wide_prime_factor,
         c.encrypt_wide_us,
         c.decrypt_wide_us,
         reps = c.reps,

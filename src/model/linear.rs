@@ -210,8 +210,10 @@ pub struct LinearCost {
     pub headroom_bits: f64,
     pub tiles: u64,
     pub insecure: bool,
-    /// NTT primes the server's exact products need ([`ntt_primes`]).
+    /// NTT primes the server's exact products need ([`ntt_primes`]), and their bits
+    /// ([`ntt_prime_bits`]: 50 when that many small ones suffice, else 62).
     pub ntt_primes: u32,
+    pub ntt_prime_bits: u32,
     /// Independent runs of the layout the counts above sum over: the batch, or the batch
     /// divided by the CRT factor when batch images share ciphertexts.
     pub runs: u64,
@@ -860,6 +862,16 @@ pub fn evaluate_coeff(
     } else {
         batch
     };
+    let ntt_bound = ntt_bound_bits(
+        log_q,
+        if amp_bits > 0 {
+            amp_bits + eff_w_bits + 1
+        } else {
+            eff_w_bits
+        },
+        n,
+        c_eff.div_ceil(c_w),
+    );
     Ok(LinearCost {
         ct_in: ct_in * runs,
         ct_out: ct_out * runs,
@@ -877,16 +889,8 @@ pub fn evaluate_coeff(
         headroom_bits,
         tiles,
         insecure,
-        ntt_primes: ntt_primes(ntt_bound_bits(
-            log_q,
-            if amp_bits > 0 {
-                amp_bits + eff_w_bits + 1
-            } else {
-                eff_w_bits
-            },
-            n,
-            c_eff.div_ceil(c_w),
-        )),
+        ntt_primes: ntt_primes(ntt_bound),
+        ntt_prime_bits: ntt_prime_bits(ntt_bound),
         runs,
         // The batch's conversions, less those of the images in the 2^l component (CRT
         // over tiles: every element priced, an upper bound).

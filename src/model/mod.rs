@@ -235,10 +235,19 @@ pub fn linear_offline_s(p: &ComputeProfile, n: u64, c: &LinearCost) -> f64 {
 }
 
 /// How much more NTT work a mapping's primes take than the profile's measured NTTs: the
-/// ratio of prime counts for a calibrated profile, 1 for one that did not count them.
+/// ratio of prime counts for a calibrated profile (1 for one that did not count them),
+/// times the profile's measured cost of a 62-bit prime against a small one when the
+/// mapping needs 62-bit primes (the profile's NTTs run on small ones).
 fn ntt_prime_factor(p: &ComputeProfile, c: &LinearCost) -> f64 {
-    p.ntt_primes
-        .map_or(1.0, |m| c.ntt_primes as f64 / m.max(1) as f64)
+    let count = p
+        .ntt_primes
+        .map_or(1.0, |m| c.ntt_primes as f64 / m.max(1) as f64);
+    let kind = if c.ntt_prime_bits > linear::NTT_SMALL_PRIME_BITS {
+        p.wide_prime_factor.unwrap_or(1.0)
+    } else {
+        1.0
+    };
+    count * kind
 }
 
 /// Latency of a step: compute + transfer + round trips.
@@ -1287,5 +1296,34 @@ mod tests {
         );
         p.ntt_primes = Some(1);
         assert!(linear_compute_s(&p, 4096, &c, true) > wide);
+    }
+
+    #[test]
+    fn the_wide_prime_factor_prices_only_mappings_on_62_bit_primes() {
+        // Cheetah's q = 2^109 with 8-bit weights: a bound of 109 - 1 + 7 + 12 + ... bits,
+        // which 3 small primes (3 x 49 bits) cover; 5 bits more of q need 62-bit ones.
+        let small = cost(Some(109));
+        assert_eq!((small.ntt_primes, small.ntt_prime_bits), (3, 50));
+        let mut wide = small;
+        wide.ntt_prime_bits = 62;
+        let mut p = CostModel::builtin().unwrap().compute;
+        p.ntt_primes = Some(3);
+        p.wide_prime_factor = None;
+        let base = linear_compute_s(&p, 4096, &small, true);
+        assert_eq!(linear_compute_s(&p, 4096, &wide, true), base);
+        p.wide_prime_factor = Some(2.0);
+        assert_eq!(linear_compute_s(&p, 4096, &small, true), base);
+        // Only the NTT terms double: encryption and decryption stay.
+        let enc_dec =
+            (small.ct_in as f64 * p.encrypt_us + small.ct_out as f64 * p.decrypt_us) * 1e-6;
+        let doubled = linear_compute_s(&p, 4096, &wide, true);
+        assert!(
+            ((doubled - enc_dec) - 2.0 * (base - enc_dec)).abs() < 1e-9,
+            "{doubled} {base}"
+        );
+        assert_eq!(
+            linear_offline_s(&p, 4096, &wide),
+            2.0 * linear_offline_s(&p, 4096, &small)
+        );
     }
 }

@@ -328,6 +328,11 @@ pub struct ComputeProfile {
     /// costs scale with the primes a mapping needs (`LinearCost::ntt_primes`).
     #[serde(default)]
     pub ntt_primes: Option<u32>,
+    /// NTT work per prime with 62-bit primes against the small (below 2^50) primes the
+    /// figures above were measured with; applied to mappings whose bound needs 62-bit
+    /// primes. When absent, 1.
+    #[serde(default)]
+    pub wide_prime_factor: Option<f64>,
     /// Encryption and decryption with a ciphertext modulus above 2^64 (the u128 container,
     /// Cheetah's 109 bits); when absent, the figures above are used.
     #[serde(default)]
@@ -755,6 +760,7 @@ fn validate_compute(file: &str, text: &str, p: &ComputeProfile) -> Result<(), Sp
         ("ot_ns_per_bit", Some(p.ot_ns_per_bit)),
         ("encrypt_wide_us", p.encrypt_wide_us),
         ("decrypt_wide_us", p.decrypt_wide_us),
+        ("wide_prime_factor", p.wide_prime_factor),
     ];
     for (k, v) in times {
         if let Some(v) = v {

@@ -869,6 +869,7 @@ mod tests {
             tiles: 1 + k % 3,
             insecure: false,
             ntt_primes: 2,
+            ntt_prime_bits: 50,
             runs: 1,
             conversion_bytes: 0,
             conversion_rounds: 0,

@@ -3,6 +3,7 @@
 
 use super::he::{ClientKey, PlainModulus};
 use super::ntt::{CrtNtt, bound_bits};
+use crate::model::linear::NTT_PRIME_BITS;
 use std::time::Instant;
 
 /// Ring degree the compute profile is expressed at.
@@ -23,6 +24,9 @@ pub struct Calibration {
     /// One polynomial back from NTT form, CRT included.
     pub ntt_inverse_us: f64,
     pub primes: usize,
+    /// The same forward, multiply-accumulate and inverse over as many 62-bit primes,
+    /// against the small primes above.
+    pub wide_prime_factor: f64,
     pub reps: usize,
     /// Encryption and decryption with Cheetah's q = 2^109 in the u128 container (the
     /// compute profile has one figure each; these are for comparison).
@@ -79,6 +83,18 @@ pub fn calibrate(reps: usize) -> Calibration {
     let ntt_inverse_us = median_us(reps, || {
         std::hint::black_box(ntt.inverse(acc.clone()));
     });
+    let bound = bound_bits(CALIBRATION_LOG_Q, 8, n as u64, 64);
+    let wide = CrtNtt::with_primes(n, ntt.primes(), NTT_PRIME_BITS, bound)
+        .expect("62-bit NTT primes exist at N = 4096");
+    let (mut wa, wfw) = (wide.zero(), wide.forward(&w));
+    let wide_fwd = median_us(reps, || wa = wide.forward(&a));
+    let mut wacc = wide.zero();
+    let wide_mul = median_us(reps * 10, || wide.mul_acc(&mut wacc, &wa, &wfw));
+    let wide_inv = median_us(reps, || {
+        std::hint::black_box(wide.inverse(wacc.clone()));
+    });
+    let wide_prime_factor =
+        (wide_fwd + wide_mul + wide_inv) / (ntt_forward_us + mul_acc_us + ntt_inverse_us);
     let mut wide = ClientKey::<u128>::new(n);
     let mut last_wide = None;
     let encrypt_wide_us = median_us(reps, || {
@@ -98,6 +114,7 @@ pub fn calibrate(reps: usize) -> Calibration {
         mul_acc_us,
         ntt_inverse_us,
         primes: ntt.primes(),
+        wide_prime_factor,
         reps,
     }
 }

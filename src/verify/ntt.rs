@@ -104,10 +104,23 @@ pub struct CrtNtt {
 impl CrtNtt {
     /// Plans for ring degree `n` and sums of absolute value below 2^bound_bits.
     pub fn new(n: usize, bound_bits: u32) -> Option<CrtNtt> {
-        let k = ntt_primes(bound_bits) as usize;
+        Self::with_primes(
+            n,
+            ntt_primes(bound_bits) as usize,
+            ntt_prime_bits(bound_bits),
+            bound_bits,
+        )
+    }
+
+    /// Plans over `k` primes just below 2^bits (None when their product does not exceed
+    /// 2^(bound_bits + 1), or no plan exists).
+    pub fn with_primes(n: usize, k: usize, bits: u32, bound_bits: u32) -> Option<CrtNtt> {
+        if !(20..=62).contains(&bits) || (k as u32) * (bits - 1) < bound_bits + 2 {
+            return None;
+        }
         let step = 2 * n as u64;
         let mut primes = Vec::with_capacity(k);
-        let mut cand = ((1u64 << ntt_prime_bits(bound_bits)) / step) * step + 1;
+        let mut cand = ((1u64 << bits) / step) * step + 1;
         while primes.len() < k {
             cand -= step;
             if is_prime(cand) {
