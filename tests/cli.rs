@@ -455,17 +455,7 @@ fn completions_and_man_page_cover_every_subcommand() {
 /// format other than the table, which carries the totals already.
 #[test]
 fn estimate_summary_fits_100_columns_on_every_shipped_network() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/networks");
-    let mut nets: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| {
-            let p = e.ok()?.path();
-            let stem = p.file_stem()?.to_string_lossy().into_owned();
-            (p.extension()? == "toml").then_some(stem)
-        })
-        .collect();
-    nets.sort();
-    assert!(nets.len() >= 10, "{nets:?}");
+    let nets = shipped_networks();
     let protocols = "cryptflow2,cheetah,hequant-naive,hequant-packed,hequant";
     for n in &nets {
         let o = run(&[
@@ -473,7 +463,7 @@ fn estimate_summary_fits_100_columns_on_every_shipped_network() {
             "--summary",
             "-n",
             n,
-            "--compare",
+            "--protocols",
             protocols,
             "--bits",
             "w4a4",
@@ -510,6 +500,152 @@ fn estimate_summary_fits_100_columns_on_every_shipped_network() {
         &["estimate", "--summary", "-f", "json"],
         &["--summary", "json"],
     );
+}
+
+/// The shipped networks' names, sorted.
+fn shipped_networks() -> Vec<String> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/networks");
+    let mut nets: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            let stem = p.file_stem()?.to_string_lossy().into_owned();
+            (p.extension()? == "toml").then_some(stem)
+        })
+        .collect();
+    nets.sort();
+    assert!(nets.len() >= 10, "{nets:?}");
+    nets
+}
+
+/// The standard output of a command that must succeed.
+fn stdout_of(args: &[&str]) -> String {
+    let o = run(args);
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// The default tables of estimate, search, sweep and mixed fit 100 columns (characters,
+/// not bytes) on every shipped network; `--wide` shows the columns they leave out, and a
+/// layer name cut to fit (marked `…`) is whole in `--wide`.
+#[test]
+fn default_tables_fit_100_columns_on_every_shipped_network() {
+    let commands: [&[&str]; 4] = [
+        &[
+            "estimate",
+            "--bits",
+            "w4a4",
+            "--protocols",
+            "cheetah,hequant",
+        ],
+        &["search", "--bits", "w4a4"],
+        &["sweep", "--bits", "4..4", "--protocols", "cheetah,hequant"],
+        &[
+            "mixed",
+            "--bits",
+            "4..4",
+            "--budget-mb",
+            "100000",
+            "--points",
+            "2",
+        ],
+    ];
+    let mut cut = 0;
+    for n in &shipped_networks() {
+        for c in commands {
+            let args = [c, &["-n", n]].concat();
+            let out = stdout_of(&args);
+            for line in out.lines() {
+                assert!(
+                    line.chars().count() <= 100,
+                    "{args:?}: {} columns: {line}",
+                    line.chars().count()
+                );
+            }
+            if c[0] == "estimate" && out.contains('…') {
+                cut += 1;
+                // Every name the narrow table cut is whole in the wide one.
+                let wide = stdout_of(&[&args[..], &["--wide"]].concat());
+                let names: Vec<&str> = wide
+                    .lines()
+                    .skip_while(|l| !l.starts_with("layer "))
+                    .skip(1)
+                    .take_while(|l| !l.is_empty() && !l.starts_with(' ') && !l.starts_with("slot"))
+                    .filter_map(|l| l.split_whitespace().next())
+                    .collect();
+                let cut_names = out
+                    .lines()
+                    .filter_map(|l| l.split_whitespace().next())
+                    .filter_map(|w| w.split_once('…').map(|ht| (w, ht)));
+                for (short, (head, tail)) in cut_names {
+                    assert!(
+                        names
+                            .iter()
+                            .any(|w| *w != short && w.starts_with(head) && w.ends_with(tail)),
+                        "{n}: no whole name for {short} in --wide"
+                    );
+                }
+            }
+        }
+    }
+    assert!(cut > 0, "no shipped network has a layer name cut to fit");
+    // --wide restores what the narrow tables leave out.
+    for (args, column) in [
+        (&["estimate", "-n", "resnet18-cifar100"][..], "log q"),
+        (
+            &["search", "-n", "minionn-cifar10"][..],
+            "infeasible by constraint",
+        ),
+        (
+            &["sweep", "-n", "minionn-cifar10", "--bits", "4..5"][..],
+            "non-linear (OT)",
+        ),
+    ] {
+        let narrow = stdout_of(args);
+        let wide = stdout_of(&[args, &["--wide"]].concat());
+        assert!(
+            !narrow.contains(column),
+            "{args:?}: '{column}' in the narrow table"
+        );
+        assert!(wide.contains(column), "{args:?}: no '{column}' with --wide");
+        assert!(
+            wide.lines().any(|l| l.chars().count() > 100),
+            "{args:?}: --wide fits 100 columns, so it cannot show more"
+        );
+    }
+}
+
+/// verify's report (a linear and a non-linear layer of ResNet-18, real HE and OT) fits 100
+/// columns by default; `--wide` shows the per-phase times it leaves out.
+#[test]
+fn verify_table_fits_100_columns_and_wide_shows_every_column() {
+    let args = [
+        "verify",
+        "-n",
+        "resnet18-cifar100",
+        "--bits",
+        "w4a4",
+        "--layers",
+        "layer4.0.downsample.0,layer4.1.relu2",
+    ];
+    let narrow = stdout_of(&args);
+    for line in narrow.lines() {
+        assert!(
+            line.chars().count() <= 100,
+            "{} columns: {line}",
+            line.chars().count()
+        );
+    }
+    assert!(narrow.contains("layer4.0.downsample.0") && narrow.contains("layer4.1.relu2"));
+    let wide = stdout_of(&[&args[..], &["--wide"]].concat());
+    for column in ["xfer s", "ct in/out", "model B"] {
+        assert!(!narrow.contains(column), "'{column}' in the narrow table");
+        assert!(wide.contains(column), "no '{column}' with --wide");
+    }
 }
 
 /// The offline time is in every format: JSON per layer and in the totals, the CSV's

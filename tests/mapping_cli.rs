@@ -71,7 +71,14 @@ fn a_mapping_names_its_network_from_any_directory() {
         &["explore", "--mapping", m, "--bits", "w4a4", "--no-tui"],
     );
     assert_eq!(total(&o), want);
-    assert!(String::from_utf8_lossy(&o.stdout).contains("minionn-cifar10 under hequant "));
+    // The header names the protocol whole (`hequant`, not `hequant-packed`).
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .any(|l| l.split(" | ").next() == Some("minionn-cifar10 under hequant")),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     let o = hequant(
         &tmp,
         &[

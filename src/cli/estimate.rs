@@ -1,6 +1,6 @@
 //! `hequant estimate`: per-layer and total cost of a network under one or more protocols.
 
-use super::{ModelArgs, emit, eval_options, parse_protocols, parse_relu_budget};
+use super::{ModelArgs, OutputArgs, eval_options, parse_protocols, parse_relu_budget};
 use crate::export::{self, Format};
 use crate::model;
 use crate::protocol::{CostModel, Protocol};
@@ -11,20 +11,17 @@ use std::path::PathBuf;
 pub struct EstimateArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Compare several protocols (comma-separated); replaces --protocol. An entry
+    /// Protocols to compare (comma-separated); replaces --protocol. An entry
     /// `protocol@N` prices that protocol with a budget of N ReLUs (as --relu-budget), e.g.
     /// `hequant,cheetah@49900`.
-    #[arg(long)]
-    pub compare: Option<String>,
-    #[arg(long, short = 'f', value_enum, default_value = "table")]
-    pub format: Format,
+    #[arg(long, alias = "compare")]
+    pub protocols: Option<String>,
+    #[command(flatten)]
+    pub out: OutputArgs,
     /// Use the per-layer choices of a saved mapping (from `hequant search --save`); its
     /// network and protocol replace --network and --protocol.
     #[arg(long)]
     pub mapping: Option<PathBuf>,
-    /// Write the report to this file instead of standard output.
-    #[arg(long, short = 'o')]
-    pub output: Option<PathBuf>,
     /// Print the totals only: each report's header, warnings and totals, without the
     /// per-layer table (and the comparison when several protocols are given). Table
     /// format only.
@@ -34,9 +31,13 @@ pub struct EstimateArgs {
 
 pub fn run(a: &EstimateArgs, cm: &CostModel) -> Result<(), String> {
     // A saved mapping brings its network and protocol (they replace --network and
-    // --protocol; --compare still lists protocols, each with the mapping's choices).
+    // --protocol; --protocols still lists protocols, each with the mapping's choices).
     let (net, protocol, overrides, _) = super::target(&a.model, a.mapping.as_deref())?;
-    let protocols = match &a.compare {
+    let format = a.out.format(
+        "estimate",
+        &[Format::Table, Format::Json, Format::Csv, Format::Markdown],
+    )?;
+    let protocols = match &a.protocols {
         Some(list) => parse_compare(list)?,
         None => vec![(protocol, None)],
     };
@@ -50,28 +51,25 @@ pub fn run(a: &EstimateArgs, cm: &CostModel) -> Result<(), String> {
         reports.push(model::evaluate(&net, &o, cm).map_err(|e| e.to_string())?);
     }
     if a.summary {
-        if a.format != Format::Table {
+        if format != Format::Table {
             return Err(format!(
                 "--summary prints the table format's totals; --format {} already carries them (drop --summary)",
-                format!("{:?}", a.format).to_lowercase()
+                format.name()
             ));
         }
-        return emit(
-            &export::table::render_summary(&reports),
-            a.output.as_deref(),
-        );
+        return a.out.emit(&export::table::render_summary(&reports));
     }
-    emit(&export::render(&reports, a.format), a.output.as_deref())
+    a.out.emit(&export::render(&reports, format, a.out.wide))
 }
 
-/// Parses `--compare`: protocols, each optionally `@N` for a budget of N ReLUs.
+/// Parses `--protocols`: protocols, each optionally `@N` for a budget of N ReLUs.
 fn parse_compare(list: &str) -> Result<Vec<(Protocol, Option<u64>)>, String> {
     let mut out = Vec::new();
     for entry in list.split(',') {
         let (name, budget) = match entry.split_once('@') {
             Some((n, b)) => (
                 n,
-                Some(parse_relu_budget(b).map_err(|e| format!("--compare '{entry}': {e}"))?),
+                Some(parse_relu_budget(b).map_err(|e| format!("--protocols '{entry}': {e}"))?),
             ),
             None => (entry, None),
         };

@@ -38,7 +38,7 @@ pub fn run(a: &ExploreArgs, cm: &CostModel) -> Result<(), String> {
     opts.overrides = overrides;
     if a.no_tui || !std::io::stdout().is_terminal() {
         let r = model::evaluate(&net, &opts, cm).map_err(|e| e.to_string())?;
-        return emit(&export::render(&[r], Format::Table), None);
+        return emit(&export::render(&[r], Format::Table, false), None);
     }
     let mut app = App::new(net, cm.clone(), &net_spec, opts)?;
     app.save_path = a.save.clone();

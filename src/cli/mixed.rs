@@ -1,7 +1,8 @@
 //! `hequant mixed`: per-layer bit widths under a communication, latency or proxy budget.
 
 use super::{BnArg, ModelArgs, WireArg, eval_options, load_network};
-use crate::export::table::{Table, aligned_left, totals_text};
+use crate::export::Format;
+use crate::export::table::{COLUMNS, Shrink, Table, aligned_left, fit, totals_text, wrap};
 use crate::mapper::mixed::{Budget, Metric, Mixed, mixed_with_progress};
 use crate::mapper::sweep::BitRange;
 use crate::protocol::{CostModel, Protocol};
@@ -34,8 +35,8 @@ pub struct MixedArgs {
     #[arg(long, value_enum, default_value = "comm")]
     pub metric: MetricArg,
     /// Widths each layer's weights and activations may take, LO..HI.
-    #[arg(long, default_value = "2..8")]
-    pub bits_set: String,
+    #[arg(long, alias = "bits-set", default_value = "2..8")]
+    pub bits: String,
     /// Per-layer sensitivities (format "hequant-sensitivity"); default: fan-in of each layer.
     #[arg(long)]
     pub sensitivity: Option<PathBuf>,
@@ -62,8 +63,8 @@ pub struct MixedArgs {
     /// Write the chosen widths and mappings to this file (for `hequant estimate --mapping`).
     #[arg(long)]
     pub save: Option<PathBuf>,
-    #[arg(long, short = 'f', value_enum, default_value = "table")]
-    pub format: super::search::SearchFormat,
+    #[command(flatten)]
+    pub out: super::OutputArgs,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -73,7 +74,8 @@ pub enum MetricArg {
 }
 
 pub fn run(a: &MixedArgs, cm: &CostModel) -> Result<(), String> {
-    let set = BitRange::parse(&a.bits_set)?;
+    let format = a.out.format("mixed", &[Format::Table, Format::Json])?;
+    let set = BitRange::parse(&a.bits)?;
     let positive = |v: f64, flag: &str| -> Result<f64, String> {
         if v.is_finite() && v > 0.0 {
             Ok(v)
@@ -155,13 +157,10 @@ pub fn run(a: &MixedArgs, cm: &CostModel) -> Result<(), String> {
         let f = MappingFile::from_report(&a.network, &m.report);
         crate::io::write_atomic(path, f.to_toml().as_bytes())?;
     }
-    match a.format {
-        super::search::SearchFormat::Table => print!("{}", table(&m, a.sensitivity.is_some())),
-        super::search::SearchFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&m).map_err(|e| e.to_string())?
-        ),
-    }
+    a.out.emit(&match format {
+        Format::Json => serde_json::to_string_pretty(&m).map_err(|e| e.to_string())? + "\n",
+        _ => table(&m, a.sensitivity.is_some(), a.out.wide),
+    })?;
     if let Some(path) = &a.save {
         eprintln!("saved the chosen widths and mappings to {}", path.display());
     }
@@ -173,8 +172,9 @@ fn mean(v: impl Iterator<Item = u32>) -> f64 {
     s as f64 / n.max(1) as f64
 }
 
-/// The result as terminal text: the front, then the chosen widths per layer.
-pub fn table(m: &Mixed, user_sensitivity: bool) -> String {
+/// The result as terminal text: the front, then the chosen widths per layer; unless
+/// `wide`, within [`COLUMNS`] (long lines wrapped, long layer names cut).
+pub fn table(m: &Mixed, user_sensitivity: bool, wide: bool) -> String {
     let show = |v: f64| m.metric.show(v);
     let mut out = String::new();
     let budget = match m.budget {
@@ -245,6 +245,9 @@ pub fn table(m: &Mixed, user_sensitivity: bool) -> String {
             format!("{:.2}", mean(p.bits.iter().map(|b| b.1.a.get()))),
         ]);
     }
+    if !wide {
+        out = wrap(&out, COLUMNS);
+    }
     out.push_str(&aligned_left(&t, 1));
     let c = &m.points[m.chosen];
     let mut t = Table {
@@ -265,7 +268,11 @@ pub fn table(m: &Mixed, user_sensitivity: bool) -> String {
         }
     }
     let _ = writeln!(out, "\nchosen widths:");
+    if !wide {
+        fit(&mut t, &[(0, Shrink::Middle(12))], COLUMNS);
+    }
     out.push_str(&aligned_left(&t, 2));
-    let _ = writeln!(out, "{}", totals_text(&m.report));
+    let totals = totals_text(&m.report) + "\n";
+    out.push_str(&if wide { totals } else { wrap(&totals, COLUMNS) });
     out
 }

@@ -1,5 +1,6 @@
 //! Command-line commands wiring the library together; no business logic here.
 
+use crate::export::Format;
 use crate::mapper::Objective;
 use crate::model::{self, BitsPolicy, BnPolicy, EvalOptions};
 use crate::protocol::{CostModel, Link, Protocol, ReluVariant, WireFormat};
@@ -377,6 +378,54 @@ pub fn eval_options(
         .map(parse_relu_budget)
         .transpose()?;
     Ok(o)
+}
+
+/// The report options shared by every command that writes a report: `--format`, `-o` and
+/// `--wide`; [`OutputArgs::format`] picks the format, [`OutputArgs::emit`] writes.
+#[derive(Args, Clone, Default)]
+pub struct OutputArgs {
+    /// Output format: table, json, csv or markdown (a command that cannot write one says
+    /// so). Default: from the extension of -o (.json, .csv, .md; else table), else table.
+    #[arg(long, short = 'f', value_enum)]
+    pub format: Option<Format>,
+    /// Write the report to this file instead of standard output (its extension picks the
+    /// format unless --format is given).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Show every column of the tables (by default they fit 100 columns: long notes move to
+    /// footnotes, long names are cut with a mark).
+    #[arg(long)]
+    pub wide: bool,
+}
+
+impl OutputArgs {
+    /// The format asked for (`--format`, else the extension of `-o`, else the table), if
+    /// `command` can write it (`can`).
+    pub fn format(&self, command: &str, can: &[Format]) -> Result<Format, String> {
+        let (f, from) = match (self.format, &self.output) {
+            (Some(f), _) => (f, format!("--format {}", f.name())),
+            (None, Some(p)) => (
+                Format::from_path(p),
+                format!("-o {} (by its extension)", p.display()),
+            ),
+            (None, None) => (Format::Table, "the default".into()),
+        };
+        if can.contains(&f) {
+            Ok(f)
+        } else {
+            let names: Vec<&str> = can.iter().map(|f| f.name()).collect();
+            Err(format!(
+                "{command} cannot write {} ({from}): it writes {}",
+                f.name(),
+                names.join(", ")
+            ))
+        }
+    }
+
+    /// Writes the report to `-o` or standard output.
+    pub fn emit(&self, text: &str) -> Result<(), String> {
+        emit(text, self.output.as_deref())
+    }
 }
 
 /// Writes text to a file (atomically) or standard output.

@@ -1,13 +1,13 @@
 //! `hequant sweep`: totals of several protocols at every uniform bit width of a range.
 
-use super::{BnArg, ModelArgs, WireArg, emit, eval_options, load_network, parse_protocols};
-use crate::export::table::{Table, aligned_left};
+use super::{BnArg, ModelArgs, OutputArgs, WireArg, eval_options, load_network, parse_protocols};
+use crate::export::Format;
+use crate::export::table::{COLUMNS, Table, aligned_left, join_wrapped, wrap};
 use crate::mapper::sweep::{BitRange, Sweep, sweep};
 use crate::protocol::{CostModel, Protocol};
 use crate::units::{human_bytes, human_seconds};
 use clap::Args;
 use std::fmt::Write;
-use std::path::PathBuf;
 
 pub const DEFAULT_PROTOCOLS: &str = "cheetah,hequant-naive,hequant-packed,hequant";
 
@@ -91,32 +91,26 @@ impl SweepOptions {
 pub struct SweepArgs {
     #[command(flatten)]
     pub sweep: SweepOptions,
-    #[arg(long, short = 'f', value_enum, default_value = "table")]
-    pub format: SweepFormat,
-    /// Write the result to this file instead of standard output.
-    #[arg(long, short = 'o')]
-    pub output: Option<PathBuf>,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum SweepFormat {
-    Table,
-    Json,
-    Csv,
+    #[command(flatten)]
+    pub out: OutputArgs,
 }
 
 pub fn run(a: &SweepArgs, cm: &CostModel) -> Result<(), String> {
+    let format = a
+        .out
+        .format("sweep", &[Format::Table, Format::Json, Format::Csv])?;
     let s = a.sweep.run(cm)?;
-    let text = match a.format {
-        SweepFormat::Table => table(&s),
-        SweepFormat::Json => serde_json::to_string_pretty(&s).map_err(|e| e.to_string())? + "\n",
-        SweepFormat::Csv => csv(&s)?,
+    let text = match format {
+        Format::Json => serde_json::to_string_pretty(&s).map_err(|e| e.to_string())? + "\n",
+        Format::Csv => csv(&s)?,
+        _ => table(&s, a.out.wide),
     };
-    emit(&text, a.output.as_deref())
+    a.out.emit(&text)
 }
 
-/// The sweep as a terminal table, then the Pareto front.
-pub fn table(s: &Sweep) -> String {
+/// The sweep as a terminal table, then the Pareto front: every column (`wide`), or within
+/// [`COLUMNS`] without the linear/non-linear split and the front on several lines.
+pub fn table(s: &Sweep, wide: bool) -> String {
     let mut out = format!(
         "{}: uniform bit widths {} ({}) on the {} link; * = on the Pareto front of (bits, communication, latency)\n",
         s.network,
@@ -130,6 +124,9 @@ pub fn table(s: &Sweep) -> String {
     );
     for n in &s.notes {
         let _ = writeln!(out, "!! {n}");
+    }
+    if !wide {
+        out = wrap(&out, COLUMNS);
     }
     let mut t = Table {
         header: [
@@ -162,6 +159,12 @@ pub fn table(s: &Sweep) -> String {
             human_seconds(p.latency_s),
         ]);
     }
+    if !wide {
+        // The linear (HE) / non-linear (OT) split is in --wide, JSON and CSV.
+        for row in t.rows.iter_mut().chain(std::iter::once(&mut t.header)) {
+            row.drain(6..8);
+        }
+    }
     out.push_str(&aligned_left(&t, 3));
     let front: Vec<String> = s
         .front()
@@ -176,7 +179,11 @@ pub fn table(s: &Sweep) -> String {
             )
         })
         .collect();
-    let _ = writeln!(out, "Pareto front: {}", front.join("; "));
+    if wide {
+        let _ = writeln!(out, "Pareto front: {}", front.join("; "));
+    } else {
+        out.push_str(&join_wrapped("Pareto front:", &front, "; ", COLUMNS));
+    }
     out
 }
 

@@ -1,7 +1,9 @@
 //! `hequant verify`: run a network's linear layers with real HE as two parties and compare
 //! with the model. `hequant verify --listen/--connect` runs one party per process.
 
-use super::{ModelArgs, emit, eval_options};
+use super::{ModelArgs, OutputArgs, eval_options};
+use crate::export::Format;
+use crate::export::table::{COLUMNS, Footnotes, Shrink, Table, aligned_left, fit, wrap};
 use crate::model;
 use crate::protocol::CostModel;
 use crate::units::human_bytes;
@@ -9,12 +11,6 @@ use crate::verify::{self, RunOptions, VerifyReport};
 use clap::Args;
 use std::fmt::Write;
 use std::path::PathBuf;
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum VerifyFormat {
-    Table,
-    Json,
-}
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum DataArg {
@@ -35,8 +31,8 @@ pub struct VerifyArgs {
     /// --network and --protocol).
     #[arg(long)]
     pub mapping: Option<PathBuf>,
-    #[arg(long, short = 'f', value_enum, default_value = "table")]
-    pub format: VerifyFormat,
+    #[command(flatten)]
+    pub out: OutputArgs,
     /// Be the server party only, waiting for a client on this address (e.g. 0.0.0.0:7000).
     #[arg(long, conflicts_with = "connect")]
     pub listen: Option<String>,
@@ -46,9 +42,6 @@ pub struct VerifyArgs {
     /// Data of the layers (both parties must use the same).
     #[arg(long, value_enum, default_value = "random")]
     pub data: DataArg,
-    /// Write the report to this file instead of standard output.
-    #[arg(long, short = 'o')]
-    pub output: Option<PathBuf>,
     /// Which layers to run: linear ones by HE, non-linear ones by OT, or both.
     #[arg(long, value_enum, default_value = "all")]
     pub part: PartArg,
@@ -70,6 +63,7 @@ pub enum PartArg {
 }
 
 pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
+    a.out.format("verify", &[Format::Table, Format::Json])?;
     let (net, protocol, overrides, _) = super::target(&a.model, a.mapping.as_deref())?;
     let mut o = eval_options(&a.model, protocol, cm)?;
     o.overrides = overrides;
@@ -237,26 +231,27 @@ pub fn run(a: &VerifyArgs, cm: &CostModel) -> Result<(), String> {
 fn write_report<R: serde::Serialize>(
     a: &VerifyArgs,
     rep: &R,
-    table: fn(&R) -> String,
+    table: fn(&R, bool) -> String,
     cm: &CostModel,
 ) -> Result<(), String> {
     let replaced = cm.security_replaced.as_ref().map(|f| {
         format!("security table replaced: {f} is not the shipped HE-standard table; every 128-bit claim rests on it")
     });
-    let text = match a.format {
-        VerifyFormat::Json => {
+    let text = match a.out.format("verify", &[Format::Table, Format::Json])? {
+        Format::Json => {
             let mut v = serde_json::to_value(rep).expect("the report serialises");
             if let (Some(w), Some(o)) = (&replaced, v.as_object_mut()) {
                 o.insert("security_table_replaced".into(), w.clone().into());
             }
             serde_json::to_string_pretty(&v).expect("the report serialises") + "\n"
         }
-        VerifyFormat::Table => match &replaced {
-            Some(w) => format!("!! {w}\n{}", table(rep)),
-            None => table(rep),
+        _ => match &replaced {
+            Some(w) if a.out.wide => format!("!! {w}\n{}", table(rep, true)),
+            Some(w) => wrap(&format!("!! {w}\n"), COLUMNS) + &table(rep, false),
+            None => table(rep, a.out.wide),
         },
     };
-    emit(&text, a.output.as_deref())
+    a.out.emit(&text)
 }
 
 /// `verify --end-to-end`: both parties here, or one of them with --listen / --connect.
@@ -306,8 +301,9 @@ fn end_to_end(
     }
 }
 
-/// The end-to-end report as a text table.
-pub fn e2e_table(r: &verify::e2e::E2eReport) -> String {
+/// The end-to-end report as a text table: every column (`wide`), or within [`COLUMNS`]
+/// with each step's protocol as a footnote, without the ring and the model's bytes.
+pub fn e2e_table(r: &verify::e2e::E2eReport, wide: bool) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -317,55 +313,58 @@ pub fn e2e_table(r: &verify::e2e::E2eReport) -> String {
     if r.insecure {
         let _ = writeln!(s, "{INSECURE}");
     }
-    let _ = writeln!(
-        s,
-        "{:<24} {:<46} {:>8} {:>7} {:<4} {:>11} {:>11} {:>6} {:>11} {:>7} {:>8} {:>8}",
-        "step",
-        "protocol",
-        "elems",
-        "ring",
-        "ok",
-        "pred B",
-        "meas B",
-        "ratio",
-        "model B",
-        "rounds",
-        "pred s",
-        "meas s"
-    );
+    let mut t = Table {
+        header: [
+            "step", "protocol", "elems", "ring", "ok", "pred B", "meas B", "ratio", "model B",
+            "rounds", "pred s", "meas s",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: Vec::new(),
+    };
+    let mut notes = Footnotes::default();
+    let mut after = Vec::new();
     for st in &r.steps {
-        let _ = writeln!(
-            s,
-            "{:<24} {:<46} {:>8} {:>7} {:<4} {:>11} {:>11} {:>6} {:>11} {:>7} {:>8.3} {:>8.3}",
-            st.name,
-            st.what,
-            st.elems,
+        t.rows.push(vec![
+            st.name.clone(),
+            if wide {
+                st.what.clone()
+            } else {
+                notes.mark(&st.what)
+            },
+            st.elems.to_string(),
             format!("{}>{}", st.ring_in, st.ring),
-            if st.correct { "yes" } else { "NO" },
-            st.predicted_bytes,
-            st.measured_bytes,
+            if st.correct { "yes" } else { "NO" }.into(),
+            st.predicted_bytes.to_string(),
+            st.measured_bytes.to_string(),
             ratio(st.measured_bytes as f64, st.predicted_bytes as f64),
-            st.model_bytes,
+            st.model_bytes.to_string(),
             format!("{}/{}", st.predicted_rounds, st.measured_rounds),
-            st.predicted_s,
-            st.measured_s,
-        );
-        if !st.correct {
-            let _ = writeln!(
-                s,
-                "  MISMATCH {}: {} wrong outputs (tolerance {})",
+            format!("{:.3}", st.predicted_s),
+            format!("{:.3}", st.measured_s),
+        ]);
+        after.push(if !st.correct {
+            format!(
+                "  MISMATCH {}: {} wrong outputs (tolerance {})\n",
                 st.name, st.mismatches, st.tolerance
-            );
+            )
         } else if st.inexact > 0 {
-            let _ = writeln!(
-                s,
-                "  inexact {}: {} of {} outputs off the exact value by at most {}",
+            format!(
+                "  inexact {}: {} of {} outputs off the exact value by at most {}\n",
                 st.name, st.inexact, st.elems, st.tolerance
-            );
-        }
+            )
+        } else {
+            String::new()
+        });
     }
+    if !wide {
+        select(&mut t, &[0, 1, 2, 4, 5, 6, 7, 9, 10, 11]);
+        fit(&mut t, &[(0, Shrink::Middle(12))], COLUMNS);
+    }
+    let mut foot = interleave(&aligned_left(&t, 2), &after);
+    foot.push_str(&notes.render());
     let _ = writeln!(
-        s,
+        foot,
         "total: predicted {} ({} B), measured {} B (ratio {}); the model prices these layers at {} ({} B); base-OT setup {} B; predicted {:.3} s, measured {:.3} s",
         human_bytes(r.predicted_bytes),
         r.predicted_bytes,
@@ -378,11 +377,11 @@ pub fn e2e_table(r: &verify::e2e::E2eReport) -> String {
         r.measured_s
     );
     let _ = writeln!(
-        s,
+        foot,
         "bytes: HE ciphertext payloads and OT payloads both ways (frame headers, parameter sets and the verification reveals apart); predicted: the model's HE sizes and ot::sizes of the OT steps run; model B: the estimate's figure for the layer (its OT cost family)."
     );
     let _ = writeln!(
-        s,
+        foot,
         "requantization shifts (public, from the server's calibration): {}",
         r.shifts
             .iter()
@@ -391,15 +390,15 @@ pub fn e2e_table(r: &verify::e2e::E2eReport) -> String {
             .join(", ")
     );
     let _ = writeln!(
-        s,
+        foot,
         "activations above their b_a bits in the plaintext inference (unclamped, kept exactly by the rings): {}",
         r.activation_overflows
     );
     for a in &r.approximate {
-        let _ = writeln!(s, "APPROXIMATE {a}");
+        let _ = writeln!(foot, "APPROXIMATE {a}");
     }
     let _ = writeln!(
-        s,
+        foot,
         "output: {} elements, {}; class {} (plaintext inference: class {})",
         r.output_elems,
         if r.output_exact {
@@ -414,7 +413,7 @@ pub fn e2e_table(r: &verify::e2e::E2eReport) -> String {
         r.plaintext_class
     );
     let _ = writeln!(
-        s,
+        foot,
         "{}",
         if r.ok {
             if r.insecure {
@@ -426,7 +425,37 @@ pub fn e2e_table(r: &verify::e2e::E2eReport) -> String {
             "result: FAILED, see above"
         }
     );
+    narrow_text(s, foot, wide)
+}
+
+/// Keeps the columns `keep` of a table (in that order).
+fn select(t: &mut Table, keep: &[usize]) {
+    for row in t.rows.iter_mut().chain(std::iter::once(&mut t.header)) {
+        *row = keep.iter().map(|&i| row[i].clone()).collect();
+    }
+}
+
+/// An aligned table's lines, each row followed by its lines of `after` (the header by none).
+fn interleave(table: &str, after: &[String]) -> String {
+    let mut s = String::new();
+    for (i, line) in table.lines().enumerate() {
+        s.push_str(line);
+        s.push('\n');
+        if let Some(a) = i.checked_sub(1).and_then(|i| after.get(i)) {
+            s.push_str(a);
+        }
+    }
     s
+}
+
+/// The text above a table and the table with the text below, wrapped within [`COLUMNS`]
+/// unless `wide` (the table, fitted already, is kept as it is by the wrap).
+fn narrow_text(head: String, rest: String, wide: bool) -> String {
+    if wide {
+        head + &rest
+    } else {
+        wrap(&head, COLUMNS) + &wrap(&rest, COLUMNS)
+    }
 }
 
 fn ratio(m: f64, p: f64) -> String {
@@ -437,45 +466,49 @@ fn ratio(m: f64, p: f64) -> String {
     }
 }
 
-/// The report as a text table.
-pub fn table(r: &VerifyReport) -> String {
-    let mut s = String::new();
+/// The report as a text table: every column (`wide`), or within [`COLUMNS`]: layer, N,
+/// ok, bytes and seconds predicted and measured, headroom (the rest in `--wide`).
+pub fn table(r: &VerifyReport, wide: bool) -> String {
+    let mut head = String::new();
     let _ = writeln!(
-        s,
+        head,
         "verify {} under {} ({}), real HE and OT over TCP; predicted latency for link {}",
         r.network, r.protocol, r.bits, r.link
     );
     if r.insecure {
-        let _ = writeln!(s, "{INSECURE}");
+        let _ = writeln!(head, "{INSECURE}");
     }
+    let mut s = String::new();
     if !r.layers.is_empty() || r.nonlinear.is_none() {
-        let _ = writeln!(
-            s,
-            "{:<21} {:>5} {:>7} {:<16} {:>9} {:<4} {:>10} {:>10} {:>6} {:>8} {:>8} {:>6} {:>7} {:>7} {:>7} {:>7} {:>11}",
-            "layer",
-            "N",
-            "q/t",
-            "tiling",
-            "ct in/out",
-            "ok",
-            "pred B",
-            "meas B",
-            "ratio",
-            "pred s",
-            "meas s",
-            "ratio",
-            "enc s",
-            "srv s",
-            "dec s",
-            "xfer s",
-            "headroom"
-        );
+        let mut t = Table {
+            header: [
+                "layer",
+                "N",
+                "q/t",
+                "tiling",
+                "ct in/out",
+                "ok",
+                "pred B",
+                "meas B",
+                "ratio",
+                "pred s",
+                "meas s",
+                "ratio",
+                "enc s",
+                "srv s",
+                "dec s",
+                "xfer s",
+                "headroom",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows: Vec::new(),
+        };
+        let mut after = Vec::new();
         for l in &r.layers {
-            let _ = writeln!(
-                s,
-                "{:<21} {:>5} {:>7} {:<16} {:>9} {:<4} {:>10} {:>10} {:>6} {:>8.3} {:>8.3} {:>6} {:>7.3} {:>7.3} {:>7.3} {:>7.3} {:>5.1}/{:<5.1}",
-                l.name,
-                l.n,
+            t.rows.push(vec![
+                l.name.clone(),
+                l.n.to_string(),
                 format!("{}/{}", l.log_q, l.log_t),
                 if l.packing == "-" {
                     l.tiling.clone()
@@ -483,23 +516,23 @@ pub fn table(r: &VerifyReport) -> String {
                     format!("{} {}", l.tiling, l.packing)
                 },
                 format!("{}/{}", l.ct_in, l.ct_out),
-                if l.correct { "yes" } else { "NO" },
-                l.predicted_bytes,
-                l.measured_bytes,
+                if l.correct { "yes" } else { "NO" }.into(),
+                l.predicted_bytes.to_string(),
+                l.measured_bytes.to_string(),
                 ratio(l.measured_bytes as f64, l.predicted_bytes as f64),
-                l.predicted_s,
-                l.measured_s,
+                format!("{:.3}", l.predicted_s),
+                format!("{:.3}", l.measured_s),
                 ratio(l.measured_s, l.predicted_s),
-                l.encrypt_s,
-                l.server_s,
-                l.decrypt_s,
-                l.transfer_s,
-                l.noise_headroom_bits,
-                l.model_headroom_bits,
-            );
+                format!("{:.3}", l.encrypt_s),
+                format!("{:.3}", l.server_s),
+                format!("{:.3}", l.decrypt_s),
+                format!("{:.3}", l.transfer_s),
+                format!("{:.1}/{:.1}", l.noise_headroom_bits, l.model_headroom_bits),
+            ]);
+            let mut a = String::new();
             for m in &l.first_mismatches {
                 let _ = writeln!(
-                    s,
+                    a,
                     "  MISMATCH {} at output (c {}, y {}, x {}): got {}, expected {}",
                     l.name,
                     m.position[0],
@@ -511,26 +544,32 @@ pub fn table(r: &VerifyReport) -> String {
             }
             for m in &l.first_coefficient_mismatches {
                 let _ = writeln!(
-                    s,
+                    a,
                     "  WRONG COEFFICIENT {} at response output {}: decrypted {}, expected {} (a decryption failure)",
                     l.name, m.index, m.got, m.expected
                 );
             }
             if l.coefficient_mismatches as usize > l.first_coefficient_mismatches.len() {
                 let _ = writeln!(
-                    s,
+                    a,
                     "  ... {} wrong coefficients in {} in all",
                     l.coefficient_mismatches, l.name
                 );
             }
             if l.mismatches as usize > l.first_mismatches.len() {
                 let _ = writeln!(
-                    s,
+                    a,
                     "  ... {} wrong outputs in {} in all",
                     l.mismatches, l.name
                 );
             }
+            after.push(a);
         }
+        if !wide {
+            select(&mut t, &[0, 1, 5, 6, 7, 8, 9, 10, 11, 16]);
+            fit(&mut t, &[(0, Shrink::Middle(12))], COLUMNS);
+        }
+        s.push_str(&interleave(&aligned_left(&t, 1), &after));
         let payload: u64 = r.layers.iter().map(|l| l.payload_bytes).sum();
         let _ = writeln!(
             s,
@@ -565,7 +604,7 @@ pub fn table(r: &VerifyReport) -> String {
         let _ = writeln!(s, "NOT RUN {}: {}", k.name, k.reason);
     }
     if let Some(n) = &r.nonlinear {
-        nonlinear_table(&mut s, n);
+        nonlinear_table(&mut s, n, wide);
     }
     let _ = writeln!(
         s,
@@ -581,7 +620,7 @@ pub fn table(r: &VerifyReport) -> String {
             ""
         }
     );
-    s
+    narrow_text(head, s, wide)
 }
 
 /// The mark of a run whose parameters are below 128-bit security.
@@ -589,51 +628,58 @@ const INSECURE: &str = "INSECURE: parameters below 128-bit security were accepte
 
 /// The non-linear part of the report: per layer, predicted (this tool's OT, `ot::sizes`)
 /// against measured bytes each way and rounds, and the model's figure for the protocol.
-fn nonlinear_table(s: &mut String, n: &verify::nonlinear::NlReport) {
+fn nonlinear_table(s: &mut String, n: &verify::nonlinear::NlReport, wide: bool) {
     if !n.layers.is_empty() {
         let _ = writeln!(
             s,
             "\nnon-linear layers, real OT (Chou-Orlandi base OT + IKNP extension) over TCP; predicted by ot::sizes"
         );
-        let _ = writeln!(
-            s,
-            "{:<21} {:>8} {:<30} {:<4} {:>11} {:>11} {:>11} {:>11} {:>6} {:>9} {:>8} {:>8} {:>11}",
-            "layer",
-            "elems",
-            "steps",
-            "ok",
-            "pred s>c",
-            "meas s>c",
-            "pred c>s",
-            "meas c>s",
-            "rounds",
-            "pred/meas",
-            "pred s",
-            "meas s",
-            "model B"
-        );
-    }
-    for l in &n.layers {
-        let _ = writeln!(
-            s,
-            "{:<21} {:>8} {:<30} {:<4} {:>11} {:>11} {:>11} {:>11} {:>6} {:>9} {:>8.3} {:>8.3} {:>11}",
-            l.name,
-            l.n,
-            l.steps,
-            if l.correct { "yes" } else { "NO" },
-            l.predicted_server_to_client,
-            l.measured_server_to_client,
-            l.predicted_client_to_server,
-            l.measured_client_to_server,
-            "",
-            format!("{}/{}", l.predicted_rounds, l.measured_rounds),
-            l.predicted_s,
-            l.measured_s,
-            l.model_bytes,
-        );
-        if !l.correct {
-            let _ = writeln!(s, "  MISMATCH {}: {} wrong outputs", l.name, l.mismatches);
+        let mut t = Table {
+            header: [
+                "layer",
+                "elems",
+                "steps",
+                "ok",
+                "pred s>c",
+                "meas s>c",
+                "pred c>s",
+                "meas c>s",
+                "rounds p/m",
+                "pred s",
+                "meas s",
+                "model B",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows: Vec::new(),
+        };
+        let mut after = Vec::new();
+        for l in &n.layers {
+            t.rows.push(vec![
+                l.name.clone(),
+                l.n.to_string(),
+                l.steps.clone(),
+                if l.correct { "yes" } else { "NO" }.into(),
+                l.predicted_server_to_client.to_string(),
+                l.measured_server_to_client.to_string(),
+                l.predicted_client_to_server.to_string(),
+                l.measured_client_to_server.to_string(),
+                format!("{}/{}", l.predicted_rounds, l.measured_rounds),
+                format!("{:.3}", l.predicted_s),
+                format!("{:.3}", l.measured_s),
+                l.model_bytes.to_string(),
+            ]);
+            after.push(if l.correct {
+                String::new()
+            } else {
+                format!("  MISMATCH {}: {} wrong outputs\n", l.name, l.mismatches)
+            });
         }
+        if !wide {
+            select(&mut t, &[0, 1, 3, 4, 5, 6, 7, 8, 9, 10]);
+            fit(&mut t, &[(0, Shrink::Middle(12))], COLUMNS);
+        }
+        s.push_str(&interleave(&aligned_left(&t, 1), &after));
     }
     if !n.layers.is_empty() {
         let pred: u64 = n

@@ -8,10 +8,40 @@ use std::fmt::Write;
 /// Output formats of the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    /// Aligned text for a terminal (`text` is an old name of it).
+    #[value(alias = "text")]
     Table,
     Json,
     Csv,
+    /// Markdown (also `md`).
+    #[value(alias = "md")]
     Markdown,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Json => "json",
+            Format::Csv => "csv",
+            Format::Markdown => "markdown",
+        }
+    }
+
+    /// The format a file's extension names: `.json`, `.csv`, `.md`; anything else the table.
+    pub fn from_path(p: &std::path::Path) -> Format {
+        match p
+            .extension()
+            .and_then(|x| x.to_str())
+            .map(|x| x.to_ascii_lowercase())
+            .as_deref()
+        {
+            Some("json") => Format::Json,
+            Some("csv") => Format::Csv,
+            Some("md") | Some("markdown") => Format::Markdown,
+            _ => Format::Table,
+        }
+    }
 }
 
 /// JSON (the schema-versioned contract): one object, or an array for several reports.
@@ -202,10 +232,11 @@ pub fn markdown(reports: &[Report]) -> String {
     s
 }
 
-/// Renders reports in a format.
-pub fn render(reports: &[Report], format: Format) -> String {
+/// Renders reports in a format; `wide`: the table with every column (else within
+/// [`table::COLUMNS`]).
+pub fn render(reports: &[Report], format: Format, wide: bool) -> String {
     match format {
-        Format::Table => table::render(reports),
+        Format::Table => table::render(reports, wide),
         Format::Json => json(reports),
         Format::Csv => csv(reports),
         Format::Markdown => markdown(reports),

@@ -897,7 +897,7 @@ impl App {
 
     fn export(&mut self) {
         let format = export_format(&self.export_path);
-        let text = export::render(std::slice::from_ref(&self.report), format);
+        let text = export::render(std::slice::from_ref(&self.report), format, true);
         match crate::io::write_atomic(&self.export_path, text.as_bytes()) {
             Ok(()) => self.info(format!(
                 "exported the report to {} ({format:?})",
