@@ -68,6 +68,8 @@ pub fn centred(v: u128, bits: u32) -> i128 {
 pub struct ClientKey<S: Word> {
     pub sk: GlweSecretKeyOwned<S>,
     seeder: Box<dyn Seeder>,
+    /// The CSPRNG of the encryption errors (seeded by the operating system).
+    noise: rand_chacha::ChaCha20Rng,
     /// The key in NTT form, per ciphertext modulus (decryption by NTT products).
     ntt: std::sync::Mutex<std::collections::HashMap<u32, std::sync::Arc<(CrtNtt, NttPoly)>>>,
 }
@@ -107,6 +109,7 @@ impl<S: Word> ClientKey<S> {
         ClientKey {
             sk,
             seeder,
+            noise: g,
             ntt: Default::default(),
         }
     }
@@ -145,36 +148,35 @@ impl<S: Word> ClientKey<S> {
     }
 
     /// Encrypts plaintext coefficients `m` (mod t) as round(q m / t) (Delta * m when t is a
-    /// power of two, [`PlainModulus::encode`]), seeded, with Gaussian error of standard
-    /// deviation `error_std` (absolute). For a non-native power-of-two modulus tfhe takes
-    /// plaintexts and noise as integers mod q and scales them into the container's top bits
-    /// itself (and back on decryption).
+    /// power of two, [`PlainModulus::encode`]), seeded, with a rounded Gaussian error of
+    /// standard deviation `error_std` (absolute), in tfhe's GLWE convention (body = mask * s +
+    /// plaintext + error mod q). The mask is what tfhe's decompression expands from the seed
+    /// (the server's [`decompress`] runs the same code); mask * s is one NTT product with the
+    /// key's NTT form, as decryption does, instead of tfhe's generic polynomial product; the
+    /// error comes from the key's OS-seeded ChaCha20 CSPRNG.
     pub fn encrypt(&mut self, m: &[u128], t: &PlainModulus, log_q: u32, error_std: f64) -> Query {
-        let w = S::BITS as u32;
         let n = m.len();
-        let pt: Vec<S> = m
-            .iter()
-            .map(|&v| S::from_u128(t.encode(t.reduce(v), log_q)))
-            .collect();
-        let pt = PlaintextList::from_container(pt);
+        let qmask = low_mask(log_q);
         let seed = self.seeder.seed();
-        let mut ct = SeededGlweCiphertext::new(
-            S::ZERO,
-            GlweSize(2),
-            PolynomialSize(n),
-            CompressionSeed::from(seed),
-            modulus::<S>(log_q),
+        let (mask, _) = decompress::<S>(
+            &Query {
+                body: vec![0; n],
+                seed: seed.0,
+            },
+            log_q,
         );
-        let noise = Gaussian::from_dispersion_parameter(
-            StandardDev(error_std / 2f64.powi(log_q as i32)),
-            0.0,
-        );
-        encrypt_seeded_glwe_ciphertext(&self.sk, &mut ct, &pt, noise, self.seeder.as_mut());
-        let body = ct
-            .get_body()
-            .as_ref()
+        let (ntt, key) = &*self.ntt_key(log_q);
+        let mut prod = ntt.zero();
+        let centred_mask: Vec<i128> = mask.iter().map(|&v| centred(v, log_q)).collect();
+        ntt.mul_acc(&mut prod, &ntt.forward(&centred_mask), key);
+        let prod = ntt.inverse(prod);
+        let body = m
             .iter()
-            .map(|&c| c.to_u128() >> (w - log_q))
+            .zip(prod)
+            .map(|(&v, p)| {
+                let e = gaussian(&mut self.noise, error_std) as u128;
+                p.wrapping_add(t.encode(t.reduce(v), log_q)).wrapping_add(e) & qmask
+            })
             .collect();
         Query { body, seed: seed.0 }
     }
@@ -210,6 +212,16 @@ impl<S: Word> ClientKey<S> {
             })
             .collect()
     }
+}
+
+/// A Gaussian of standard deviation `std` rounded to an integer (Box-Muller over two 53-bit
+/// uniforms of `g`), as a two's-complement word.
+fn gaussian(g: &mut impl rand_core::RngCore, std: f64) -> i128 {
+    let unit =
+        |g: &mut dyn rand_core::RngCore| ((g.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    let (u1, u2) = (unit(g), unit(g));
+    let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+    (z * std).round() as i128
 }
 
 /// The server's view of a query: both polynomials as integers mod 2^log_q.
@@ -321,6 +333,32 @@ mod tests {
                 "{name}: mean squared fresh error {m2}, want 10.32 (sigma 3.2)"
             );
         }
+    }
+
+    #[test]
+    fn encryptions_of_one_plaintext_differ_in_mask_and_error() {
+        let n = 1024;
+        let t = PlainModulus::pow2(20).unwrap();
+        let mut k = ClientKey::<u64>::new(n);
+        let m: Vec<u128> = (0..n as u128).map(|i| i % t.t).collect();
+        let (a, b) = (k.encrypt(&m, &t, 43, 3.2), k.encrypt(&m, &t, 43, 3.2));
+        assert_ne!(a.seed, b.seed);
+        assert_ne!(a.body, b.body);
+        // The errors themselves differ (not only the masks): phase - encode(m) per query.
+        let errors = |q: &Query| {
+            let (mask, body) = decompress::<u64>(q, 43);
+            let c0: Vec<(usize, u128)> = body.into_iter().enumerate().collect();
+            k.decrypt(&mask, 43, &c0, 43, &t, 43)
+                .into_iter()
+                .map(|(v, e)| {
+                    assert!(v < t.t);
+                    e
+                })
+                .collect::<Vec<_>>()
+        };
+        let (ea, eb) = (errors(&a), errors(&b));
+        assert_ne!(ea, eb);
+        assert!(ea.iter().any(|&e| e != 0));
     }
 
     #[test]
