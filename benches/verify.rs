@@ -9,8 +9,7 @@
 //! multiply-accumulates take at the baseline's speed.
 
 use criterion::Criterion;
-use hequant::model::{self, EvalOptions};
-use hequant::protocol::{CostModel, Protocol};
+use hequant::protocol::Protocol;
 use hequant::verify::{
     self,
     ntt::CrtNtt,
@@ -18,24 +17,6 @@ use hequant::verify::{
 };
 use std::hint::black_box;
 use std::time::Instant;
-
-fn one_conv(name: &str, c: u64, hw: u64, m: u64, k: u64) -> hequant::workload::Network {
-    let text = format!(
-        "format = \"hequant-network\"\nversion = 1\nname = \"{name}\"\ndescription = \"\"\nsource = \"\"\n\
-         input = [{c}, {hw}, {hw}]\ndefault_bits = {{ w = 8, a = 8 }}\n\
-         [[layer]]\nname = \"{name}\"\nkind = \"conv2d\"\nout_channels = {m}\nkernel = {k}\nstride = 1\npadding = {}\n",
-        k / 2
-    );
-    hequant::spec::network::from_str("bench.toml", &text).expect("a valid network")
-}
-
-fn layer_plan(net: &hequant::workload::Network) -> verify::LayerPlan {
-    let cm = CostModel::builtin().expect("built-in cost model");
-    let o = EvalOptions::new(Protocol::Cheetah, &cm);
-    let report = model::evaluate(net, &o, &cm).expect("the model evaluates");
-    let plan = verify::plan(net, &report, Protocol::Cheetah, &cm, &o.link, None).expect("plan");
-    plan.layers.into_iter().next().expect("one layer")
-}
 
 /// OpenCheetah's whole HomConv (both parties, 2 threads, weight encoding included) for the
 /// two layers, measured on this project's machine kind (docs/measured/README.md).
@@ -78,8 +59,8 @@ fn main() {
     .into_iter()
     .zip(OPENCHEETAH_S)
     {
-        let net = one_conv("l", c_in, hw, m, k);
-        let lp = layer_plan(&net);
+        let lp = verify::measure::single_conv_plan(c_in, hw, m, k, Protocol::Cheetah)
+            .expect("the layer plans");
         let data = verify::server_data(1, &lp, verify::DataMode::Random);
         let q = arbitrary_queries(&lp, 0x9e3779b97f4a7c15);
         let lay = &lp.layout;

@@ -23,7 +23,8 @@ pub fn run(a: &CalibrateArgs, cm: &CostModel) -> Result<(), String> {
     let text = format!(
         "# Per-operation compute costs measured by `hequant calibrate` (median of {reps} runs,\n\
          # one thread, microseconds at N = {n}; other ring degrees scale linearly with N).\n\
-         # tfhe 1.8.2 seeded encryption / decryption with q = 2^{lq} in a u64 container; NTT\n\
+         # Seeded encryption (the mask expanded from its seed by tfhe 1.8.2, mask * s by NTT)\n\
+         # and decryption by NTT, with q = 2^{lq} in a u64 container; NTT\n\
          # operations over {primes} CRT primes below 2^50 (tfhe-ntt prime64), per polynomial.\n\
          format = \"hequant-compute\"\n\
          version = 1\n\
@@ -42,7 +43,15 @@ pub fn run(a: &CalibrateArgs, cm: &CostModel) -> Result<(), String> {
          wide_prime_factor = {:.2}\n\
          # With q = 2^109 in a u128 container, as Cheetah's parameters run (log q > 64).\n\
          encrypt_wide_us = {:.1}\n\
-         decrypt_wide_us = {:.1}\n",
+         decrypt_wide_us = {:.1}\n\
+         # The server's expansion of a query's mask from its seed (u64, then u128 container).\n\
+         decompress_us = {:.1}\n\
+         decompress_wide_us = {:.1}\n\
+         # The server's other online work per query and per response, and mul_acc_us above:\n\
+         # from 16x30x30 -> 32 and 56x56x64 -> 64 3x3 layers at Cheetah's parameters, run by\n\
+         # the server's own code (products as they stream through the weights).\n\
+         server_query_us = {:.1}\n\
+         server_response_us = {:.1}\n",
         c.encrypt_us,
         c.decrypt_us,
         c.ntt_forward_us,
@@ -52,6 +61,10 @@ pub fn run(a: &CalibrateArgs, cm: &CostModel) -> Result<(), String> {
         c.wide_prime_factor,
         c.encrypt_wide_us,
         c.decrypt_wide_us,
+        c.decompress_us,
+        c.decompress_wide_us,
+        c.server_query_us,
+        c.server_response_us,
         reps = c.reps,
         n = CALIBRATION_N,
         lq = CALIBRATION_LOG_Q,

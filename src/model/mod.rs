@@ -215,6 +215,16 @@ pub fn linear_compute_s(p: &ComputeProfile, n: u64, c: &LinearCost, ntt: bool) -
     } else {
         p.decrypt_us
     };
+    // The server expands each query's mask from its seed.
+    let enc = enc
+        + if wide {
+            p.decompress_wide_us.or(p.decompress_us)
+        } else {
+            p.decompress_us
+        }
+        .unwrap_or(0.0)
+        + p.server_query_us.unwrap_or(0.0);
+    let dec = dec + p.server_response_us.unwrap_or(0.0);
     let primes = ntt_prime_factor(p, c);
     let us = if ntt {
         c.ct_in as f64 * (enc + 2.0 * p.ntt_forward_us * primes)
@@ -1279,11 +1289,25 @@ mod tests {
     /// A calibrated profile prices a 109-bit modulus with its wide-container figures and
     /// scales the NTT work with the primes the mapping needs (3 at 109 bits: the bound is
     /// 108 + 12 + 12 + 1 bits); an uncalibrated one keeps its single figures.
+    /// The shipped profile without its optional figures (an uncalibrated one).
+    fn bare_profile() -> crate::protocol::ComputeProfile {
+        let mut p = CostModel::builtin().unwrap().compute;
+        p.ntt_primes = None;
+        p.wide_prime_factor = None;
+        p.encrypt_wide_us = None;
+        p.decrypt_wide_us = None;
+        p.decompress_us = None;
+        p.decompress_wide_us = None;
+        p.server_query_us = None;
+        p.server_response_us = None;
+        p
+    }
+
     #[test]
     fn calibrated_profile_prices_wide_moduli_and_ntt_primes() {
         let c = cost(Some(109));
         assert_eq!(c.ntt_primes, 3);
-        let mut p = CostModel::builtin().unwrap().compute;
+        let mut p = bare_profile();
         let plain = linear_compute_s(&p, 4096, &c, true);
         p.encrypt_wide_us = Some(p.encrypt_us * 2.0);
         p.decrypt_wide_us = Some(p.decrypt_us * 2.0);
@@ -1299,6 +1323,23 @@ mod tests {
     }
 
     #[test]
+    fn the_servers_per_ciphertext_work_is_priced_per_query_and_per_response() {
+        let c = cost(Some(109));
+        let mut p = bare_profile();
+        let base = linear_compute_s(&p, 4096, &c, true);
+        // 109 bits: the wide decompression, not the narrow one.
+        p.decompress_us = Some(1000.0);
+        p.decompress_wide_us = Some(100.0);
+        p.server_query_us = Some(10.0);
+        p.server_response_us = Some(1.0);
+        let with = linear_compute_s(&p, 4096, &c, true);
+        let want = (c.ct_in as f64 * 110.0 + c.ct_out as f64 * 1.0) * 1e-6;
+        assert!(((with - base) - want).abs() < 1e-12, "{with} {base} {want}");
+        // Twice the ring degree, twice the work.
+        assert!((linear_compute_s(&p, 8192, &c, true) - 2.0 * with).abs() < 1e-12);
+    }
+
+    #[test]
     fn the_wide_prime_factor_prices_only_mappings_on_62_bit_primes() {
         // Cheetah's q = 2^109 with 8-bit weights: a bound of 109 - 1 + 7 + 12 + ... bits,
         // which 3 small primes (3 x 49 bits) cover; 5 bits more of q need 62-bit ones.
@@ -1306,7 +1347,7 @@ mod tests {
         assert_eq!((small.ntt_primes, small.ntt_prime_bits), (3, 50));
         let mut wide = small;
         wide.ntt_prime_bits = 62;
-        let mut p = CostModel::builtin().unwrap().compute;
+        let mut p = bare_profile();
         p.ntt_primes = Some(3);
         p.wide_prime_factor = None;
         let base = linear_compute_s(&p, 4096, &small, true);

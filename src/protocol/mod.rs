@@ -339,6 +339,18 @@ pub struct ComputeProfile {
     pub encrypt_wide_us: Option<f64>,
     #[serde(default)]
     pub decrypt_wide_us: Option<f64>,
+    /// The server's expansion of a query's mask from its seed (tfhe's decompression), in
+    /// the u64 and the u128 container; when absent, 0 (not priced).
+    #[serde(default)]
+    pub decompress_us: Option<f64>,
+    #[serde(default)]
+    pub decompress_wide_us: Option<f64>,
+    /// The server's other online work per query (the input's encoding, the server's share)
+    /// and per response (CRT of the inverse, masking, bit packing); when absent, 0.
+    #[serde(default)]
+    pub server_query_us: Option<f64>,
+    #[serde(default)]
+    pub server_response_us: Option<f64>,
 }
 
 pub const COMPUTE_FORMAT: &str = "hequant-compute";
@@ -761,6 +773,10 @@ fn validate_compute(file: &str, text: &str, p: &ComputeProfile) -> Result<(), Sp
         ("encrypt_wide_us", p.encrypt_wide_us),
         ("decrypt_wide_us", p.decrypt_wide_us),
         ("wide_prime_factor", p.wide_prime_factor),
+        ("decompress_us", p.decompress_us),
+        ("decompress_wide_us", p.decompress_wide_us),
+        ("server_query_us", p.server_query_us),
+        ("server_response_us", p.server_response_us),
     ];
     for (k, v) in times {
         if let Some(v) = v {
@@ -840,8 +856,8 @@ mod tests {
             ),
             (
                 "compute.toml",
-                "encrypt_us = 1300.0",
-                "encrypt_us = 0.0",
+                "encrypt_us = ",
+                "encrypt_us = 0.0 # the shipped value: ",
                 "encrypt_us",
             ),
             ("compute.toml", "threads = 1", "threads = 0", "threads"),

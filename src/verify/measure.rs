@@ -1,9 +1,12 @@
 //! Per-operation timings of this machine for the latency model (`hequant calibrate`):
 //! the operations the verify mode itself runs, at N = 4096, one thread.
 
-use super::he::{ClientKey, PlainModulus};
+use super::bitpack::{BitReader, BitWriter};
+use super::he::{ClientKey, PlainModulus, Query, decompress};
 use super::ntt::{CrtNtt, bound_bits};
+use crate::model::EvalOptions;
 use crate::model::linear::NTT_PRIME_BITS;
+use crate::protocol::{CostModel, Protocol};
 use std::time::Instant;
 
 /// Ring degree the compute profile is expressed at.
@@ -19,7 +22,8 @@ pub struct Calibration {
     pub decrypt_us: f64,
     /// One polynomial to NTT form (all CRT primes).
     pub ntt_forward_us: f64,
-    /// One pointwise multiply-accumulate of a polynomial pair (all CRT primes).
+    /// One pointwise multiply-accumulate of a polynomial pair (all CRT primes), as the
+    /// products of a real layer run ([`server_costs`]; one pair in cache when those fail).
     pub mul_acc_us: f64,
     /// One polynomial back from NTT form, CRT included.
     pub ntt_inverse_us: f64,
@@ -32,6 +36,13 @@ pub struct Calibration {
     /// compute profile has one figure each; these are for comparison).
     pub encrypt_wide_us: f64,
     pub decrypt_wide_us: f64,
+    /// The server's reading of a query off the wire and expansion of its mask from the
+    /// seed, u64 and u128 container.
+    pub decompress_us: f64,
+    pub decompress_wide_us: f64,
+    /// The server's other online work per query and per response ([`server_costs`]).
+    pub server_query_us: f64,
+    pub server_response_us: f64,
 }
 
 fn median_us(reps: usize, mut f: impl FnMut()) -> f64 {
@@ -44,6 +55,102 @@ fn median_us(reps: usize, mut f: impl FnMut()) -> f64 {
         .collect();
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+/// The verify plan of a network of one C x HW x HW -> M convolution with a k x k kernel
+/// (stride 1, same padding, w8a8) under `protocol` with the built-in cost model.
+pub fn single_conv_plan(
+    c: u64,
+    hw: u64,
+    m: u64,
+    k: u64,
+    protocol: Protocol,
+) -> Result<super::LayerPlan, String> {
+    let text = format!(
+        "format = \"hequant-network\"\nversion = 1\nname = \"conv\"\ndescription = \"\"\nsource = \"\"\n\
+         input = [{c}, {hw}, {hw}]\ndefault_bits = {{ w = 8, a = 8 }}\n\
+         [[layer]]\nname = \"conv\"\nkind = \"conv2d\"\nout_channels = {m}\nkernel = {k}\nstride = 1\npadding = {}\n",
+        k / 2
+    );
+    let net = crate::spec::network::from_str("conv.toml", &text).map_err(|e| e.to_string())?;
+    let cm = CostModel::builtin().map_err(|e| e.to_string())?;
+    let o = EvalOptions::new(protocol, &cm);
+    let report = crate::model::evaluate(&net, &o, &cm).map_err(|e| e.to_string())?;
+    let plan =
+        super::plan(&net, &report, protocol, &cm, &o.link, None).map_err(|e| e.to_string())?;
+    plan.layers
+        .into_iter()
+        .next()
+        .ok_or_else(|| "the convolution is not run by the verify mode".into())
+}
+
+/// Median seconds of a layer's two online phases (queries, then responses) over `runs`.
+fn phases(lp: &super::LayerPlan, runs: usize) -> (f64, f64) {
+    use super::server::{LayerSetup, arbitrary_queries, online_phases};
+    let data = super::server_data(1, lp, super::DataMode::Random);
+    let setup = LayerSetup::new(lp, &data, 0..lp.layout.og, true);
+    let q = arbitrary_queries(lp, 5);
+    let (mut qs, mut rs): (Vec<f64>, Vec<f64>) = (0..runs.max(1))
+        .map(|_| online_phases(lp, &data, &setup, q.clone()))
+        .unzip();
+    qs.sort_by(f64::total_cmp);
+    rs.sort_by(f64::total_cmp);
+    (qs[qs.len() / 2], rs[rs.len() / 2])
+}
+
+/// The server's online work as its own code runs it, on two layers at Cheetah's parameters
+/// (16x30x30 -> 32 and 56x56x64 -> 64, both 3x3: 128 and 4096 products for 32 and 64
+/// responses), one thread, N = 4096: per query its time less the two forward NTTs priced
+/// from `fwd_us`; the products and the per-response work (inverse NTTs included) solved from
+/// the two layers' response phases, so that the products are priced as they stream through
+/// a real layer's weights rather than from one pair in cache. Returns (per query beyond the
+/// NTTs, per multiply-accumulate at `primes` primes, per response beyond its inverse NTTs),
+/// in microseconds; None when the layers cannot be planned.
+fn server_costs(reps: usize, fwd_us: f64, inv_us: f64, primes: usize) -> Option<(f64, f64, f64)> {
+    let small = single_conv_plan(16, 30, 32, 3, Protocol::Cheetah).ok()?;
+    let large = single_conv_plan(64, 56, 64, 3, Protocol::Cheetah).ok()?;
+    let runs = reps.clamp(1, 7);
+    let (qa, ra) = phases(&small, runs);
+    let (_, rb) = phases(&large, runs);
+    let (ca, cb) = (&small.cost, &large.cost);
+    let f = ca.ntt_primes as f64 / primes.max(1) as f64;
+    // ra = 2 Pa x + Ra y, rb = 2 Pb x + Rb y (x per multiply-accumulate, y per response).
+    let (pa, pb) = (2.0 * ca.products as f64, 2.0 * cb.products as f64);
+    let (na, nb) = (ca.ct_out as f64, cb.ct_out as f64);
+    let det = pa * nb - pb * na;
+    if det.abs() < 1e-9 {
+        return None;
+    }
+    let x = (ra * nb - rb * na) / det * 1e6;
+    let y = (pa * rb - pb * ra) / det * 1e6;
+    let per_query = qa * 1e6 / ca.ct_in as f64 - 2.0 * fwd_us * f;
+    Some((
+        per_query.max(0.0),
+        (x / f).max(0.0),
+        (y - 2.0 * inv_us * f).max(0.0),
+    ))
+}
+
+/// A query's body bit-packed at log q bits, as it travels.
+fn wire(q: &Query, log_q: u32) -> Vec<u8> {
+    let mut w = BitWriter::with_capacity_bits(q.body.len() as u64 * log_q as u64);
+    for &v in &q.body {
+        w.put(v, log_q);
+    }
+    w.finish()
+}
+
+/// What the server does with a query's bytes: read the body's coefficients off the wire,
+/// then expand the mask from the seed.
+fn parse_and_decompress<S: super::he::Word>(
+    bytes: &[u8],
+    n: usize,
+    seed: u128,
+    log_q: u32,
+) -> (Vec<u128>, Vec<u128>) {
+    let mut r = BitReader::new(bytes);
+    let body = (0..n).map(|_| r.get(log_q).unwrap_or(0)).collect();
+    decompress::<S>(&Query { body, seed }, log_q)
 }
 
 /// Measures each operation `reps` times and keeps the median.
@@ -59,6 +166,20 @@ pub fn calibrate(reps: usize) -> Calibration {
     let encrypt_us = median_us(reps, || {
         last = Some(key.encrypt(&m, &t, CALIBRATION_LOG_Q, 3.2));
     });
+    let decompress_us = match &last {
+        Some(q) => {
+            let bytes = wire(q, CALIBRATION_LOG_Q);
+            median_us(reps, || {
+                std::hint::black_box(parse_and_decompress::<u64>(
+                    &bytes,
+                    n,
+                    q.seed,
+                    CALIBRATION_LOG_Q,
+                ));
+            })
+        }
+        None => 0.0,
+    };
     let c1: Vec<u128> = last.map(|q| q.body).unwrap_or_else(|| vec![0; n]);
     let c0: Vec<(usize, u128)> = (0..n).map(|i| (i, c1[i] >> 20)).collect();
     let decrypt_us = median_us(reps, || {
@@ -100,12 +221,27 @@ pub fn calibrate(reps: usize) -> Calibration {
     let encrypt_wide_us = median_us(reps, || {
         last_wide = Some(wide.encrypt(&m, &t_wide, 109, 3.2));
     });
+    let decompress_wide_us = match &last_wide {
+        Some(q) => {
+            let bytes = wire(q, 109);
+            median_us(reps, || {
+                std::hint::black_box(parse_and_decompress::<u128>(&bytes, n, q.seed, 109));
+            })
+        }
+        None => 0.0,
+    };
     let c1w: Vec<u128> = last_wide.map(|q| q.body).unwrap_or_else(|| vec![0; n]);
     let c0w: Vec<(usize, u128)> = (0..n).map(|i| (i, c1w[i] >> 71)).collect();
     let decrypt_wide_us = median_us(reps, || {
         std::hint::black_box(wide.decrypt(&c1w, 109, &c0w, 38, &t_wide, 109));
     });
+    // The products as they stream through a layer's weights, when the layers run.
+    let (server_query_us, mul_acc_us, server_response_us) =
+        server_costs(reps, ntt_forward_us, ntt_inverse_us, ntt.primes())
+            .unwrap_or((0.0, mul_acc_us, 0.0));
     Calibration {
+        server_query_us,
+        server_response_us,
         encrypt_wide_us,
         decrypt_wide_us,
         encrypt_us,
@@ -115,6 +251,8 @@ pub fn calibrate(reps: usize) -> Calibration {
         ntt_inverse_us,
         primes: ntt.primes(),
         wide_prime_factor,
+        decompress_us,
+        decompress_wide_us,
         reps,
     }
 }

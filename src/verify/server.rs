@@ -363,6 +363,23 @@ pub fn respond(
     Ok(in_order(answer(lp, data, setup, &q_ntt, parallel)))
 }
 
+/// Seconds of the two online phases of a layer with a setup made for all its groups: the
+/// queries into NTT form (the server's share added), then the products, inverse transforms,
+/// masking and packing of the responses. One thread; for calibration.
+pub fn online_phases(
+    lp: &LayerPlan,
+    data: &super::ServerData,
+    setup: &LayerSetup,
+    queries: Vec<(Vec<u128>, Vec<u128>)>,
+) -> (f64, f64) {
+    let t = Instant::now();
+    let q_ntt = queries_ntt(lp, &setup.ntt, data, queries, false);
+    let queries_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    std::hint::black_box(answer(lp, data, setup, &q_ntt, false));
+    (queries_s, t.elapsed().as_secs_f64())
+}
+
 /// The server's computation of one layer from decompressed queries: the bit-packed
 /// responses in order (`queries[q]` = (mask, body) mod 2^log_q, run by run), and the
 /// wall-clock seconds spent encoding the weights into NTT form (work that does not depend
