@@ -18,6 +18,9 @@ pub struct CalibrateArgs {
     pub reps: u32,
 }
 
+/// Spread (90th over 10th percentile of an operation's runs) above which calibrate warns.
+const SPREAD_WARN: f64 = 1.5;
+
 pub fn run(a: &CalibrateArgs, cm: &CostModel) -> Result<(), String> {
     let c = measure::calibrate(a.reps as usize);
     let text = format!(
@@ -70,6 +73,22 @@ pub fn run(a: &CalibrateArgs, cm: &CostModel) -> Result<(), String> {
         lq = CALIBRATION_LOG_Q,
         primes = c.primes,
     );
+    // How far each operation's runs spread: a busy machine spreads them and moves the
+    // medians with them.
+    let spreads = c
+        .spreads
+        .0
+        .iter()
+        .map(|(k, r)| format!("{k} {r:.2}x"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let text = format!("{text}# Spread of the runs (90th over 10th percentile): {spreads}\n");
+    eprintln!("spread of the runs (90th over 10th percentile): {spreads}");
+    if let Some((k, r)) = c.spreads.widest_above(SPREAD_WARN) {
+        eprintln!(
+            "warning: the runs of {k} spread {r:.2}x (more than {SPREAD_WARN}x): the machine is busy and the figures may move between runs; run calibrate again when it is quiet, or with more --reps"
+        );
+    }
     // The file must load back as a compute profile.
     crate::spec::parse::<crate::protocol::ComputeProfile>(
         "calibration",

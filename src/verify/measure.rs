@@ -16,7 +16,7 @@ pub const CALIBRATION_LOG_Q: u32 = 43;
 pub const CALIBRATION_LOG_T: u32 = 26;
 
 /// Median microseconds per operation.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Calibration {
     pub encrypt_us: f64,
     pub decrypt_us: f64,
@@ -43,18 +43,40 @@ pub struct Calibration {
     /// The server's other online work per query and per response ([`server_costs`]).
     pub server_query_us: f64,
     pub server_response_us: f64,
+    /// How much each operation's runs spread (a busy machine spreads them).
+    pub spreads: Spreads,
 }
 
-fn median_us(reps: usize, mut f: impl FnMut()) -> f64 {
-    let mut v: Vec<f64> = (0..reps.max(1))
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1e6
-        })
-        .collect();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+/// The spread of each timed operation: (name, 90th over 10th percentile of its runs).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Spreads(pub Vec<(&'static str, f64)>);
+
+impl Spreads {
+    /// Median microseconds of `reps` runs of `f`, its spread recorded under `name`.
+    /// One run first, untimed: one-time work (a key's NTT form, a plan) is not a spread.
+    fn median_us(&mut self, name: &'static str, reps: usize, mut f: impl FnMut()) -> f64 {
+        f();
+        let mut v: Vec<f64> = (0..reps.max(1))
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
+        v.sort_by(f64::total_cmp);
+        let (lo, hi) = (v[v.len() / 10], v[(v.len() * 9) / 10]);
+        self.0.push((name, if lo > 0.0 { hi / lo } else { 1.0 }));
+        v[v.len() / 2]
+    }
+
+    /// The widest spread, if any operation spread more than `limit` times.
+    pub fn widest_above(&self, limit: f64) -> Option<(&'static str, f64)> {
+        self.0
+            .iter()
+            .copied()
+            .filter(|&(_, r)| r > limit)
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    }
 }
 
 /// The verify plan of a network of one C x HW x HW -> M convolution with a k x k kernel
@@ -162,14 +184,15 @@ pub fn calibrate(reps: usize) -> Calibration {
     let m: Vec<u128> = (0..n as u128)
         .map(|i| i * 7919 % (1 << CALIBRATION_LOG_T))
         .collect();
+    let mut sp = Spreads::default();
     let mut last = None;
-    let encrypt_us = median_us(reps, || {
+    let encrypt_us = sp.median_us("encrypt_us", reps, || {
         last = Some(key.encrypt(&m, &t, CALIBRATION_LOG_Q, 3.2));
     });
     let decompress_us = match &last {
         Some(q) => {
             let bytes = wire(q, CALIBRATION_LOG_Q);
-            median_us(reps, || {
+            sp.median_us("decompress_us", reps, || {
                 std::hint::black_box(parse_and_decompress::<u64>(
                     &bytes,
                     n,
@@ -182,7 +205,7 @@ pub fn calibrate(reps: usize) -> Calibration {
     };
     let c1: Vec<u128> = last.map(|q| q.body).unwrap_or_else(|| vec![0; n]);
     let c0: Vec<(usize, u128)> = (0..n).map(|i| (i, c1[i] >> 20)).collect();
-    let decrypt_us = median_us(reps, || {
+    let decrypt_us = sp.median_us("decrypt_us", reps, || {
         std::hint::black_box(key.decrypt(
             &c1,
             CALIBRATION_LOG_Q,
@@ -197,34 +220,34 @@ pub fn calibrate(reps: usize) -> Calibration {
     let a: Vec<i128> = c1.iter().map(|&v| v as i128 - (1i128 << 42)).collect();
     let w: Vec<i128> = (0..n as i128).map(|i| (i * 31) % 255 - 127).collect();
     let mut fa = ntt.zero();
-    let ntt_forward_us = median_us(reps, || fa = ntt.forward(&a));
+    let ntt_forward_us = sp.median_us("ntt_forward_us", reps, || fa = ntt.forward(&a));
     let fw = ntt.forward(&w);
     let mut acc = ntt.zero();
-    let mul_acc_us = median_us(reps * 10, || ntt.mul_acc(&mut acc, &fa, &fw));
-    let ntt_inverse_us = median_us(reps, || {
+    let mul_acc_us = sp.median_us("mul_acc_us", reps * 10, || ntt.mul_acc(&mut acc, &fa, &fw));
+    let ntt_inverse_us = sp.median_us("ntt_inverse_us", reps, || {
         std::hint::black_box(ntt.inverse(acc.clone()));
     });
     let bound = bound_bits(CALIBRATION_LOG_Q, 8, n as u64, 64);
     let wide = CrtNtt::with_primes(n, ntt.primes(), NTT_PRIME_BITS, bound)
         .expect("62-bit NTT primes exist at N = 4096");
     let (mut wa, wfw) = (wide.zero(), wide.forward(&w));
-    let wide_fwd = median_us(reps, || wa = wide.forward(&a));
+    let wide_fwd = sp.median_us("wide_fwd", reps, || wa = wide.forward(&a));
     let mut wacc = wide.zero();
-    let wide_mul = median_us(reps * 10, || wide.mul_acc(&mut wacc, &wa, &wfw));
-    let wide_inv = median_us(reps, || {
+    let wide_mul = sp.median_us("wide_mul", reps * 10, || wide.mul_acc(&mut wacc, &wa, &wfw));
+    let wide_inv = sp.median_us("wide_inv", reps, || {
         std::hint::black_box(wide.inverse(wacc.clone()));
     });
     let wide_prime_factor =
         (wide_fwd + wide_mul + wide_inv) / (ntt_forward_us + mul_acc_us + ntt_inverse_us);
     let mut wide = ClientKey::<u128>::new(n);
     let mut last_wide = None;
-    let encrypt_wide_us = median_us(reps, || {
+    let encrypt_wide_us = sp.median_us("encrypt_wide_us", reps, || {
         last_wide = Some(wide.encrypt(&m, &t_wide, 109, 3.2));
     });
     let decompress_wide_us = match &last_wide {
         Some(q) => {
             let bytes = wire(q, 109);
-            median_us(reps, || {
+            sp.median_us("decompress_wide_us", reps, || {
                 std::hint::black_box(parse_and_decompress::<u128>(&bytes, n, q.seed, 109));
             })
         }
@@ -232,7 +255,7 @@ pub fn calibrate(reps: usize) -> Calibration {
     };
     let c1w: Vec<u128> = last_wide.map(|q| q.body).unwrap_or_else(|| vec![0; n]);
     let c0w: Vec<(usize, u128)> = (0..n).map(|i| (i, c1w[i] >> 71)).collect();
-    let decrypt_wide_us = median_us(reps, || {
+    let decrypt_wide_us = sp.median_us("decrypt_wide_us", reps, || {
         std::hint::black_box(wide.decrypt(&c1w, 109, &c0w, 38, &t_wide, 109));
     });
     // The products as they stream through a layer's weights, when the layers run.
@@ -240,6 +263,7 @@ pub fn calibrate(reps: usize) -> Calibration {
         server_costs(reps, ntt_forward_us, ntt_inverse_us, ntt.primes())
             .unwrap_or((0.0, mul_acc_us, 0.0));
     Calibration {
+        spreads: sp,
         server_query_us,
         server_response_us,
         encrypt_wide_us,
@@ -254,5 +278,27 @@ pub fn calibrate(reps: usize) -> Calibration {
         decompress_us,
         decompress_wide_us,
         reps,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spreads_name_the_widest_operation_above_the_limit() {
+        let mut sp = Spreads::default();
+        // Runs of 1, 2, ..., 20 ms in turn would spread 19 / 2 = 9.5x; a constant one 1x.
+        let mut k = 0u64;
+        sp.median_us("steady", 21, || std::hint::black_box(()));
+        sp.median_us("growing", 21, || {
+            k += 1;
+            std::thread::sleep(std::time::Duration::from_micros(200 * k));
+        });
+        let (name, r) = sp.widest_above(1.5).expect("the growing runs spread");
+        assert_eq!(name, "growing");
+        assert!(r > 3.0, "{r}");
+        assert_eq!(sp.0.len(), 2);
+        assert!(sp.widest_above(1e9).is_none());
     }
 }
