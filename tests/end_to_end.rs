@@ -284,9 +284,11 @@ fn a_narrow_error_width_is_refused_or_marked_insecure() {
     let o = run(&[&base[..], &["--allow-insecure", "--end-to-end"]].concat());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8_lossy(&o.stdout);
+    // The first line after the heading (whose continuation lines are indented) is the mark.
     assert!(
         out.lines()
-            .nth(1)
+            .skip(1)
+            .find(|l| !l.starts_with(' '))
             .is_some_and(|l| l.starts_with("INSECURE")),
         "{out}"
     );
