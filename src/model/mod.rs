@@ -2,6 +2,7 @@
 //! No I/O, no clock, no threads of its own beyond rayon's data parallelism, which
 //! does not change any result.
 
+pub mod bits;
 pub mod linear;
 pub mod nonlinear;
 pub mod report;
@@ -14,6 +15,7 @@ use crate::protocol::{
 };
 use crate::units::Bits;
 use crate::workload::{BitWidths, CostClass, LayerKind, Network};
+pub use bits::BitsSpec;
 use linear::{
     ConvGeom, HeContext, LinearCost, accumulator_bits, accumulator_bits_l1, cheetah_tiling,
     evaluate_coeff,
