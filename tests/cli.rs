@@ -686,3 +686,262 @@ fn offline_time_is_in_every_format_and_sums_over_layers() {
     let table = String::from_utf8(run(&args).stdout).unwrap();
     assert!(table.contains("  offline: "), "{table}");
 }
+
+/// One bit-width grammar: a command that takes one width refuses a range or a set, and one
+/// that takes several refuses what it cannot sweep; every error names the flag and the text.
+#[test]
+fn bit_widths_errors_name_the_flag_and_the_text() {
+    let n = ["-n", "minionn-cifar10"];
+    for cmd in [
+        &["estimate"][..],
+        &["search"],
+        &["explore", "--no-tui"],
+        &["verify"],
+        &["plot", "layers", "-o", "/tmp/hequant-never.png"],
+    ] {
+        fails_with(
+            &[cmd, &n[..], &["--bits", "2..8"]].concat(),
+            &["--bits takes one width here, e.g. w4a4; got a range 2..8"],
+        );
+        fails_with(
+            &[cmd, &n[..], &["--bits", "4,6"]].concat(),
+            &["--bits takes one width here", "a set"],
+        );
+    }
+    for (bits, says) in [
+        ("w0a4", "width 0 is outside 1..=32"),
+        ("w99a4", "width 99 is outside 1..=32"),
+        ("8..2", "reversed"),
+        ("4,,6", "a width is missing"),
+        ("", "empty"),
+        ("w4", "not a width"),
+    ] {
+        let quoted = format!("--bits '{bits}'");
+        for cmd in [
+            &["estimate"][..],
+            &["sweep"],
+            &["mixed", "--budget-mb", "10"],
+            &["plot", "packing", "-o", "/tmp/hequant-never.svg"],
+        ] {
+            fails_with(&[cmd, &n[..], &["--bits", bits]].concat(), &[&quoted, says]);
+        }
+    }
+    fails_with(
+        &["sweep", "-n", "minionn-cifar10", "--bits", "w4a8,w8a8"],
+        &["--bits 'w4a8,w8a8'", "w4a8 is not one"],
+    );
+    fails_with(
+        &[
+            "mixed",
+            "-n",
+            "minionn-cifar10",
+            "--budget-mb",
+            "10",
+            "--bits",
+            "4,6,8",
+        ],
+        &["--bits", "consecutive", "4..8"],
+    );
+}
+
+/// A sweep takes a range, a set, or one width (a set of one); a set's points are the range's
+/// points at those widths.
+#[test]
+fn sweep_takes_a_range_a_set_or_one_width() {
+    let sweep = |bits: &str| {
+        let args = [
+            "sweep",
+            "-n",
+            "minionn-cifar10",
+            "--protocols",
+            "hequant,cheetah",
+            "--bits",
+            bits,
+            "--format",
+            "csv",
+        ];
+        stdout_of(&args)
+    };
+    let pick = |csv: &str, bits: &[&str]| -> Vec<String> {
+        csv.lines()
+            .skip(1)
+            .filter(|l| bits.contains(&l.split(',').nth(2).unwrap()))
+            .map(|l| l.rsplit_once(',').unwrap().0.to_string()) // without the front column
+            .collect()
+    };
+    let range = sweep("4..7");
+    let set = sweep("w7a7,4,6");
+    assert_eq!(pick(&set, &["4", "6", "7"]), pick(&range, &["4", "6", "7"]));
+    assert_eq!(pick(&set, &["5"]), Vec::<String>::new());
+    // The front is taken over the set's points: a point is on it when no other point has
+    // as many bits or more, as few bytes or fewer and as low a latency or lower, one of
+    // them strictly.
+    let rows: Vec<(f64, f64, f64, bool)> = set
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let num = |i: usize| f[i].parse::<f64>().unwrap();
+            (-num(2), num(3), num(9), f[10] == "true")
+        })
+        .collect();
+    for (i, r) in rows.iter().enumerate() {
+        let dominated = rows.iter().enumerate().any(|(j, q)| {
+            j != i
+                && q.0 <= r.0
+                && q.1 <= r.1
+                && q.2 <= r.2
+                && (q.0 < r.0 || q.1 < r.1 || q.2 < r.2)
+        });
+        assert_eq!(r.3, !dominated, "{set}");
+    }
+    // Protocol-major, then bits ascending.
+    let order: Vec<String> = set
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').skip(1).take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "hequant 4",
+            "hequant 6",
+            "hequant 7",
+            "cheetah 4",
+            "cheetah 6",
+            "cheetah 7"
+        ]
+    );
+    let one = sweep("w5a5");
+    assert_eq!(one.lines().count(), 3, "{one}");
+    assert_eq!(pick(&one, &["5"]).len(), 2);
+    // The table names the set, not the range around it.
+    let t = stdout_of(&[
+        "sweep",
+        "-n",
+        "minionn-cifar10",
+        "--protocols",
+        "hequant",
+        "--bits",
+        "4,6",
+    ]);
+    assert!(t.contains("w4a4,w6a6"), "{t}");
+}
+
+/// sweep, mixed and plot take the custom link of estimate: the same flags, the same link.
+#[test]
+fn custom_link_everywhere() {
+    let link = ["--bandwidth-mbps", "100", "--rtt-ms", "20"];
+    let json = |args: &[&[&str]]| -> serde_json::Value {
+        let base = ["-n", "minionn-cifar10", "--format", "json"];
+        serde_json::from_str(&stdout_of(&[args.concat(), base.to_vec()].concat())).unwrap()
+    };
+    let uniform = ["--bits", "4", "--bits-all"];
+    let sweep = ["sweep", "--protocols", "hequant"];
+    let e = json(&[&["estimate"], &uniform, &link]);
+    let name = e["link"]["name"].as_str().unwrap().to_string();
+    assert!(name.contains("100") && name.contains("20"), "{name}");
+    let s = json(&[&sweep, &uniform, &link]);
+    assert_eq!(s["link"].as_str(), Some(name.as_str()));
+    assert_eq!(s["points"][0]["latency_s"], e["total"]["latency_s"]);
+    let lan = json(&[&sweep, &uniform]);
+    assert_ne!(lan["points"][0]["latency_s"], s["points"][0]["latency_s"]);
+    let m = json(&[&["mixed", "--bits", "4..5", "--budget-mb", "100"], &link]);
+    assert_eq!(m["report"]["link"]["name"].as_str(), Some(name.as_str()));
+    let png = std::env::temp_dir().join(format!("hequant-link-{}.png", std::process::id()));
+    let png = png.to_str().unwrap();
+    for chart in ["comm-vs-bits", "pareto", "layers", "compare"] {
+        let bits = if chart == "layers" || chart == "compare" {
+            "w4a4"
+        } else {
+            "4..5"
+        };
+        let args = [
+            &[
+                "plot",
+                chart,
+                "-n",
+                "minionn-cifar10",
+                "--bits",
+                bits,
+                "-o",
+                png,
+            ][..],
+            &link,
+        ]
+        .concat();
+        stdout_of(&args);
+    }
+    for cmd in [
+        &["sweep"][..],
+        &["mixed", "--budget-mb", "10"],
+        &["plot", "pareto", "-o", png],
+    ] {
+        fails_with(
+            &[cmd, &["--bandwidth-mbps=-5", "--rtt-ms", "1"]].concat(),
+            &["--bandwidth-mbps -5"],
+        );
+        fails_with(
+            &[cmd, &["--bandwidth-mbps", "5", "--rtt-ms=-1"]].concat(),
+            &["--rtt-ms -1"],
+        );
+        fails_with(
+            &[cmd, &["--link", "moon"]].concat(),
+            &["moon", "--bandwidth-mbps and --rtt-ms"],
+        );
+        fails_with(&[cmd, &["--rtt-ms", "1"]].concat(), &["--bandwidth-mbps"]);
+    }
+}
+
+/// `plot compare` draws --protocols: a -p is refused, not ignored.
+#[test]
+fn plot_compare_refuses_a_protocol_it_would_ignore() {
+    let png = std::env::temp_dir().join(format!("hequant-cmp-{}.png", std::process::id()));
+    let _ = std::fs::remove_file(&png);
+    let p = png.to_str().unwrap();
+    fails_with(
+        &[
+            "plot",
+            "compare",
+            "-n",
+            "minionn-cifar10",
+            "-p",
+            "cheetah",
+            "-o",
+            p,
+        ],
+        &["--protocols cheetah", "-p/--protocol"],
+    );
+    assert!(!png.exists());
+}
+
+/// import writes its summary as table (`text` an old name) or json; other formats are refused.
+#[test]
+fn import_formats() {
+    let f = "tests/data/resnet18_bn.onnx";
+    let table = stdout_of(&["import", f]);
+    assert_eq!(stdout_of(&["import", f, "--format", "text"]), table);
+    assert_eq!(stdout_of(&["import", f, "-f", "table"]), table);
+    let j: serde_json::Value =
+        serde_json::from_str(&stdout_of(&["import", f, "-f", "json"])).unwrap();
+    assert!(j["network"].is_string(), "{j}");
+    for bad in ["csv", "markdown"] {
+        fails_with(&["import", f, "--format", bad], &[bad, "table or json"]);
+    }
+}
+
+/// `explore --no-tui` prints estimate's report, narrow by default and with every column with
+/// --wide; --wide with the explorer itself is refused.
+#[test]
+fn explore_no_tui_takes_wide() {
+    let args = ["-n", "resnet18-cifar100", "--bits", "w4a4"];
+    for wide in [&[][..], &["--wide"]] {
+        assert_eq!(
+            stdout_of(&[&["explore", "--no-tui"][..], &args, wide].concat()),
+            stdout_of(&[&["estimate"][..], &args, wide].concat())
+        );
+    }
+    let narrow = stdout_of(&[&["explore", "--no-tui"][..], &args].concat());
+    let wide = stdout_of(&[&["explore", "--no-tui", "--wide"][..], &args].concat());
+    assert_ne!(narrow, wide);
+}

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 pub struct EstimateArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Protocols to compare (comma-separated); replaces --protocol. An entry
+    /// Protocols to compare (comma-separated). Replaces --protocol. An entry
     /// `protocol@N` prices that protocol with a budget of N ReLUs (as --relu-budget), e.g.
     /// `hequant,cheetah@49900`.
     #[arg(long, alias = "compare")]

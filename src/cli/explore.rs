@@ -21,6 +21,8 @@ pub struct ExploreArgs {
     /// (also when standard output is not a terminal).
     #[arg(long)]
     pub no_tui: bool,
+    #[arg(long, help = super::WIDE_HELP)]
+    pub wide: bool,
     /// Where `w` saves the mapping.
     #[arg(long, default_value = "mapping.toml")]
     pub save: PathBuf,
@@ -38,7 +40,13 @@ pub fn run(a: &ExploreArgs, cm: &CostModel) -> Result<(), String> {
     opts.overrides = overrides;
     if a.no_tui || !std::io::stdout().is_terminal() {
         let r = model::evaluate(&net, &opts, cm).map_err(|e| e.to_string())?;
-        return emit(&export::render(&[r], Format::Table, false), None);
+        return emit(&export::render(&[r], Format::Table, a.wide), None);
+    }
+    if a.wide {
+        return Err(
+            "--wide widens the printed report: add --no-tui (the explorer fits its own window)"
+                .into(),
+        );
     }
     let mut app = App::new(net, cm.clone(), &net_spec, opts)?;
     app.save_path = a.save.clone();

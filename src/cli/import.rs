@@ -1,15 +1,10 @@
 //! `hequant import`: an ONNX model -> a network file, with a summary.
 
 use super::emit;
+use crate::export::Format;
 use crate::onnx::{self, ImportOptions};
 use clap::Args;
 use std::path::PathBuf;
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum SummaryFormat {
-    Text,
-    Json,
-}
 
 #[derive(Args)]
 pub struct ImportArgs {
@@ -27,12 +22,21 @@ pub struct ImportArgs {
     /// Name of the network (default: the file's stem).
     #[arg(long)]
     pub name: Option<String>,
-    /// Summary format.
-    #[arg(long, short = 'f', value_enum, default_value = "text")]
-    pub format: SummaryFormat,
+    /// Format of the summary on standard output: table (the default; `text` is an old
+    /// name of it) or json (csv and markdown are refused: the summary is not a table).
+    #[arg(long, short = 'f', value_enum)]
+    pub format: Option<Format>,
 }
 
 pub fn run(a: &ImportArgs) -> Result<(), String> {
+    let format = a.format.unwrap_or(Format::Table);
+    if !matches!(format, Format::Table | Format::Json) {
+        return Err(format!(
+            "import cannot write its summary as {} (--format {}): it writes table or json",
+            format.name(),
+            format.name()
+        ));
+    }
     let opts = ImportOptions {
         input_shape: a
             .input_shape
@@ -56,8 +60,8 @@ pub fn run(a: &ImportArgs) -> Result<(), String> {
         let text = crate::spec::network::to_toml(&imported.network, &comment);
         emit(&text, Some(out))?;
     }
-    let text = match a.format {
-        SummaryFormat::Text => {
+    let text = match format {
+        Format::Table => {
             let mut t = format!("{}: {}\n", a.file.display(), imported.network.name);
             t.push_str(&s.text());
             if let Some(out) = &a.output {
@@ -65,7 +69,7 @@ pub fn run(a: &ImportArgs) -> Result<(), String> {
             }
             t
         }
-        SummaryFormat::Json => {
+        _ => {
             let mut v = serde_json::to_value(s).map_err(|e| e.to_string())?;
             if let Some(o) = v.as_object_mut() {
                 o.insert("network".into(), imported.network.name.clone().into());

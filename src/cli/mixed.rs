@@ -16,12 +16,10 @@ use std::path::PathBuf;
 #[derive(Args)]
 #[command(group(ArgGroup::new("budget").required(true).args(["budget_mb", "budget_s", "proxy_budget"])))]
 pub struct MixedArgs {
-    /// Network file (TOML), or the name of a shipped network.
-    #[arg(long, short = 'n', default_value = "resnet18-cifar100")]
+    #[arg(long, short = 'n', default_value = "resnet18-cifar100", help = super::NETWORK_HELP)]
     pub network: String,
-    /// Protocol model.
-    #[arg(long, short = 'p', default_value = "hequant")]
-    pub protocol: String,
+    #[arg(long, short = 'p', help = super::PROTOCOL_HELP)]
+    pub protocol: Option<String>,
     /// Communication budget in MB (10^6 bytes, both directions): minimise the proxy under it.
     #[arg(long)]
     pub budget_mb: Option<f64>,
@@ -34,15 +32,15 @@ pub struct MixedArgs {
     /// Cost minimised under --proxy-budget.
     #[arg(long, value_enum, default_value = "comm")]
     pub metric: MetricArg,
-    /// Widths each layer's weights and activations may take, LO..HI.
+    /// Widths each layer's weights and activations may take: a range LO..HI (2..8) or a set
+    /// of consecutive widths (4,5,6).
     #[arg(long, alias = "bits-set", default_value = "2..8")]
     pub bits: String,
     /// Per-layer sensitivities (format "hequant-sensitivity"); default: fan-in of each layer.
     #[arg(long)]
     pub sensitivity: Option<PathBuf>,
-    /// Link for the latency model: lan, wan, or a name from the links file.
-    #[arg(long, default_value = "lan")]
-    pub link: String,
+    #[command(flatten)]
+    pub link: super::LinkArgs,
     /// Byte counts on the protocol's own wire format (native) or bit-packed for every protocol.
     #[arg(long, value_enum, default_value = "native")]
     pub wire: WireArg,
@@ -75,7 +73,8 @@ pub enum MetricArg {
 
 pub fn run(a: &MixedArgs, cm: &CostModel) -> Result<(), String> {
     let format = a.out.format("mixed", &[Format::Table, Format::Json])?;
-    let set = BitRange::parse(&a.bits)?;
+    let (lo, hi) = crate::model::BitsSpec::parse_flag("--bits", &a.bits)?.consecutive("--bits")?;
+    let set = BitRange { lo, hi };
     let positive = |v: f64, flag: &str| -> Result<f64, String> {
         if v.is_finite() && v > 0.0 {
             Ok(v)
@@ -99,7 +98,7 @@ pub fn run(a: &MixedArgs, cm: &CostModel) -> Result<(), String> {
         _ => return Err("give one of --budget-mb, --budget-s, --proxy-budget".into()),
     };
     let net = load_network(&a.network)?;
-    let protocol = Protocol::parse(&a.protocol)?;
+    let protocol = Protocol::parse(super::protocol_or_default(&a.protocol))?;
     if !protocol.is_quantized() {
         return Err(format!(
             "protocol {protocol} runs fixed point: bit widths do not change its cost (use hequant-naive, hequant-packed or hequant)"
@@ -115,8 +114,6 @@ pub fn run(a: &MixedArgs, cm: &CostModel) -> Result<(), String> {
         bits: None,
         bits_all: true,
         link: a.link.clone(),
-        bandwidth_mbps: None,
-        rtt_ms: None,
         wire: a.wire,
         bn: BnArg::Auto,
         relu: None,

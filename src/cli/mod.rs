@@ -74,30 +74,100 @@ pub enum AccumulatorArg {
     Weights,
 }
 
-/// Options shared by every command that evaluates a network.
+/// Help of every `--network`: one text wherever the flag appears.
+pub const NETWORK_HELP: &str =
+    "Network file (TOML or ONNX), or the name of a shipped network (see `hequant networks`)";
+
+/// Help of every `--wide`.
+pub const WIDE_HELP: &str = "Show every column of the tables (by default they fit 100 \
+     columns: long notes move to footnotes, long names are cut with a mark)";
+
+/// Help of every `--protocol/-p`.
+pub const PROTOCOL_HELP: &str = "Protocol model, see `hequant protocols` (default: hequant)";
+
+/// The protocol `-p` names, or the default.
+pub fn protocol_or_default(p: &Option<String>) -> &str {
+    p.as_deref().unwrap_or("hequant")
+}
+
+/// Help of `--bits` where a command takes one width.
+pub const BITS_ONE_HELP: &str = "One bit width for the weighted layers, e.g. w4a4 or w8a4 (a \
+     number b is wbab; the first and last layer stay w8a8 unless --bits-all)";
+
+/// Help of `--bits` where a command takes several uniform widths.
+pub const BITS_MANY_HELP: &str = "Bit widths: a range LO..HI (2..8 is w2a2 to w8a8, both \
+     included) or a set (4,6,8 or w4a4,w8a8); each point is a uniform width wbab";
+
+/// `--bits` of a command that takes one width ([`model::BitsSpec`]).
+pub fn one_width(s: &str) -> Result<crate::workload::BitWidths, String> {
+    model::BitsSpec::parse_flag("--bits", s)?.one("--bits")
+}
+
+/// `--bits` of a command that evaluates uniform widths `w{b}a{b}`: b ascending.
+pub fn uniform_widths(s: &str) -> Result<Vec<u32>, String> {
+    model::BitsSpec::parse_flag("--bits", s)?.uniform("--bits")
+}
+
+/// The link of the latency model, shared by every command that prices latency.
 #[derive(Args, Clone)]
-pub struct ModelArgs {
-    /// Network file (TOML or ONNX), or the name of a shipped network.
-    #[arg(long, short = 'n', default_value = "resnet18-cifar100")]
-    pub network: String,
-    /// Protocol model.
-    #[arg(long, short = 'p', default_value = "hequant")]
-    pub protocol: String,
-    /// Uniform bit widths for weighted layers, e.g. w4a4 (first and last layer stay w8a8 unless --bits-all).
-    #[arg(long)]
-    pub bits: Option<String>,
-    /// Apply --bits to the first and last weighted layers too.
-    #[arg(long)]
-    pub bits_all: bool,
+pub struct LinkArgs {
     /// Link for the latency model: lan, wan, or a name from the links file.
     #[arg(long, default_value = "lan")]
     pub link: String,
     /// Custom link bandwidth in Mbit/s (with --rtt-ms; replaces --link).
     #[arg(long, requires = "rtt_ms")]
     pub bandwidth_mbps: Option<f64>,
-    /// Custom link round-trip time in milliseconds.
+    /// Custom link round-trip time in milliseconds (with --bandwidth-mbps; replaces --link).
     #[arg(long, requires = "bandwidth_mbps")]
     pub rtt_ms: Option<f64>,
+}
+
+impl Default for LinkArgs {
+    fn default() -> Self {
+        LinkArgs {
+            link: "lan".into(),
+            bandwidth_mbps: None,
+            rtt_ms: None,
+        }
+    }
+}
+
+impl LinkArgs {
+    /// The link these options name, and its name for reports.
+    pub fn resolve(&self, cm: &CostModel) -> Result<(Link, String), String> {
+        match (self.bandwidth_mbps, self.rtt_ms) {
+            (Some(bw), Some(rtt)) => {
+                let bandwidth_bps = BitsPerSecond::try_new(bw * 1e6)
+                    .map_err(|e| format!("--bandwidth-mbps {bw}: {e}"))?;
+                if !(rtt.is_finite() && rtt >= 0.0) {
+                    return Err(format!("--rtt-ms {rtt}: must be a non-negative number"));
+                }
+                let link = Link {
+                    bandwidth_bps,
+                    rtt_s: rtt / 1e3,
+                };
+                Ok((link, format!("custom {bw} Mbit/s {rtt} ms")))
+            }
+            (None, None) => Ok((cm.link(&self.link)?, self.link.clone())),
+            _ => Err("give both --bandwidth-mbps and --rtt-ms for a custom link".into()),
+        }
+    }
+}
+
+/// Options shared by every command that evaluates a network.
+#[derive(Args, Clone)]
+pub struct ModelArgs {
+    #[arg(long, short = 'n', default_value = "resnet18-cifar100", help = NETWORK_HELP)]
+    pub network: String,
+    #[arg(long, short = 'p', help = PROTOCOL_HELP)]
+    pub protocol: Option<String>,
+    #[arg(long, help = BITS_ONE_HELP)]
+    pub bits: Option<String>,
+    /// Apply --bits to the first and last weighted layers too.
+    #[arg(long)]
+    pub bits_all: bool,
+    #[command(flatten)]
+    pub link: LinkArgs,
     /// Byte counts on the protocol's own wire format (native) or bit-packed for every protocol.
     #[arg(long, value_enum, default_value = "native")]
     pub wire: WireArg,
@@ -279,7 +349,7 @@ pub fn target(model: &ModelArgs, mapping: Option<&std::path::Path>) -> Result<Ta
         }
         None => Ok((
             load_network(&model.network)?,
-            Protocol::parse(&model.protocol)?,
+            Protocol::parse(protocol_or_default(&model.protocol))?,
             Default::default(),
             model.network.clone(),
         )),
@@ -320,26 +390,9 @@ pub fn eval_options(
     cm: &CostModel,
 ) -> Result<EvalOptions, String> {
     let mut o = EvalOptions::new(protocol, cm);
-    match (a.bandwidth_mbps, a.rtt_ms) {
-        (Some(bw), Some(rtt)) => {
-            let bandwidth_bps =
-                BitsPerSecond::try_new(bw * 1e6).map_err(|e| format!("--bandwidth-mbps: {e}"))?;
-            if !(rtt.is_finite() && rtt >= 0.0) {
-                return Err(format!("--rtt-ms {rtt}: must be a non-negative number"));
-            }
-            o.link = Link {
-                bandwidth_bps,
-                rtt_s: rtt / 1e3,
-            };
-            o.link_name = format!("custom {bw} Mbit/s {rtt} ms");
-        }
-        _ => {
-            o.link = cm.link(&a.link)?;
-            o.link_name = a.link.clone();
-        }
-    }
+    (o.link, o.link_name) = a.link.resolve(cm)?;
     o.bits = BitsPolicy {
-        uniform: a.bits.as_deref().map(model::parse_bits).transpose()?,
+        uniform: a.bits.as_deref().map(one_width).transpose()?,
         all_layers: a.bits_all,
     };
     o.wire = match a.wire {
@@ -392,9 +445,7 @@ pub struct OutputArgs {
     /// format unless --format is given).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Show every column of the tables (by default they fit 100 columns: long notes move to
-    /// footnotes, long names are cut with a mark).
-    #[arg(long)]
+    #[arg(long, help = WIDE_HELP)]
     pub wide: bool,
 }
 

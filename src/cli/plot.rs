@@ -54,11 +54,9 @@ pub enum PlotChart {
     /// scheme: hequant-naive, hequant-packed with each sound scheme alone and with all of
     /// them, and hequant.
     Packing {
-        /// Network file, or the name of a shipped network.
-        #[arg(long, short = 'n', default_value = "resnet18-cifar100")]
+        #[arg(long, short = 'n', default_value = "resnet18-cifar100", help = super::NETWORK_HELP)]
         network: String,
-        /// Bit widths LO..HI (both included); each point is w{b}a{b}.
-        #[arg(long, default_value = "2..8")]
+        #[arg(long, default_value = "2..8", help = super::BITS_MANY_HELP)]
         bits: String,
         /// Images per inference (bytes are per image: the inference's over the batch).
         #[arg(long, default_value_t = 4)]
@@ -70,11 +68,13 @@ pub enum PlotChart {
         out: Output,
     },
     /// Total communication of several protocols, split as in `layers`.
+    // --protocols names the protocols; -p is refused (not shown).
+    #[command(mut_arg("protocol", |a| a.hide(true)))]
     Compare {
         #[command(flatten)]
         model: ModelArgs,
         /// Protocols to compare (comma-separated).
-        #[arg(long, default_value = "cheetah,hequant-naive,hequant-packed,hequant")]
+        #[arg(long, default_value = super::sweep::DEFAULT_PROTOCOLS)]
         protocols: String,
         #[command(flatten)]
         out: Output,
@@ -108,7 +108,7 @@ pub fn run(a: &PlotArgs, cm: &CostModel) -> Result<(), String> {
         }
         PlotChart::Layers { model: m, .. } => {
             let net = load_network(&m.network)?;
-            let o = eval_options(m, Protocol::parse(&m.protocol)?, cm)?;
+            let o = eval_options(m, Protocol::parse(super::protocol_or_default(&m.protocol))?, cm)?;
             let r = model::evaluate(&net, &o, cm).map_err(|e| e.to_string())?;
             let rows = plot::layer_bars(&r).len();
             plot::render(
@@ -132,6 +132,11 @@ pub fn run(a: &PlotArgs, cm: &CostModel) -> Result<(), String> {
             protocols,
             ..
         } => {
+            if let Some(p) = &m.protocol {
+                return Err(format!(
+                    "plot compare draws the protocols of --protocols, not -p/--protocol: write --protocols {p}"
+                ));
+            }
             let net = load_network(&m.network)?;
             let mut reports = Vec::new();
             for p in parse_protocols(protocols)? {
@@ -177,20 +182,18 @@ fn packing_lines(
     wire: super::WireArg,
     cm: &CostModel,
 ) -> Result<plot::Lines, String> {
-    let range = crate::mapper::sweep::BitRange::parse(bits)?;
+    let widths = super::uniform_widths(bits)?;
     let net = load_network(network)?;
     let mut series = Vec::new();
     for (label, protocol, slots) in PACKING_SERIES {
         let mut pts = Vec::new();
-        for b in range.iter() {
+        for &b in &widths {
             let m = super::ModelArgs {
                 network: network.into(),
-                protocol: protocol.into(),
+                protocol: Some(protocol.into()),
                 bits: Some(format!("w{b}a{b}")),
                 bits_all: false,
-                link: "lan".into(),
-                bandwidth_mbps: None,
-                rtt_ms: None,
+                link: Default::default(),
                 wire,
                 bn: super::BnArg::Auto,
                 relu: None,

@@ -30,7 +30,7 @@ pub struct SearchArgs {
 pub fn run(a: &SearchArgs, cm: &CostModel) -> Result<(), String> {
     let format = a.out.format("search", &[Format::Table, Format::Json])?;
     let net = load_network(&a.model.network)?;
-    let protocol = Protocol::parse(&a.model.protocol)?;
+    let protocol = Protocol::parse(super::protocol_or_default(&a.model.protocol))?;
     let opts = eval_options(&a.model, protocol, cm)?;
     let layers = model::search_problems(&net, &opts, cm).map_err(|e| e.to_string())?;
     let bar = if std::io::stderr().is_terminal() {

@@ -14,21 +14,18 @@ pub const DEFAULT_PROTOCOLS: &str = "cheetah,hequant-naive,hequant-packed,hequan
 /// The options of a sweep (also used by `hequant plot`).
 #[derive(Args, Clone)]
 pub struct SweepOptions {
-    /// Network file (TOML), or the name of a shipped network.
-    #[arg(long, short = 'n', default_value = "resnet18-cifar100")]
+    #[arg(long, short = 'n', default_value = "resnet18-cifar100", help = super::NETWORK_HELP)]
     pub network: String,
     /// Protocols to compare (comma-separated).
     #[arg(long, default_value = DEFAULT_PROTOCOLS)]
     pub protocols: String,
-    /// Bit widths LO..HI (both included); each point is w{b}a{b}.
-    #[arg(long, default_value = "2..16")]
+    #[arg(long, default_value = "2..16", help = super::BITS_MANY_HELP)]
     pub bits: String,
     /// Apply the widths to the first and last weighted layers too (otherwise they stay w8a8).
     #[arg(long)]
     pub bits_all: bool,
-    /// Link for the latency model: lan, wan, or a name from the links file.
-    #[arg(long, default_value = "lan")]
-    pub link: String,
+    #[command(flatten)]
+    pub link: super::LinkArgs,
     /// Byte counts on the protocol's own wire format (native) or bit-packed for every protocol.
     #[arg(long, value_enum, default_value = "native")]
     pub wire: WireArg,
@@ -54,17 +51,15 @@ pub struct SweepOptions {
 impl SweepOptions {
     /// Runs the sweep these options describe.
     pub fn run(&self, cm: &CostModel) -> Result<Sweep, String> {
-        let range = BitRange::parse(&self.bits)?;
+        let widths = super::uniform_widths(&self.bits)?;
         let protocols = parse_protocols(&self.protocols)?;
         let net = load_network(&self.network)?;
         let margs = ModelArgs {
             network: self.network.clone(),
-            protocol: Protocol::Hequant.name().into(),
+            protocol: None,
             bits: None,
             bits_all: self.bits_all,
             link: self.link.clone(),
-            bandwidth_mbps: None,
-            rtt_ms: None,
             wire: self.wire,
             bn: BnArg::Auto,
             relu: None,
@@ -77,14 +72,62 @@ impl SweepOptions {
             nonlinear: self.nonlinear.clone(),
         };
         let base = eval_options(&margs, Protocol::Hequant, cm)?;
-        let mut s =
-            sweep(&net, &base, cm, &protocols, range, self.bits_all).map_err(|e| e.to_string())?;
+        let mut s = sweep_widths(&net, &base, cm, &protocols, &widths, self.bits_all)?;
         if protocols.contains(&Protocol::Cheetah) {
             s.notes
                 .push(format!("cheetah models the {}", base.cheetah.describe()));
         }
         Ok(s)
     }
+}
+
+/// [`sweep`] at the uniform widths `widths` (ascending): one sweep of their range when they
+/// are consecutive, else one sweep per width with the Pareto front taken over all of them.
+fn sweep_widths(
+    net: &crate::workload::Network,
+    base: &crate::model::EvalOptions,
+    cm: &CostModel,
+    protocols: &[Protocol],
+    widths: &[u32],
+    all_layers: bool,
+) -> Result<Sweep, String> {
+    let (lo, hi) = match widths {
+        [first, .., last] => (*first, *last),
+        [one] => (*one, *one),
+        [] => return Err("--bits: no width to sweep".into()),
+    };
+    let range = |lo, hi| BitRange { lo, hi };
+    if (hi - lo) as usize + 1 == widths.len() {
+        return sweep(net, base, cm, protocols, range(lo, hi), all_layers)
+            .map_err(|e| e.to_string());
+    }
+    let mut points = Vec::new();
+    let mut s = None;
+    for &b in widths {
+        let one =
+            sweep(net, base, cm, protocols, range(b, b), all_layers).map_err(|e| e.to_string())?;
+        points.extend(one.points.iter().cloned());
+        s = Some(one);
+    }
+    let mut s = s.ok_or("--bits: no width to sweep")?;
+    let rank = |p: &Protocol| protocols.iter().position(|q| q == p);
+    points.sort_by_key(|p| (rank(&p.protocol), p.bits));
+    let objectives: Vec<Vec<f64>> = points
+        .iter()
+        .map(|p| vec![-(p.bits as f64), p.bytes as f64, p.latency_s])
+        .collect();
+    let front = crate::mapper::pareto::front(&objectives);
+    for (i, p) in points.iter_mut().enumerate() {
+        p.pareto = front.contains(&i);
+    }
+    s.points = points;
+    s.bits = range(lo, hi);
+    let names: Vec<String> = widths.iter().map(|b| format!("w{b}a{b}")).collect();
+    s.notes.push(format!(
+        "widths: the set {} (in JSON, bits gives its lowest and highest)",
+        names.join(",")
+    ));
+    Ok(s)
 }
 
 #[derive(Args)]
@@ -108,13 +151,27 @@ pub fn run(a: &SweepArgs, cm: &CostModel) -> Result<(), String> {
     a.out.emit(&text)
 }
 
+/// The widths of a sweep's points: `LO..HI` when every width between is there, else the list.
+fn widths_text(s: &Sweep) -> String {
+    let mut v: Vec<u32> = s.points.iter().map(|p| p.bits).collect();
+    v.sort_unstable();
+    v.dedup();
+    match v.as_slice() {
+        [lo, .., hi] if (hi - lo) as usize + 1 != v.len() => {
+            let names: Vec<String> = v.iter().map(|b| format!("w{b}a{b}")).collect();
+            names.join(",")
+        }
+        _ => s.bits.to_string(),
+    }
+}
+
 /// The sweep as a terminal table, then the Pareto front: every column (`wide`), or within
 /// [`COLUMNS`] without the linear/non-linear split and the front on several lines.
 pub fn table(s: &Sweep, wide: bool) -> String {
     let mut out = format!(
         "{}: uniform bit widths {} ({}) on the {} link; * = on the Pareto front of (bits, communication, latency)\n",
         s.network,
-        s.bits,
+        widths_text(s),
         if s.bits_all {
             "every layer"
         } else {
