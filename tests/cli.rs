@@ -926,7 +926,10 @@ fn import_formats() {
         serde_json::from_str(&stdout_of(&["import", f, "-f", "json"])).unwrap();
     assert!(j["network"].is_string(), "{j}");
     for bad in ["csv", "markdown"] {
-        fails_with(&["import", f, "--format", bad], &[bad, "table or json"]);
+        fails_with(
+            &["import", f, "--format", bad],
+            &[&format!("'{bad}'"), "--format", "table, json"],
+        );
     }
 }
 

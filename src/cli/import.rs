@@ -1,10 +1,19 @@
 //! `hequant import`: an ONNX model -> a network file, with a summary.
 
 use super::emit;
-use crate::export::Format;
 use crate::onnx::{self, ImportOptions};
 use clap::Args;
 use std::path::PathBuf;
+
+/// The formats of the import summary: the shared `--format` names of those it can write.
+#[derive(Clone, Copy, Default, clap::ValueEnum)]
+pub enum SummaryFormat {
+    /// Aligned text for a terminal (`text` is an old name of it).
+    #[default]
+    #[value(alias = "text")]
+    Table,
+    Json,
+}
 
 #[derive(Args)]
 pub struct ImportArgs {
@@ -22,21 +31,12 @@ pub struct ImportArgs {
     /// Name of the network (default: the file's stem).
     #[arg(long)]
     pub name: Option<String>,
-    /// Format of the summary on standard output: table (the default; `text` is an old
-    /// name of it) or json (csv and markdown are refused: the summary is not a table).
-    #[arg(long, short = 'f', value_enum)]
-    pub format: Option<Format>,
+    /// Format of the summary on standard output (it is not a table: no csv or markdown).
+    #[arg(long, short = 'f', value_enum, default_value = "table")]
+    pub format: SummaryFormat,
 }
 
 pub fn run(a: &ImportArgs) -> Result<(), String> {
-    let format = a.format.unwrap_or(Format::Table);
-    if !matches!(format, Format::Table | Format::Json) {
-        return Err(format!(
-            "import cannot write its summary as {} (--format {}): it writes table or json",
-            format.name(),
-            format.name()
-        ));
-    }
     let opts = ImportOptions {
         input_shape: a
             .input_shape
@@ -60,8 +60,8 @@ pub fn run(a: &ImportArgs) -> Result<(), String> {
         let text = crate::spec::network::to_toml(&imported.network, &comment);
         emit(&text, Some(out))?;
     }
-    let text = match format {
-        Format::Table => {
+    let text = match a.format {
+        SummaryFormat::Table => {
             let mut t = format!("{}: {}\n", a.file.display(), imported.network.name);
             t.push_str(&s.text());
             if let Some(out) = &a.output {
@@ -69,7 +69,7 @@ pub fn run(a: &ImportArgs) -> Result<(), String> {
             }
             t
         }
-        _ => {
+        SummaryFormat::Json => {
             let mut v = serde_json::to_value(s).map_err(|e| e.to_string())?;
             if let Some(o) = v.as_object_mut() {
                 o.insert("network".into(), imported.network.name.clone().into());
