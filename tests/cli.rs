@@ -948,3 +948,242 @@ fn explore_no_tui_takes_wide() {
     let wide = stdout_of(&[&["explore", "--no-tui", "--wide"][..], &args].concat());
     assert_ne!(narrow, wide);
 }
+
+/// One option of a `--help` page: its short letter and its description (without the
+/// `[default: ..]` and the possible values, which may differ by command).
+#[derive(Debug, Clone, PartialEq)]
+struct HelpFlag {
+    short: Option<char>,
+    text: String,
+}
+
+/// The subcommands a `--help` page lists under `Commands:` (without `help`).
+fn help_commands(page: &str) -> Vec<String> {
+    page.lines()
+        .skip_while(|l| l.trim() != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .filter(|c| c != "help")
+        .collect()
+}
+
+/// The options of a `--help` page by long name (`--network`), in the short or the long
+/// layout of clap: a line `  -n, --network <NETWORK>  text` or the flag alone with the text
+/// on the following, more indented lines.
+fn help_flags(page: &str) -> std::collections::BTreeMap<String, HelpFlag> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut current: Option<(String, HelpFlag, bool)> = None;
+    let mut finish = |c: Option<(String, HelpFlag, bool)>| {
+        if let Some((name, mut f, _)) = c {
+            for cut in [" [default:", " [possible values:", " [aliases:"] {
+                if let Some(i) = f.text.find(cut) {
+                    f.text.truncate(i);
+                }
+            }
+            f.text = f.text.split_whitespace().collect::<Vec<_>>().join(" ");
+            out.insert(name, f);
+        }
+    };
+    for line in page.lines() {
+        let indent = line.len() - line.trim_start().len();
+        let t = line.trim();
+        if (2..=6).contains(&indent) && t.starts_with('-') {
+            finish(current.take());
+            let (spec, text) = t.split_once("  ").unwrap_or((t, ""));
+            let short = spec
+                .strip_prefix('-')
+                .filter(|s| !s.starts_with('-'))
+                .and_then(|s| s.chars().next());
+            let Some(long) = spec
+                .split_whitespace()
+                .find(|w| w.starts_with("--"))
+                .map(|w| w.trim_end_matches(',').to_string())
+            else {
+                continue;
+            };
+            let f = HelpFlag {
+                short,
+                text: text.trim().to_string(),
+            };
+            current = Some((long, f, false));
+        } else if let Some((_, f, done)) = current.as_mut() {
+            if indent > 6 && !*done {
+                if t.starts_with('[') || t == "Possible values:" {
+                    *done = true;
+                } else {
+                    f.text.push(' ');
+                    f.text.push_str(t);
+                }
+            } else if indent <= 6 && !t.is_empty() {
+                finish(current.take());
+            }
+        }
+    }
+    finish(current.take());
+    out
+}
+
+/// Every (sub)command path with its `--help` page: `estimate`, ..., `plot layers`, ...
+fn every_help_page() -> Vec<(String, String)> {
+    let mut pages = Vec::new();
+    let mut todo: Vec<Vec<String>> = help_commands(&stdout_of(&["--help"]))
+        .into_iter()
+        .map(|c| vec![c])
+        .collect();
+    while let Some(path) = todo.pop() {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let page = stdout_of(&args);
+        let subs = help_commands(&page);
+        if subs.is_empty() {
+            pages.push((path.join(" "), page));
+        } else {
+            todo.extend(subs.into_iter().map(|s| [path.clone(), vec![s]].concat()));
+        }
+    }
+    pages.sort();
+    pages
+}
+
+/// The shared flags: where each applies, and which commands must agree on its text (a
+/// class; commands of one class must show the same text, and the same short letter).
+fn shared_flag_classes(flag: &str, command: &str) -> Option<&'static str> {
+    let one_width = [
+        "estimate",
+        "search",
+        "explore",
+        "verify",
+        "plot layers",
+        "plot compare",
+    ];
+    let many_widths = ["sweep", "plot comm-vs-bits", "plot pareto", "plot packing"];
+    let reports = ["estimate", "search", "sweep", "mixed", "verify"];
+    let priced = |c: &str| {
+        one_width.contains(&c)
+            || c == "sweep"
+            || c == "mixed"
+            || c == "plot comm-vs-bits"
+            || c == "plot pareto"
+    };
+    let yes = |b: bool| b.then_some("all");
+    match flag {
+        "--network" => yes(one_width.contains(&command)
+            || many_widths.contains(&command)
+            || command == "mixed"),
+        "--bits" if one_width.contains(&command) => Some("one width"),
+        "--bits" if many_widths.contains(&command) => Some("several widths"),
+        "--bits" => (command == "mixed").then_some("mixed"),
+        "--protocol" => yes([
+            "estimate",
+            "search",
+            "explore",
+            "verify",
+            "mixed",
+            "plot layers",
+        ]
+        .contains(&command)),
+        // estimate's entries may carry a ReLU budget (`cheetah@49900`): its text says more.
+        "--protocols" if command == "estimate" => Some("with budgets"),
+        "--protocols" => {
+            yes(["sweep", "plot comm-vs-bits", "plot pareto", "plot compare"].contains(&command))
+        }
+        "--format" if reports.contains(&command) => Some("report"),
+        "--format" => (command == "import").then_some("import"),
+        "--output" if reports.contains(&command) => Some("report"),
+        "--output" if command.starts_with("plot ") => Some("image"),
+        "--output" => match command {
+            "import" => Some("import"),
+            "calibrate" => Some("calibrate"),
+            _ => None,
+        },
+        "--link" | "--bandwidth-mbps" | "--rtt-ms" => yes(priced(command)),
+        "--cost-models" => Some("all"),
+        "--wide" => yes(reports.contains(&command) || command == "explore"),
+        _ => unreachable!("{flag}"),
+    }
+}
+
+/// Walks every subcommand's `--help`: each shared flag is there wherever it applies (and
+/// nowhere else), with one short letter and one help text per meaning.
+#[test]
+fn shared_flags_have_one_spelling_and_one_help_text() {
+    let shared = [
+        "--network",
+        "--bits",
+        "--protocol",
+        "--protocols",
+        "--format",
+        "--output",
+        "--link",
+        "--bandwidth-mbps",
+        "--rtt-ms",
+        "--cost-models",
+        "--wide",
+    ];
+    let pages = every_help_page();
+    let names: Vec<&str> = pages.iter().map(|(c, _)| c.as_str()).collect();
+    for c in [
+        "estimate",
+        "sweep",
+        "mixed",
+        "verify",
+        "plot compare",
+        "import",
+    ] {
+        assert!(names.contains(&c), "{c} not walked: {names:?}");
+    }
+    let mut seen: std::collections::BTreeMap<(String, &str), (String, HelpFlag)> =
+        Default::default();
+    let mut problems = Vec::new();
+    for (command, page) in &pages {
+        let flags = help_flags(page);
+        for flag in shared {
+            let class = shared_flag_classes(flag, command);
+            match (class, flags.get(flag)) {
+                (None, Some(_)) => problems.push(format!("{command}: {flag} is not expected here")),
+                (Some(_), None) => problems.push(format!("{command}: {flag} is missing")),
+                (None, None) => {}
+                (Some(class), Some(f)) => {
+                    if f.text.is_empty() {
+                        problems.push(format!("{command}: {flag} has no help text"));
+                    }
+                    match seen.get(&(flag.to_string(), class)) {
+                        Some((first, g)) if g != f => problems
+                            .push(format!("{flag}: {first} says {g:?}, {command} says {f:?}")),
+                        Some(_) => {}
+                        None => {
+                            seen.insert((flag.to_string(), class), (command.clone(), f.clone()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let protocols = |class| &seen[&("--protocols".to_string(), class)].1.text;
+    assert!(
+        protocols("with budgets").starts_with(&format!("{}. ", protocols("all"))),
+        "estimate's --protocols says more than the others', starting with the same"
+    );
+    // The parser reads both of clap's layouts (checked here so that the test cannot pass
+    // by reading nothing).
+    let f = help_flags(
+        "Options:\n  -n, --network <N>  One text [default: x]\n      --bits <B>\n          Two\n          lines\n\n          [default: 2..8]\n  -h, --help  Print help\n",
+    );
+    assert_eq!(
+        f["--network"],
+        HelpFlag {
+            short: Some('n'),
+            text: "One text".into()
+        }
+    );
+    assert_eq!(
+        f["--bits"],
+        HelpFlag {
+            short: None,
+            text: "Two lines".into()
+        }
+    );
+    assert!(seen.len() >= shared.len(), "{seen:?}");
+}
