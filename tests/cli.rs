@@ -1187,3 +1187,99 @@ fn shared_flags_have_one_spelling_and_one_help_text() {
     );
     assert!(seen.len() >= shared.len(), "{seen:?}");
 }
+
+/// Every command line of the README's code blocks (`hequant SUB ...`, `$ hequant SUB ...`,
+/// `cargo run --release -- SUB ...`, continuation lines joined) with its README line number,
+/// as words up to a pipe, a redirection, a comment or the next command.
+fn readme_command_lines(readme: &str, subcommands: &[String]) -> Vec<(usize, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut in_code = false;
+    let mut pending: Option<(usize, String)> = None;
+    for (i, line) in readme.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            pending = None;
+            continue;
+        }
+        if !in_code {
+            continue;
+        }
+        let (n, text) = match pending.take() {
+            Some((n, before)) => (n, before + " " + line.trim()),
+            None => (i + 1, line.trim().to_string()),
+        };
+        if let Some(head) = text.strip_suffix('\\') {
+            pending = Some((n, head.to_string()));
+            continue;
+        }
+        let t = text.strip_prefix("$ ").unwrap_or(&text);
+        let Some(rest) = t
+            .strip_prefix("hequant ")
+            .or_else(|| t.strip_prefix("cargo run --release -- "))
+        else {
+            continue;
+        };
+        let words: Vec<String> = rest
+            .split_whitespace()
+            .take_while(|w| !["|", ">", ">>", "2>", "#", "&&", ";", "2>&1"].contains(w))
+            .map(String::from)
+            .collect();
+        // A table row that starts with the protocol `hequant` names no subcommand.
+        if words.first().is_some_and(|w| subcommands.contains(w)) {
+            out.push((n, words));
+        }
+    }
+    out
+}
+
+/// The README's examples use only flags that their subcommand's --help lists: hidden old
+/// spellings (--compare, --bits-set) are not listed, so they are caught too.
+#[test]
+fn readme_examples_use_only_listed_flags() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let subcommands = help_commands(&stdout_of(&["--help"]));
+    let lines = readme_command_lines(&readme, &subcommands);
+    assert!(lines.len() >= 20, "{lines:?}");
+    let mut pages: std::collections::HashMap<Vec<String>, _> = Default::default();
+    let mut problems = Vec::new();
+    for (n, words) in &lines {
+        let path: Vec<String> = match words.as_slice() {
+            [plot, chart, ..] if plot == "plot" => vec![plot.clone(), chart.clone()],
+            [c, ..] => vec![c.clone()],
+            [] => continue,
+        };
+        let flags = pages.entry(path.clone()).or_insert_with(|| {
+            let args: Vec<&str> = path.iter().map(String::as_str).chain(["--help"]).collect();
+            help_flags(&stdout_of(&args))
+        });
+        for w in words {
+            let ok = if let Some(long) = w.strip_prefix("--") {
+                let name = format!("--{}", long.split('=').next().unwrap_or(long));
+                flags.contains_key(&name)
+            } else if let Some(short) = w.strip_prefix('-').filter(|s| s.len() == 1) {
+                let c = short.chars().next();
+                flags.values().any(|f| f.short == c)
+            } else {
+                true
+            };
+            if !ok {
+                problems.push(format!(
+                    "README.md:{n}: `hequant {}` has no {w}",
+                    path.join(" ")
+                ));
+            }
+        }
+    }
+    // The check itself: an old spelling is caught.
+    let old = readme_command_lines("```\nhequant estimate --compare a,b\n```\n", &subcommands);
+    assert_eq!(
+        old,
+        [(
+            2,
+            vec!["estimate".to_string(), "--compare".into(), "a,b".into()]
+        )]
+    );
+    assert!(!help_flags(&stdout_of(&["estimate", "--help"])).contains_key("--compare"));
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
