@@ -171,7 +171,7 @@ fn compare_takes_a_relu_budget_per_entry() {
         "estimate",
         "--bits",
         "w4a4",
-        "--compare",
+        "--protocols",
         "hequant,cheetah@49900,cheetah",
         "--format",
         "json",
@@ -191,13 +191,13 @@ fn compare_takes_a_relu_budget_per_entry() {
         "estimate",
         "--bits",
         "w4a4",
-        "--compare",
+        "--protocols",
         "hequant,cheetah@49900",
     ]);
     assert!(String::from_utf8_lossy(&t.stdout).contains("cheetah@49900"));
-    let bad = run(&["estimate", "--compare", "hequant,cheetah@lots"]);
+    let bad = run(&["estimate", "--protocols", "hequant,cheetah@lots"]);
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--compare 'cheetah@lots'"));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--protocols 'cheetah@lots'"));
 }
 
 /// Ring changes as the end-to-end run performs them, counted by hand (Ferret, 4-bit digits:
