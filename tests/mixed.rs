@@ -436,3 +436,336 @@ fn same_answer_on_one_thread_and_many() {
     assert_eq!(one, three);
     assert!(one.points[one.chosen].proxy <= 50.0);
 }
+
+// ---------------------------------------------------------------------------------------
+// The tables and the front against straightforward references, and the command's output
+// against the output the search gave before its tables were priced layer by layer.
+
+fn shipped(name: &str) -> Network {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("networks/{name}.toml"));
+    hequant::spec::network::load(&p).expect("network")
+}
+
+/// The tables against their definition: one full evaluation of the network per weighted
+/// layer and width pair, the other layers at the reference with their reference mappings
+/// held.
+fn assert_tables_match(
+    net: &Network,
+    o: &EvalOptions,
+    cm: &CostModel,
+    set: BitRange,
+    metric: Metric,
+    reference: &[hequant::workload::BitWidths],
+) {
+    let full_evaluations = || -> Vec<Vec<Result<f64, String>>> {
+        use hequant::mapping::LayerChoice;
+        let weighted = hequant::mapper::mixed::weighted_layers(net);
+        let fill = hequant::mapper::sweep::uniform_bits(set.hi).expect("bits");
+        let mut at_ref = o.clone();
+        at_ref.bits = hequant::model::BitsPolicy {
+            uniform: Some(fill),
+            all_layers: true,
+        };
+        for (&i, &b) in weighted.iter().zip(reference) {
+            let name = net.layers[i].name.clone();
+            let choice = LayerChoice {
+                layer: name.clone(),
+                bits: Some(b),
+                linear: None,
+            };
+            at_ref.overrides.insert(name, choice);
+        }
+        let r0 = hequant::model::evaluate(net, &at_ref, cm).expect("reference");
+        let t0 = metric.of_report(&r0);
+        let mut held = at_ref.clone();
+        for l in r0.layers.iter().filter(|l| l.mapping.is_some()) {
+            let bits = at_ref.overrides.get(&l.name).and_then(|c| c.bits);
+            let choice = LayerChoice {
+                layer: l.name.clone(),
+                bits,
+                linear: l.mapping,
+            };
+            held.overrides.insert(l.name.clone(), choice);
+        }
+        weighted
+            .iter()
+            .map(|&i| {
+                let name = &net.layers[i].name;
+                let mut out = Vec::new();
+                for w in set.iter() {
+                    for a in set.iter() {
+                        let mut x = held.clone();
+                        let b = hequant::model::parse_bits(&format!("w{w}a{a}")).expect("bits");
+                        let choice = LayerChoice {
+                            layer: name.clone(),
+                            bits: Some(b),
+                            linear: None,
+                        };
+                        x.overrides.insert(name.clone(), choice);
+                        out.push(
+                            hequant::model::evaluate(net, &x, cm)
+                                .map(|r| metric.of_report(&r) - t0)
+                                .map_err(|e| e.to_string()),
+                        );
+                    }
+                }
+                out
+            })
+            .collect()
+    };
+    let t = tables(net, o, cm, set, metric, None, reference).expect("tables");
+    let expect = full_evaluations();
+    assert_eq!(t.layers.len(), expect.len());
+    for (l, e) in t.layers.iter().zip(&expect) {
+        let (mut opts, mut rejected) = (l.options.iter(), l.rejected.iter());
+        for (k, (w, a)) in set
+            .iter()
+            .flat_map(|w| set.iter().map(move |a| (w, a)))
+            .enumerate()
+        {
+            match &e[k] {
+                Ok(d) => {
+                    let x = opts.next().expect("option");
+                    assert_eq!((x.bits.w.get(), x.bits.a.get()), (w, a), "{}", l.layer);
+                    // The same sum as the search forms: share + (total - reference total).
+                    assert_eq!(x.cost, l.share + d, "{} w{w}a{a} {metric:?}", l.layer);
+                }
+                Err(msg) => {
+                    let x = rejected.next().expect("rejected");
+                    assert_eq!(&x.1, msg, "{} w{w}a{a}", l.layer);
+                }
+            }
+        }
+        assert!(opts.next().is_none() && rejected.next().is_none());
+    }
+}
+
+#[test]
+fn tables_equal_one_full_evaluation_per_entry() {
+    let cm = CostModel::builtin().expect("cost model");
+    let lan = EvalOptions::new(Protocol::Hequant, &cm);
+    let (_, minionn, wan) = setup();
+    let at = |net: &Network, s: &str| {
+        vec![
+            hequant::model::parse_bits(s).expect("bits");
+            hequant::mapper::mixed::weighted_layers(net).len()
+        ]
+    };
+    // Uniform and mixed references (the rings between layers then differ layer by layer),
+    // both metrics, three networks (plain chain, residual adds, depthwise and adds).
+    let set = BitRange { lo: 2, hi: 4 };
+    let mixed_ref: Vec<_> = (0..at(&minionn, "4").len())
+        .map(|k| hequant::model::parse_bits(["w2a4", "w4a3", "w3a2"][k % 3]).expect("bits"))
+        .collect();
+    for metric in [Metric::Comm, Metric::Latency] {
+        assert_tables_match(&minionn, &wan, &cm, set, metric, &at(&minionn, "4"));
+        assert_tables_match(&minionn, &wan, &cm, set, metric, &mixed_ref);
+    }
+    let set = BitRange { lo: 4, hi: 5 };
+    for name in ["resnet18-cifar100", "mobilenetv2-cifar100"] {
+        let net = shipped(name);
+        let n = at(&net, "4").len();
+        let alt: Vec<_> = (0..n)
+            .map(|k| hequant::model::parse_bits(["w5a4", "w4a5"][k % 2]).expect("bits"))
+            .collect();
+        assert_tables_match(&net, &lan, &cm, set, Metric::Comm, &at(&net, "w4a4"));
+        assert_tables_match(&net, &lan, &cm, set, Metric::Latency, &alt);
+    }
+}
+
+/// The front as its definition reads: every extension of every kept entry, sorted by
+/// (cost, proxy, previous entry, option) and kept where its proxy is below every earlier one.
+fn front_by_sorting(t: &hequant::mapper::mixed::Tables) -> Vec<Vec<(f64, f64, usize, usize)>> {
+    let mut stages: Vec<Vec<(f64, f64, usize, usize)>> = Vec::new();
+    let start = vec![(t.fixed, 0.0, 0, 0)];
+    for l in &t.layers {
+        let prev = stages.last().unwrap_or(&start);
+        let mut all = Vec::new();
+        for (pi, e) in prev.iter().enumerate() {
+            for (oi, o) in l.options.iter().enumerate() {
+                all.push((e.0 + o.cost, e.1 + o.proxy, pi, oi));
+            }
+        }
+        all.sort_by(|a, b| {
+            a.0.total_cmp(&b.0)
+                .then(a.1.total_cmp(&b.1))
+                .then(a.2.cmp(&b.2))
+                .then(a.3.cmp(&b.3))
+        });
+        let mut kept: Vec<(f64, f64, usize, usize)> = Vec::new();
+        for e in all {
+            if kept.last().is_none_or(|k| e.1 < k.1) {
+                kept.push(e);
+            }
+        }
+        stages.push(kept);
+    }
+    stages
+}
+
+#[test]
+fn front_equals_sorting_every_extension() {
+    let cm = CostModel::builtin().expect("cost model");
+    let o = EvalOptions::new(Protocol::Hequant, &cm);
+    let cases = [
+        ("resnet18-cifar100", BitRange { lo: 2, hi: 8 }, Metric::Comm),
+        (
+            "resnet18-cifar100",
+            BitRange { lo: 2, hi: 8 },
+            Metric::Latency,
+        ),
+        (
+            "mobilenetv2-cifar100",
+            BitRange { lo: 3, hi: 6 },
+            Metric::Comm,
+        ),
+    ];
+    for (name, set, metric) in cases {
+        let net = shipped(name);
+        let t = tables(&net, &o, &cm, set, metric, None, &widest(&net, set)).expect("tables");
+        let stages = front_by_sorting(&t);
+        let last = stages.last().expect("stages");
+        let front = Front::new(&t);
+        let pts = front.points();
+        assert_eq!(pts.len(), last.len(), "{name} {metric:?}");
+        for (i, (p, e)) in pts.iter().zip(last).enumerate() {
+            assert_eq!(*p, (e.0, e.1), "{name} {metric:?} point {i}");
+        }
+        // The same option of every layer behind every point (ties broken alike).
+        for i in (0..last.len()).step_by(7).chain([last.len() - 1]) {
+            let mut want = vec![0; stages.len()];
+            let mut idx = i;
+            for (k, s) in stages.iter().enumerate().rev() {
+                want[k] = s[idx].3;
+                idx = s[idx].2;
+            }
+            assert_eq!(front.assignment(i), want, "{name} {metric:?} point {i}");
+        }
+    }
+}
+
+/// `hequant mixed` runs and their output, recorded from the search before its tables were
+/// priced layer by layer (tests/data/mixed/; the JSON ones with each layer of the chosen
+/// report cut to its name, widths, rings, mapping, bytes and latency).
+const RECORDED: [(&str, &[&str]); 9] = [
+    (
+        "r18-40wan.out",
+        &[
+            "-n",
+            "resnet18-cifar100",
+            "--budget-mb",
+            "40",
+            "--link",
+            "wan",
+            "--points",
+            "5",
+        ],
+    ),
+    (
+        "r18-s4.json",
+        &["-n", "resnet18-cifar100", "--budget-s", "4", "-f", "json"],
+    ),
+    (
+        "r18-proxy10.json",
+        &[
+            "-n",
+            "resnet18-cifar100",
+            "--proxy-budget",
+            "10",
+            "-f",
+            "json",
+        ],
+    ),
+    (
+        "r18-30-json.err",
+        &["-n", "resnet18-cifar100", "--budget-mb", "30", "-f", "json"],
+    ),
+    (
+        "r50-500.out",
+        &["-n", "resnet50-imagenet", "--budget-mb", "500"],
+    ),
+    (
+        "r50-s40.json",
+        &["-n", "resnet50-imagenet", "--budget-s", "40", "-f", "json"],
+    ),
+    (
+        "r50-50.err",
+        &["-n", "resnet50-imagenet", "--budget-mb", "50"],
+    ),
+    (
+        "d121-1200.out",
+        &["-n", "densenet121-cheetah", "--budget-mb", "1200"],
+    ),
+    (
+        "d121-500.err",
+        &["-n", "densenet121-cheetah", "--budget-mb", "500"],
+    ),
+];
+
+/// Every number as an f64 (the recorded files were cut with `jq`, which writes 4.0 as 4).
+fn numbers_as_f64(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Number(n) => {
+            if let Some(x) = n.as_f64().and_then(serde_json::Number::from_f64) {
+                *n = x;
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(numbers_as_f64),
+        serde_json::Value::Object(m) => m.values_mut().for_each(numbers_as_f64),
+        _ => {}
+    }
+}
+
+fn cut_layers(mut v: serde_json::Value) -> serde_json::Value {
+    let keep = [
+        "name",
+        "bits",
+        "ring_bits_in",
+        "ring_bits_out",
+        "mapping",
+        "bytes_client_to_server",
+        "bytes_server_to_client",
+        "latency_s",
+    ];
+    if let Some(layers) = v["report"]["layers"].as_array_mut() {
+        for l in layers {
+            if let Some(m) = l.as_object_mut() {
+                m.retain(|k, _| keep.contains(&k.as_str()));
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn mixed_gives_the_recorded_results() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/mixed");
+    for (file, args) in RECORDED {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hequant"))
+            .arg("mixed")
+            .args(args)
+            .output()
+            .expect("run hequant");
+        let want = std::fs::read_to_string(dir.join(file)).expect("recorded output");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if file.ends_with(".err") {
+            assert!(!out.status.success(), "{file}");
+            assert_eq!(stderr, want, "{file}");
+        } else if file.ends_with(".json") {
+            assert!(out.status.success(), "{file}: {stderr}");
+            let mut got = cut_layers(serde_json::from_str(&stdout).expect("json"));
+            let mut want: serde_json::Value = serde_json::from_str(&want).expect("recorded json");
+            numbers_as_f64(&mut got);
+            numbers_as_f64(&mut want);
+            for key in ["rounds", "front_size", "reference_cost", "points", "chosen"] {
+                assert_eq!(got[key], want[key], "{file}: {key}");
+            }
+            assert_eq!(got["report"]["total"], want["report"]["total"], "{file}");
+            assert!(got == want, "{file}: the chosen report differs");
+        } else {
+            assert!(out.status.success(), "{file}: {stderr}");
+            assert_eq!(stdout, want, "{file}");
+        }
+    }
+}
