@@ -108,10 +108,13 @@ pub fn search_layer(
             Err(err) => {
                 let k = err.constraint();
                 *infeasible.entry(k).or_insert(0) += 1;
-                let text = format!("{}: {}", describe(m), err);
-                let x = e.2.entry(k).or_insert((0, text.clone()));
+                // Only the first example of each constraint is kept (per scheme, and over
+                // all of them: the first over all is the first of its scheme too).
+                let x =
+                    e.2.entry(k)
+                        .or_insert_with(|| (0, format!("{}: {}", describe(m), err)));
                 x.0 += 1;
-                examples.entry(k).or_insert(text);
+                examples.entry(k).or_insert_with(|| x.1.clone());
             }
         }
     }
