@@ -41,8 +41,8 @@
 
 use super::sweep::{BitRange, uniform_bits};
 use crate::mapping::LayerChoice;
-use crate::model::report::{LayerReport, Report};
-use crate::model::{self, BitsPolicy, EvalOptions, ModelError};
+use crate::model::report::{LayerReport, Report, Totals};
+use crate::model::{BitsPolicy, EvalOptions, Evaluation, ModelError, SearchMemo};
 use crate::protocol::CostModel;
 use crate::spec::sensitivity::Sensitivity;
 use crate::units::{Bits, human_bytes, human_seconds};
@@ -63,9 +63,12 @@ pub enum Metric {
 
 impl Metric {
     pub fn of_report(self, r: &Report) -> f64 {
+        self.of_totals(&r.total)
+    }
+    pub fn of_totals(self, t: &Totals) -> f64 {
         match self {
-            Metric::Comm => r.total.bytes() as f64,
-            Metric::Latency => r.total.latency_s,
+            Metric::Comm => t.bytes() as f64,
+            Metric::Latency => t.latency_s,
         }
     }
     fn of_layer(self, l: &LayerReport) -> f64 {
@@ -216,10 +219,23 @@ pub fn tables(
     sensitivity: Option<&HashMap<String, Sensitivity>>,
     reference: &[BitWidths],
 ) -> Result<Tables, MixedError> {
-    tables_with_progress(net, base, cm, set, metric, sensitivity, reference, &|| {})
+    let memo = SearchMemo::new(cm);
+    let run = Run {
+        memo: &memo,
+        progress: &|| {},
+    };
+    tables_with_progress(net, base, cm, set, metric, sensitivity, reference, &run)
 }
 
-/// [`tables`], calling `progress` after each evaluation.
+/// What the rounds of one search share: the layer searches run so far, and the call after
+/// each evaluation.
+struct Run<'a> {
+    memo: &'a SearchMemo,
+    progress: &'a (dyn Fn() + Sync),
+}
+
+/// [`tables`], sharing the layer searches of `run` and calling its `progress` after each
+/// evaluation.
 #[allow(clippy::too_many_arguments)]
 fn tables_with_progress(
     net: &Network,
@@ -229,8 +245,9 @@ fn tables_with_progress(
     metric: Metric,
     sensitivity: Option<&HashMap<String, Sensitivity>>,
     reference: &[BitWidths],
-    progress: &(dyn Fn() + Sync),
+    run: &Run,
 ) -> Result<Tables, MixedError> {
+    let Run { memo, progress } = *run;
     let weighted = weighted_layers(net);
     if weighted.is_empty() {
         return Err(MixedError::Options(format!(
@@ -247,7 +264,7 @@ fn tables_with_progress(
     }
     let fill = uniform_bits(set.hi).map_err(MixedError::Options)?;
     let ref_opts = assigned(base, net, &weighted, reference, fill);
-    let r0 = model::evaluate(net, &ref_opts, cm)?;
+    let r0 = Evaluation::new(net, &ref_opts, cm, Some(memo))?.report(net, cm);
     let t0 = metric.of_report(&r0);
     // Shares: each layer's reference cost goes to the next weighted layer.
     let mut shares = vec![0.0; weighted.len()];
@@ -279,6 +296,11 @@ fn tables_with_progress(
             );
         }
     }
+    // Each change of one layer is priced from the evaluation with every mapping held: only
+    // the layers the change reaches are priced again (the same totals as a full evaluation).
+    let mut held_opts = ref_opts.clone();
+    held_opts.overrides = held;
+    let held_eval = Evaluation::new(net, &held_opts, cm, Some(memo));
     let mut jobs: Vec<(usize, u32, u32)> = Vec::new();
     for k in 0..weighted.len() {
         for w in set.iter() {
@@ -295,8 +317,7 @@ fn tables_with_progress(
                 w: Bits::try_new(w as i64).map_err(|e| e.to_string())?,
                 a: Bits::try_new(a as i64).map_err(|e| e.to_string())?,
             };
-            let mut o = ref_opts.clone();
-            o.overrides = held.clone();
+            let mut o = held_opts.clone();
             o.overrides.insert(
                 l.name.clone(),
                 LayerChoice {
@@ -305,8 +326,12 @@ fn tables_with_progress(
                     linear: None,
                 },
             );
-            let r = model::evaluate(net, &o, cm)
-                .map(|r| metric.of_report(&r))
+            let totals = match &held_eval {
+                Ok(e) => e.totals_with(net, &o, cm, Some(memo)),
+                Err(_) => Evaluation::new(net, &o, cm, Some(memo)).map(|e| e.totals(cm)),
+            };
+            let r = totals
+                .map(|t| metric.of_totals(&t))
                 .map_err(|e| e.to_string());
             progress();
             r
@@ -577,22 +602,20 @@ pub fn mixed_with_progress(
     let mut last_err = None;
     // The best point found so far: its round's tables and front, its index, exact report.
     let mut best: Option<(Tables, Front, usize, Report, f64)> = None;
+    // Layer searches are shared by every round and every exact evaluation.
+    let memo = SearchMemo::new(cm);
+    let run = Run {
+        memo: &memo,
+        progress,
+    };
     while rounds < MAX_ROUNDS {
         rounds += 1;
-        let t = tables_with_progress(
-            net,
-            base,
-            cm,
-            set,
-            metric,
-            sensitivity,
-            &reference,
-            progress,
-        )?;
+        let t = tables_with_progress(net, base, cm, set, metric, sensitivity, &reference, &run)?;
         let front = Front::new(&t);
         let pts = front.points();
         let exact = |i: usize| -> Result<(Report, f64), MixedError> {
-            let r = model::evaluate(net, &options_for(base, net, &t, &front.assignment(i)), cm)?;
+            let o = options_for(base, net, &t, &front.assignment(i));
+            let r = Evaluation::new(net, &o, cm, Some(&memo))?.report(net, cm);
             let c = metric.of_report(&r);
             Ok((r, c))
         };
@@ -670,7 +693,8 @@ pub fn mixed_with_progress(
     };
     let pts = front.points();
     let exact = |i: usize| -> Result<f64, MixedError> {
-        let r = model::evaluate(net, &options_for(base, net, &t, &front.assignment(i)), cm)?;
+        let o = options_for(base, net, &t, &front.assignment(i));
+        let r = Evaluation::new(net, &o, cm, Some(&memo))?.report(net, cm);
         Ok(metric.of_report(&r))
     };
     let n = pts.len();

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 /// A linear layer as the HE encoding sees it, after Cheetah's preprocessing:
 /// SAME padding applied to the input, 1 x 1 strided convolutions subsampled first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct ConvGeom {
     pub c: u64,
     pub h: u64,

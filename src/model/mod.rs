@@ -7,7 +7,7 @@ pub mod linear;
 pub mod nonlinear;
 pub mod report;
 
-use crate::mapper::{Objective, explain_infeasible, search_layer};
+use crate::mapper::{LayerSearch, Objective, explain_infeasible, search_layer};
 use crate::mapping::space::SpaceOptions;
 use crate::mapping::{LayerChoice, LinearMapping, PackDirection, SlotScheme};
 use crate::protocol::{
@@ -102,6 +102,122 @@ pub struct EvalOptions {
     pub accumulator: AccumulatorBound,
     /// Which OpenCheetah code the `cheetah` protocol models.
     pub cheetah: CheetahVersion,
+}
+
+impl EvalOptions {
+    /// Whether the two options are the same apart from `overrides`.
+    pub fn same_but_overrides(&self, o: &EvalOptions) -> bool {
+        let EvalOptions {
+            protocol,
+            wire,
+            link_name,
+            link,
+            bits,
+            bn,
+            relu,
+            allow_insecure,
+            objective,
+            overrides: _,
+            batch,
+            slots,
+            approx,
+            relu_budget,
+            accumulator,
+            cheetah,
+        } = self;
+        *protocol == o.protocol
+            && *wire == o.wire
+            && *link_name == o.link_name
+            && *link == o.link
+            && *bits == o.bits
+            && *bn == o.bn
+            && *relu == o.relu
+            && *allow_insecure == o.allow_insecure
+            && *objective == o.objective
+            && *batch == o.batch
+            && *slots == o.slots
+            && *approx == o.approx
+            && *relu_budget == o.relu_budget
+            && *accumulator == o.accumulator
+            && *cheetah == o.cheetah
+    }
+}
+
+/// What a layer search reads besides the cost model.
+struct SearchKey {
+    ctx: HeContext,
+    space: SpaceOptions,
+    objective: Objective,
+    link: Link,
+}
+
+/// The searches of one geometry, by the rest of what they read.
+type Searched = Vec<(SearchKey, std::sync::Arc<LayerSearch>)>;
+
+/// Layer searches already run, for evaluations under one cost model that search the same
+/// layers again ([`Evaluation::new`], [`Evaluation::totals_with`]): a search is a pure function of the
+/// layer's geometry, its HE context, the mapspace, the objective and the link (and of the
+/// cost model the memo was made for), so two layers or two evaluations that agree on those
+/// share one, and an evaluation with a memo gives the report it gives without. Under
+/// another cost model the memo is not used.
+pub struct SearchMemo {
+    /// The cost model's address.
+    cm: usize,
+    done: std::sync::Mutex<HashMap<ConvGeom, Searched>>,
+}
+
+impl SearchMemo {
+    pub fn new(cm: &CostModel) -> SearchMemo {
+        SearchMemo {
+            cm: std::ptr::from_ref(cm) as usize,
+            done: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The search of these inputs: the one run before, or `run`'s (then kept).
+    fn search(
+        &self,
+        cm: &CostModel,
+        geom: ConvGeom,
+        ctx: HeContext,
+        space: &SpaceOptions,
+        opts: &EvalOptions,
+        run: impl FnOnce() -> LayerSearch,
+    ) -> std::sync::Arc<LayerSearch> {
+        if std::ptr::from_ref(cm) as usize != self.cm {
+            return std::sync::Arc::new(run());
+        }
+        let key = SearchKey {
+            ctx,
+            space: space.clone(),
+            objective: opts.objective,
+            link: opts.link,
+        };
+        let same = |k: &SearchKey| {
+            k.ctx == key.ctx
+                && k.space == key.space
+                && k.objective == key.objective
+                && k.link == key.link
+        };
+        let found = self.done.lock().ok().and_then(|d| {
+            d.get(&geom)?
+                .iter()
+                .find(|e| same(&e.0))
+                .map(|e| e.1.clone())
+        });
+        if let Some(s) = found {
+            return s;
+        }
+        // Run outside the lock; a search another thread ran meanwhile is the same.
+        let s = std::sync::Arc::new(run());
+        if let Ok(mut d) = self.done.lock() {
+            let v = d.entry(geom).or_default();
+            if !v.iter().any(|e| same(&e.0)) {
+                v.push((key, s.clone()));
+            }
+        }
+        s
+    }
 }
 
 /// How a quantized linear layer's accumulator (and so its ring, slots and CRT components)
@@ -267,6 +383,7 @@ pub fn step_latency(link: &Link, bytes: u64, rounds: u32, compute_s: f64) -> f64
     compute_s + bytes as f64 * 8.0 / link.bandwidth_bps.get() + rounds as f64 * link.rtt_s
 }
 
+#[derive(PartialEq)]
 struct Planned {
     bits: Option<BitWidths>,
     folded_into: Option<String>,
@@ -713,8 +830,32 @@ pub fn search_problems(
 
 /// Evaluates a network under the options: the per-layer report and its totals.
 pub fn evaluate(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Report, ModelError> {
+    Ok(Evaluation::new(net, opts, cm, None)?.report(net, cm))
+}
+
+/// What pricing a layer takes from the options and the cost model besides the plan.
+struct Pricing<'a> {
+    pf: &'a ProtocolFile,
+    ot: OtModel,
+    /// Wire overhead of the ciphertexts.
+    overhead: f64,
+    seal_zstd: bool,
+    profile: &'a ComputeProfile,
+    link: Link,
+    space: SpaceOptions,
+    batch: f64,
+}
+
+impl Pricing<'_> {
+    fn wire_bytes(&self, b: u64) -> u64 {
+        (b as f64 * self.overhead).round() as u64
+    }
+}
+
+/// The checks of the options against the cost model (security, error width, batch) and what
+/// pricing takes from them; `true` when an insecure parameter set was accepted.
+fn pricing<'a>(opts: &EvalOptions, cm: &'a CostModel) -> Result<(Pricing<'a>, bool), ModelError> {
     let pf = cm.protocol_file(opts.protocol);
-    let plans = plan(net, opts, cm)?;
     let mut insecure = false;
     if !opts.protocol.is_quantized()
         && let Err(e) = cm.check_security(pf.he.ring_degree, pf.he.log_q.get())
@@ -735,144 +876,178 @@ pub fn evaluate(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Rep
         }
         insecure = true;
     }
-    let ot = ot_model(opts, cm);
-    let overhead = match (opts.wire, pf.wire.native_format) {
-        (WireFormat::Native, NativeFormat::Factor) => pf.wire.native_overhead,
-        _ => 1.0,
-    };
-    let seal_zstd =
-        opts.wire == WireFormat::Native && pf.wire.native_format == NativeFormat::SealZstd;
-    let wire_bytes = |b: u64| (b as f64 * overhead).round() as u64;
-    let profile = &cm.compute;
-    let link = opts.link;
-    let space = space_for(opts, cm);
     if opts.batch == 0 || opts.batch > MAX_BATCH {
         return Err(ModelError::Options(format!(
             "--batch {}: must be between 1 and {MAX_BATCH}",
             opts.batch
         )));
     }
-    let batch = opts.batch as f64;
+    Ok((Pricing::of(opts, cm), insecure))
+}
 
-    let layers: Result<Vec<LayerReport>, ModelError> = net
-        .layers
-        .par_iter()
-        .enumerate()
-        .map(|(i, l)| {
-            let p = &plans[i];
-            let mut r = LayerReport {
-                name: l.name.clone(),
-                kind: l.kind.name().to_string(),
-                class: l.kind.cost_class(),
-                shape: l.shape_text(),
-                input: l.input,
-                output: l.output,
-                bits: p.bits.filter(|_| opts.protocol.is_quantized()),
-                ring_bits_in: p.ring_in,
-                ring_bits_out: p.ring_out,
-                mapping: None,
-                he: None,
-                ct_client_to_server: 0,
-                ct_server_to_client: 0,
-                bytes_client_to_server: 0,
-                bytes_server_to_client: 0,
-                bytes_linear: 0,
-                bytes_nonlinear: 0,
-                bytes_truncation: 0,
-                rounds: 0,
-                compute_s: 0.0,
-                offline_s: 0.0,
-                latency_s: 0.0,
-                note: String::new(),
-                schemes: Vec::new(),
-                seal_zstd: None,
-            };
-            if let Some(into) = &p.folded_into {
-                r.class = CostClass::Free;
-                r.note = format!("folded into {into}");
-                return Ok(r);
-            }
-            match l.kind.cost_class() {
-                CostClass::Free => {
-                    // An addition of shares in different rings extends the narrower ones
-                    // first (the end-to-end run does; SiRNN's extension).
-                    if opts.protocol.is_quantized() && matches!(l.kind, LayerKind::Add) {
-                        for &j in &l.inputs {
-                            if j != usize::MAX && plans[j].ring_out < p.ring_in {
-                                let s = ot.extend(plans[j].ring_out, p.ring_in);
-                                add_nonlinear(&mut r, s, l.output.elems() * opts.batch, profile);
-                                r.note = join(
-                                    &r.note,
-                                    &format!(
-                                        "extend {} {} -> {} bits",
-                                        net.layers[j].name, plans[j].ring_out, p.ring_in
-                                    ),
-                                );
-                            }
-                        }
-                        if r.bytes_nonlinear > 0 {
-                            r.class = CostClass::NonLinear;
-                        }
+impl<'a> Pricing<'a> {
+    /// What pricing takes from options that passed [`pricing`]'s checks.
+    fn of(opts: &EvalOptions, cm: &'a CostModel) -> Pricing<'a> {
+        let pf = cm.protocol_file(opts.protocol);
+        Pricing {
+            pf,
+            ot: ot_model(opts, cm),
+            overhead: match (opts.wire, pf.wire.native_format) {
+                (WireFormat::Native, NativeFormat::Factor) => pf.wire.native_overhead,
+                _ => 1.0,
+            },
+            seal_zstd: opts.wire == WireFormat::Native
+                && pf.wire.native_format == NativeFormat::SealZstd,
+            profile: &cm.compute,
+            link: opts.link,
+            space: space_for(opts, cm),
+            batch: opts.batch as f64,
+        }
+    }
+}
+
+/// Prices layer `i` under the plan. It reads the network, the options (of the layer's own
+/// entry in `opts.overrides`, only its own), its own plan and its inputs' plans, nothing
+/// else: [`Evaluation::totals_with`] relies on that.
+#[allow(clippy::too_many_arguments)]
+fn price_layer(
+    net: &Network,
+    i: usize,
+    plans: &[Planned],
+    opts: &EvalOptions,
+    cm: &CostModel,
+    pr: &Pricing,
+    memo: Option<&SearchMemo>,
+) -> Result<LayerReport, ModelError> {
+    let l = &net.layers[i];
+    let (ot, profile, batch, link, space, seal_zstd) = (
+        &pr.ot,
+        pr.profile,
+        pr.batch,
+        pr.link,
+        &pr.space,
+        pr.seal_zstd,
+    );
+    let wire_bytes = |b: u64| pr.wire_bytes(b);
+    let p = &plans[i];
+    let mut r = LayerReport {
+        name: l.name.clone(),
+        kind: l.kind.name().to_string(),
+        class: l.kind.cost_class(),
+        shape: l.shape_text(),
+        input: l.input,
+        output: l.output,
+        bits: p.bits.filter(|_| opts.protocol.is_quantized()),
+        ring_bits_in: p.ring_in,
+        ring_bits_out: p.ring_out,
+        mapping: None,
+        he: None,
+        ct_client_to_server: 0,
+        ct_server_to_client: 0,
+        bytes_client_to_server: 0,
+        bytes_server_to_client: 0,
+        bytes_linear: 0,
+        bytes_nonlinear: 0,
+        bytes_truncation: 0,
+        rounds: 0,
+        compute_s: 0.0,
+        offline_s: 0.0,
+        latency_s: 0.0,
+        note: String::new(),
+        schemes: Vec::new(),
+        seal_zstd: None,
+    };
+    if let Some(into) = &p.folded_into {
+        r.class = CostClass::Free;
+        r.note = format!("folded into {into}");
+        return Ok(r);
+    }
+    match l.kind.cost_class() {
+        CostClass::Free => {
+            // An addition of shares in different rings extends the narrower ones
+            // first (the end-to-end run does; SiRNN's extension).
+            if opts.protocol.is_quantized() && matches!(l.kind, LayerKind::Add) {
+                for &j in &l.inputs {
+                    if j != usize::MAX && plans[j].ring_out < p.ring_in {
+                        let s = ot.extend(plans[j].ring_out, p.ring_in);
+                        add_nonlinear(&mut r, s, l.output.elems() * opts.batch, profile);
+                        r.note = join(
+                            &r.note,
+                            &format!(
+                                "extend {} {} -> {} bits",
+                                net.layers[j].name, plans[j].ring_out, p.ring_in
+                            ),
+                        );
                     }
                 }
-                CostClass::NonLinear => {
-                    let requant =
-                        opts.protocol.is_quantized() && matches!(l.kind, LayerKind::Relu { .. });
-                    let n = l.output.elems();
-                    let (s, t) = ot.relu_layer_split(
-                        l,
-                        p.ring_in,
-                        p.ring_out,
-                        requant,
-                        p.kept.unwrap_or(n),
-                        p.fuse_shift,
-                    );
-                    if let Some(k) = p.kept {
-                        r.note = format!("ReLU budget: {k} of {n} kept");
-                    }
-                    if let Some(sh) = p.fuse_shift {
-                        r.note = join(&r.note, &format!("fused approx ReLU+requant, s = {sh}"));
-                    }
-                    let bytes = (s.bits * batch / 8.0).ceil() as u64;
-                    r.bytes_truncation = ((t.bits * batch / 8.0).ceil() as u64).min(bytes);
-                    r.bytes_client_to_server = bytes / 2;
-                    r.bytes_server_to_client = bytes - bytes / 2;
-                    r.bytes_nonlinear = bytes;
-                    r.rounds = s.rounds;
-                    r.compute_s = s.bits * batch * profile.ot_ns_per_bit * 1e-9;
-                }
-                CostClass::Linear => {
-                    linear_layer(net, i, p, opts, cm, &space, &mut r, &ot)?;
-                    r.ct_client_to_server = r.he.map_or(r.ct_client_to_server, |c| c.ct_in);
-                    r.ct_server_to_client = r.he.map_or(r.ct_server_to_client, |c| c.ct_out);
+                if r.bytes_nonlinear > 0 {
+                    r.class = CostClass::NonLinear;
                 }
             }
-            // Wire overhead applies to the ciphertexts only.
-            let (lin_in, lin_out) = if let Some(b) = r.seal_zstd.filter(|_| seal_zstd) {
-                b
-            } else {
-                (
-                    wire_bytes(
-                        r.bytes_client_to_server
-                            .saturating_sub(r.bytes_nonlinear / 2),
-                    ),
-                    wire_bytes(
-                        r.bytes_server_to_client
-                            .saturating_sub(r.bytes_nonlinear - r.bytes_nonlinear / 2),
-                    ),
-                )
-            };
-            if r.class == CostClass::Linear {
-                r.bytes_client_to_server = lin_in + r.bytes_nonlinear / 2;
-                r.bytes_server_to_client = lin_out + (r.bytes_nonlinear - r.bytes_nonlinear / 2);
-                r.bytes_linear = lin_in + lin_out;
+        }
+        CostClass::NonLinear => {
+            let requant = opts.protocol.is_quantized() && matches!(l.kind, LayerKind::Relu { .. });
+            let n = l.output.elems();
+            let (s, t) = ot.relu_layer_split(
+                l,
+                p.ring_in,
+                p.ring_out,
+                requant,
+                p.kept.unwrap_or(n),
+                p.fuse_shift,
+            );
+            if let Some(k) = p.kept {
+                r.note = format!("ReLU budget: {k} of {n} kept");
             }
-            r.latency_s = step_latency(&link, r.bytes(), r.rounds, r.compute_s);
-            Ok(r)
-        })
-        .collect();
-    let layers = layers?;
-    let mut warnings = Vec::new();
+            if let Some(sh) = p.fuse_shift {
+                r.note = join(&r.note, &format!("fused approx ReLU+requant, s = {sh}"));
+            }
+            let bytes = (s.bits * batch / 8.0).ceil() as u64;
+            r.bytes_truncation = ((t.bits * batch / 8.0).ceil() as u64).min(bytes);
+            r.bytes_client_to_server = bytes / 2;
+            r.bytes_server_to_client = bytes - bytes / 2;
+            r.bytes_nonlinear = bytes;
+            r.rounds = s.rounds;
+            r.compute_s = s.bits * batch * profile.ot_ns_per_bit * 1e-9;
+        }
+        CostClass::Linear => {
+            linear_layer(net, i, p, opts, cm, space, &mut r, ot, memo)?;
+            r.ct_client_to_server = r.he.map_or(r.ct_client_to_server, |c| c.ct_in);
+            r.ct_server_to_client = r.he.map_or(r.ct_server_to_client, |c| c.ct_out);
+        }
+    }
+    // Wire overhead applies to the ciphertexts only.
+    let (lin_in, lin_out) = if let Some(b) = r.seal_zstd.filter(|_| seal_zstd) {
+        b
+    } else {
+        (
+            wire_bytes(
+                r.bytes_client_to_server
+                    .saturating_sub(r.bytes_nonlinear / 2),
+            ),
+            wire_bytes(
+                r.bytes_server_to_client
+                    .saturating_sub(r.bytes_nonlinear - r.bytes_nonlinear / 2),
+            ),
+        )
+    };
+    if r.class == CostClass::Linear {
+        r.bytes_client_to_server = lin_in + r.bytes_nonlinear / 2;
+        r.bytes_server_to_client = lin_out + (r.bytes_nonlinear - r.bytes_nonlinear / 2);
+        r.bytes_linear = lin_in + lin_out;
+    }
+    r.latency_s = step_latency(&link, r.bytes(), r.rounds, r.compute_s);
+    Ok(r)
+}
+
+/// The totals of the layer reports, in layer order, with the protocol's one-time setup.
+fn totals<'l>(
+    opts: &EvalOptions,
+    pr: &Pricing,
+    layers: impl Iterator<Item = &'l LayerReport>,
+) -> Totals {
+    let (pf, link, seal_zstd) = (pr.pf, pr.link, pr.seal_zstd);
+    let wire_bytes = |b: u64| pr.wire_bytes(b);
     let mut total = Totals::default();
     if opts.protocol == Protocol::Cryptflow2 && pf.he.galois_keys > 0 {
         // Rotation keys, sent once by the client: each key has one component per
@@ -893,120 +1068,216 @@ pub fn evaluate(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Rep
         total.bytes_linear += total.bytes_setup;
         total.latency_s += total.bytes_setup as f64 * 8.0 / link.bandwidth_bps.get();
     }
-    for r in &layers {
-        insecure |= r.he.is_some_and(|h| h.insecure);
+    for r in layers {
         total.add(r);
     }
-    if !net.skipped.is_empty() {
-        warnings.push(format!(
-            "PARTIAL: {} operator(s) of the imported model were left out as free: {}",
-            net.skipped.len(),
-            net.skipped.join(", ")
-        ));
+    total
+}
+
+/// An evaluation kept in its parts (the options, the planned rings, every layer's report),
+/// so that the totals under options that change a few layers' entries can be had by
+/// pricing only the layers the change reaches ([`Evaluation::totals_with`]).
+pub struct Evaluation {
+    opts: EvalOptions,
+    plans: Vec<Planned>,
+    layers: Vec<LayerReport>,
+    insecure: bool,
+}
+
+impl Evaluation {
+    /// Prices every layer (in parallel), as [`evaluate`] does, taking the layer searches it
+    /// needs from `memo` where they were run before (and adding those it runs).
+    pub fn new(
+        net: &Network,
+        opts: &EvalOptions,
+        cm: &CostModel,
+        memo: Option<&SearchMemo>,
+    ) -> Result<Evaluation, ModelError> {
+        let plans = plan(net, opts, cm)?;
+        let (pr, insecure) = pricing(opts, cm)?;
+        let layers = (0..net.layers.len())
+            .into_par_iter()
+            .map(|i| price_layer(net, i, &plans, opts, cm, &pr, memo))
+            .collect::<Result<Vec<LayerReport>, ModelError>>()?;
+        Ok(Evaluation {
+            opts: opts.clone(),
+            plans,
+            layers,
+            insecure,
+        })
     }
-    if opts.approx {
-        let fused = plans.iter().filter(|p| p.fuse_shift.is_some()).count();
-        warnings.push(if fused > 0 {
+
+    /// The totals of this evaluation.
+    pub fn totals(&self, cm: &CostModel) -> Totals {
+        totals(&self.opts, &Pricing::of(&self.opts, cm), self.layers.iter())
+    }
+
+    /// The totals of `evaluate(net, opts, cm)`, exactly (the same sums in the same order),
+    /// where `opts` may differ from this evaluation's options in `overrides`: a layer whose
+    /// plan, inputs' plans and entry of `overrides` are those of this evaluation keeps its
+    /// report, the others are priced again. Options that differ elsewhere are evaluated
+    /// afresh.
+    pub fn totals_with(
+        &self,
+        net: &Network,
+        opts: &EvalOptions,
+        cm: &CostModel,
+        memo: Option<&SearchMemo>,
+    ) -> Result<Totals, ModelError> {
+        if !self.opts.same_but_overrides(opts) || self.layers.len() != net.layers.len() {
+            return Ok(Evaluation::new(net, opts, cm, memo)?.totals(cm));
+        }
+        let plans = plan(net, opts, cm)?;
+        let (pr, _) = pricing(opts, cm)?;
+        let same = |i: usize| {
+            let l = &net.layers[i];
+            plans[i] == self.plans[i]
+                && l.inputs
+                    .iter()
+                    .all(|&j| j == usize::MAX || plans[j] == self.plans[j])
+                && opts.overrides.get(&l.name) == self.opts.overrides.get(&l.name)
+        };
+        let mut fresh: Vec<Option<LayerReport>> = Vec::with_capacity(net.layers.len());
+        for i in 0..net.layers.len() {
+            fresh.push(if same(i) {
+                None
+            } else {
+                Some(price_layer(net, i, &plans, opts, cm, &pr, memo)?)
+            });
+        }
+        let layers = fresh
+            .iter()
+            .zip(&self.layers)
+            .map(|(f, kept)| f.as_ref().unwrap_or(kept));
+        Ok(totals(opts, &pr, layers))
+    }
+
+    /// The full report.
+    pub fn report(self, net: &Network, cm: &CostModel) -> Report {
+        let Evaluation {
+            opts,
+            plans,
+            layers,
+            mut insecure,
+        } = self;
+        let opts = &opts;
+        let pr = Pricing::of(opts, cm);
+        let total = totals(opts, &pr, layers.iter());
+        insecure |= layers.iter().any(|r| r.he.is_some_and(|h| h.insecure));
+        let (pf, ot, link) = (pr.pf, &pr.ot, pr.link);
+        let mut warnings = Vec::new();
+        if !net.skipped.is_empty() {
+            warnings.push(format!(
+                "PARTIAL: {} operator(s) of the imported model were left out as free: {}",
+                net.skipped.len(),
+                net.skipped.join(", ")
+            ));
+        }
+        if opts.approx {
+            let fused = plans.iter().filter(|p| p.fuse_shift.is_some()).count();
+            warnings.push(if fused > 0 {
             format!("{APPROX_ERROR}; {fused} relu layer(s) fused")
         } else {
             format!(
                 "{APPROX_ERROR}; it applies to no layer here: only ReLUs that requantize to a next layer's bit width (quantized protocols) are fused, ReLU6 excepted"
             )
         });
-    }
-    if plans.iter().any(|p| p.kept.is_some()) {
-        let relus: Vec<usize> = (0..net.layers.len())
-            .filter(|&i| matches!(net.layers[i].kind, LayerKind::Relu { .. }))
-            .collect();
-        let all: u64 = relus.iter().map(|&i| net.layers[i].output.elems()).sum();
-        let kept: u64 = relus
-            .iter()
-            .map(|&i| plans[i].kept.unwrap_or(net.layers[i].output.elems()))
-            .sum();
-        let source = if opts.relu_budget.is_some() {
-            "--relu-budget"
-        } else if net.relu_budget_total.is_some() {
-            "relu_budget_total of the network file"
-        } else {
-            "relu_budget keys of the network file"
-        };
-        warnings.push(format!(
+        }
+        if plans.iter().any(|p| p.kept.is_some()) {
+            let relus: Vec<usize> = (0..net.layers.len())
+                .filter(|&i| matches!(net.layers[i].kind, LayerKind::Relu { .. }))
+                .collect();
+            let all: u64 = relus.iter().map(|&i| net.layers[i].output.elems()).sum();
+            let kept: u64 = relus
+                .iter()
+                .map(|&i| plans[i].kept.unwrap_or(net.layers[i].output.elems()))
+                .sum();
+            let source = if opts.relu_budget.is_some() {
+                "--relu-budget"
+            } else if net.relu_budget_total.is_some() {
+                "relu_budget_total of the network file"
+            } else {
+                "relu_budget keys of the network file"
+            };
+            warnings.push(format!(
             "ReLU budget ({source}): {kept} of {all} ReLUs kept; the others are the identity (free, but a requantization they carried is still priced, as a truncation without the known sign)"
         ));
-        if kept == 0 && all > 0 {
+            if kept == 0 && all > 0 {
+                warnings.push(
+                    "ReLU budget 0: every ReLU of the network is dropped, so the network is linear"
+                        .into(),
+                );
+            }
+        }
+        if insecure {
             warnings.push(
-                "ReLU budget 0: every ReLU of the network is dropped, so the network is linear"
+                "INSECURE: a parameter set below 128-bit security was accepted (--allow-insecure)"
                     .into(),
             );
         }
-    }
-    if insecure {
-        warnings.push(
-            "INSECURE: a parameter set below 128-bit security was accepted (--allow-insecure)"
-                .into(),
-        );
-    }
-    if let Some(f) = &cm.security_replaced {
-        warnings.push(format!(
+        if let Some(f) = &cm.security_replaced {
+            warnings.push(format!(
             "security table replaced: {f} is not the shipped HE-standard table (docs/protocol-reference.md 5); every 128-bit claim rests on it"
         ));
-    }
-    let paper_used = layers.iter().any(|r| {
-        r.mapping
-            .is_some_and(|m| m.packing.is_packed() && m.packing.scheme == SlotScheme::Paper)
-    });
-    let paper_allowed = opts.protocol.is_quantized() && opts.slots.contains(&SlotScheme::Paper);
-    if paper_used || paper_allowed {
-        warnings.push(report::PAPER_WARNING.into());
-    }
-    let per_image = report::PerImage::of(&total, opts.batch);
-    Ok(Report {
-        schema_version: SCHEMA_VERSION,
-        cheetah_code: (opts.protocol == Protocol::Cheetah).then(|| opts.cheetah.describe().into()),
-        accumulator: if opts.protocol.is_quantized() {
-            opts.accumulator.describe().into()
-        } else {
-            "the protocol's fixed ring".into()
-        },
-        network: net.name.clone(),
-        protocol: opts.protocol.name().into(),
-        wire: match opts.wire {
-            WireFormat::Native => pf.wire.native_name.clone(),
-            WireFormat::Packed => "bit-packed".into(),
-        },
-        relu: {
-            let base = match ot.relu {
-                ReluVariant::Exact => "exact".to_string(),
-                ReluVariant::Approx => format!("approx (top {} bits)", ot.approx_relu_bits),
-            };
-            let base = if opts.approx {
-                format!("{base}; {APPROX_ERROR}")
+        }
+        let paper_used = layers.iter().any(|r| {
+            r.mapping
+                .is_some_and(|m| m.packing.is_packed() && m.packing.scheme == SlotScheme::Paper)
+        });
+        let paper_allowed = opts.protocol.is_quantized() && opts.slots.contains(&SlotScheme::Paper);
+        if paper_used || paper_allowed {
+            warnings.push(report::PAPER_WARNING.into());
+        }
+        let per_image = report::PerImage::of(&total, opts.batch);
+        Report {
+            schema_version: SCHEMA_VERSION,
+            cheetah_code: (opts.protocol == Protocol::Cheetah)
+                .then(|| opts.cheetah.describe().into()),
+            accumulator: if opts.protocol.is_quantized() {
+                opts.accumulator.describe().into()
             } else {
-                base
-            };
-            match opts.relu_budget.or(net.relu_budget_total) {
-                Some(t) => format!("{base}; budget {t} ReLUs"),
-                None if !net.relu_budget.is_empty() => format!("{base}; per-layer budgets"),
-                None => base,
-            }
-        },
-        bits: if opts.protocol.is_quantized() {
-            opts.bits.describe()
-        } else {
-            format!("{}-bit fixed point", pf.he.log_t)
-        },
-        link: LinkInfo {
-            name: opts.link_name.clone(),
-            bandwidth_bps: link.bandwidth_bps.get(),
-            rtt_s: link.rtt_s,
-        },
-        insecure,
-        warnings,
-        layers,
-        batch: opts.batch,
-        total,
-        per_image,
-    })
+                "the protocol's fixed ring".into()
+            },
+            network: net.name.clone(),
+            protocol: opts.protocol.name().into(),
+            wire: match opts.wire {
+                WireFormat::Native => pf.wire.native_name.clone(),
+                WireFormat::Packed => "bit-packed".into(),
+            },
+            relu: {
+                let base = match ot.relu {
+                    ReluVariant::Exact => "exact".to_string(),
+                    ReluVariant::Approx => format!("approx (top {} bits)", ot.approx_relu_bits),
+                };
+                let base = if opts.approx {
+                    format!("{base}; {APPROX_ERROR}")
+                } else {
+                    base
+                };
+                match opts.relu_budget.or(net.relu_budget_total) {
+                    Some(t) => format!("{base}; budget {t} ReLUs"),
+                    None if !net.relu_budget.is_empty() => format!("{base}; per-layer budgets"),
+                    None => base,
+                }
+            },
+            bits: if opts.protocol.is_quantized() {
+                opts.bits.describe()
+            } else {
+                format!("{}-bit fixed point", pf.he.log_t)
+            },
+            link: LinkInfo {
+                name: opts.link_name.clone(),
+                bandwidth_bps: link.bandwidth_bps.get(),
+                rtt_s: link.rtt_s,
+            },
+            insecure,
+            warnings,
+            layers,
+            batch: opts.batch,
+            total,
+            per_image,
+        }
+    }
 }
 
 /// Prices one linear layer (conv, fully connected or batch norm) into `r`.
@@ -1020,6 +1291,7 @@ fn linear_layer(
     space: &SpaceOptions,
     r: &mut LayerReport,
     ot: &OtModel,
+    memo: Option<&SearchMemo>,
 ) -> Result<(), ModelError> {
     let l = &net.layers[i];
     let pf = cm.protocol_file(opts.protocol);
@@ -1156,7 +1428,11 @@ fn linear_layer(
             .map_err(|e| err(format!("{} mapping is infeasible: {e}", opts.protocol)))?;
         (m, c)
     } else {
-        let s = search_layer(&geom, &ctx, cm, space, opts.objective, &lat);
+        let search = || search_layer(&geom, &ctx, cm, space, opts.objective, &lat);
+        let s = match memo {
+            Some(m) => m.search(cm, geom, ctx, space, opts, search),
+            None => std::sync::Arc::new(search()),
+        };
         r.schemes = s.schemes.clone();
         match s.best {
             Some(b) => b,
