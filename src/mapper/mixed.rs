@@ -394,17 +394,192 @@ pub struct Front {
     stages: Vec<Vec<Entry>>,
 }
 
-/// Keeps the entries no other entry dominates (sorted by cost, proxy strictly falling).
-fn prune(mut v: Vec<Entry>) -> Vec<Entry> {
-    v.sort_by(|a, b| {
-        a.cost
-            .total_cmp(&b.cost)
-            .then(a.proxy.total_cmp(&b.proxy))
-            .then(a.prev.cmp(&b.prev))
-            .then(a.opt.cmp(&b.opt))
-    });
+/// The options whose extensions of `prev` can be kept ([`extend_by`]), in order: an option `o` is left
+/// out when another option `d` has no higher cost and no higher proxy and, for every entry
+/// `e`, `e + d` comes before `e + o` in the order (the sums rounded, and rounding is
+/// monotone): always when `d` is the earlier option (ties go to the earlier one), and when
+/// the two differ in cost or proxy by more than the rounding of any sum can close.
+fn undominated(prev: &[Entry], options: &[LayerOption]) -> Vec<usize> {
+    let reach = |f: fn(&Entry) -> f64| prev.iter().map(|e| f(e).abs()).fold(0.0, f64::max);
+    let (cost_at, proxy_at) = (reach(|e| e.cost), reach(|e| e.proxy));
+    // Two sums a + x < a + y (exactly) round to one value only if y - x is within an ulp of
+    // the sum; 2^-50 of |a| + |y| is more than that.
+    let apart =
+        |x: f64, y: f64, at: f64| y - x > (at + y.abs()) * (-50f64).exp2() + f64::MIN_POSITIVE;
+    (0..options.len())
+        .filter(|&o| {
+            let x = &options[o];
+            !options.iter().enumerate().any(|(d, y)| {
+                d != o
+                    && y.cost <= x.cost
+                    && y.proxy <= x.proxy
+                    && (d < o
+                        || apart(y.cost, x.cost, cost_at)
+                        || apart(y.proxy, x.proxy, proxy_at))
+            })
+        })
+        .collect()
+}
+
+/// The entries that `prev` extended by one of `options` gives and that no other such entry
+/// dominates, cost rising and proxy strictly falling: those that, in the order of
+/// (cost, proxy, prev, opt), have a lower proxy than every entry before them.
+///
+/// `prev` is such a list itself (cost and proxy strictly monotone), so for one option the
+/// sums run in cost order (rounding is monotone) with the proxy falling or level: the lists
+/// of the options are merged by cost, entries of one cost sorted among themselves, and a
+/// list's entries whose proxy is no lower than the lowest kept so far are skipped at once
+/// (a binary search): they come later in the order and cannot be kept. Only the options of
+/// `live` are extended.
+fn extend_by(prev: &[Entry], options: &[LayerOption], live: &[usize]) -> Vec<Entry> {
+    use std::cmp::{Ordering, Reverse};
+    use std::collections::BinaryHeap;
+    /// A cost ordered by `total_cmp`, with its option.
+    #[derive(PartialEq)]
+    struct Head(f64, usize);
+    impl Eq for Head {}
+    impl PartialOrd for Head {
+        fn partial_cmp(&self, o: &Head) -> Option<Ordering> {
+            Some(self.cmp(o))
+        }
+    }
+    impl Ord for Head {
+        fn cmp(&self, o: &Head) -> Ordering {
+            self.0.total_cmp(&o.0).then(self.1.cmp(&o.1))
+        }
+    }
+    let at = |o: usize, p: usize| Entry {
+        cost: prev[p].cost + options[o].cost,
+        proxy: prev[p].proxy + options[o].proxy,
+        prev: p as u32,
+        opt: o as u32,
+    };
+    let mut pos = vec![0usize; options.len()];
+    let mut heap: BinaryHeap<Reverse<Head>> = BinaryHeap::with_capacity(live.len());
+    if !prev.is_empty() {
+        for &o in live {
+            heap.push(Reverse(Head(at(o, 0).cost, o)));
+        }
+    }
     let mut out: Vec<Entry> = Vec::new();
-    for e in v {
+    let mut group: Vec<Entry> = Vec::new();
+    let mut touched: Vec<usize> = Vec::new();
+    // Skips the entries of option `o` from `pos` on whose proxy is no lower than `low`: a
+    // prefix of them, found by an exponential and then a binary search.
+    let skip = |pos: &mut usize, o: usize, low: f64| {
+        let keeps =
+            |e: &Entry| (e.proxy + options[o].proxy).partial_cmp(&low) == Some(Ordering::Less);
+        if *pos >= prev.len() || keeps(&prev[*pos]) {
+            return;
+        }
+        let (mut lo, mut step) = (*pos, 1);
+        let hi = loop {
+            let probe = lo + step;
+            if probe >= prev.len() {
+                break prev.len();
+            }
+            if keeps(&prev[probe]) {
+                break probe;
+            }
+            lo = probe;
+            step *= 2;
+        };
+        *pos = lo + 1 + prev[lo + 1..hi].partition_point(|e| !keeps(e));
+    };
+    while let Some(Reverse(Head(first, o))) = heap.pop() {
+        let mut c = first;
+        touched.clear();
+        touched.push(o);
+        while let Some(Reverse(Head(k, o))) = heap.peek() {
+            if k.total_cmp(&c) != Ordering::Equal {
+                break;
+            }
+            touched.push(*o);
+            heap.pop();
+        }
+        loop {
+            group.clear();
+            for &o in &touched {
+                while pos[o] < prev.len() && at(o, pos[o]).cost.total_cmp(&c) == Ordering::Equal {
+                    group.push(at(o, pos[o]));
+                    pos[o] += 1;
+                }
+            }
+            if group.len() > 1 {
+                group.sort_by(|a, b| {
+                    a.proxy
+                        .total_cmp(&b.proxy)
+                        .then(a.prev.cmp(&b.prev))
+                        .then(a.opt.cmp(&b.opt))
+                });
+            }
+            for e in &group {
+                if out.last().is_none_or(|l| e.proxy < l.proxy) {
+                    out.push(*e);
+                }
+            }
+            if let Some(low) = out.last().map(|l| l.proxy) {
+                for &o in &touched {
+                    skip(&mut pos[o], o, low);
+                }
+            }
+            // One option whose next entry still comes before every other head: go on with
+            // it without the heap.
+            if let [o] = touched[..]
+                && pos[o] < prev.len()
+            {
+                let next = at(o, pos[o]).cost;
+                if heap
+                    .peek()
+                    .is_none_or(|Reverse(h)| next.total_cmp(&h.0) == Ordering::Less)
+                {
+                    c = next;
+                    continue;
+                }
+            }
+            break;
+        }
+        for &o in &touched {
+            if pos[o] < prev.len() {
+                heap.push(Reverse(Head(at(o, pos[o]).cost, o)));
+            }
+        }
+    }
+    out
+}
+
+/// The kept extensions of `prev` by `options` ([`extend_by`]). A long stage is split: each
+/// half of the options is extended on its own (in parallel), and the two lists are merged in
+/// the same order, keeping the entries with a lower proxy than every one before them. That
+/// keeps the same entries: one that its half does not keep has an earlier entry of no
+/// higher proxy, and so it is not kept in the whole either.
+fn extend(prev: &[Entry], options: &[LayerOption]) -> Vec<Entry> {
+    let live = undominated(prev, options);
+    if prev.len() < 2048 || live.len() < 4 {
+        return extend_by(prev, options, &live);
+    }
+    let (a, b) = live.split_at(live.len() / 2);
+    let (a, b) = rayon::join(
+        || extend_by(prev, options, a),
+        || extend_by(prev, options, b),
+    );
+    let order = |x: &Entry, y: &Entry| {
+        x.cost
+            .total_cmp(&y.cost)
+            .then(x.proxy.total_cmp(&y.proxy))
+            .then(x.prev.cmp(&y.prev))
+            .then(x.opt.cmp(&y.opt))
+    };
+    let mut out: Vec<Entry> = Vec::with_capacity(a.len().max(b.len()));
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        let e = if j == b.len() || (i < a.len() && order(&a[i], &b[j]).is_lt()) {
+            i += 1;
+            a[i - 1]
+        } else {
+            j += 1;
+            b[j - 1]
+        };
         if out.last().is_none_or(|l| e.proxy < l.proxy) {
             out.push(e);
         }
@@ -424,18 +599,7 @@ impl Front {
         }];
         for layer in &t.layers {
             let prev = stages.last().unwrap_or(&start);
-            let mut next = Vec::with_capacity(prev.len() * layer.options.len());
-            for (pi, e) in prev.iter().enumerate() {
-                for (oi, o) in layer.options.iter().enumerate() {
-                    next.push(Entry {
-                        cost: e.cost + o.cost,
-                        proxy: e.proxy + o.proxy,
-                        prev: pi as u32,
-                        opt: oi as u32,
-                    });
-                }
-            }
-            stages.push(prune(next));
+            stages.push(extend(prev, &layer.options));
         }
         Front { stages }
     }
