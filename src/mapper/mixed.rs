@@ -317,18 +317,18 @@ fn tables_with_progress(
                 w: Bits::try_new(w as i64).map_err(|e| e.to_string())?,
                 a: Bits::try_new(a as i64).map_err(|e| e.to_string())?,
             };
-            let mut o = held_opts.clone();
-            o.overrides.insert(
-                l.name.clone(),
-                LayerChoice {
-                    layer: l.name.clone(),
-                    bits: Some(b),
-                    linear: None,
-                },
-            );
+            let choice = LayerChoice {
+                layer: l.name.clone(),
+                bits: Some(b),
+                linear: None,
+            };
             let totals = match &held_eval {
-                Ok(e) => e.totals_with(net, &o, cm, Some(memo)),
-                Err(_) => Evaluation::new(net, &o, cm, Some(memo)).map(|e| e.totals(cm)),
+                Ok(e) => e.totals_with(net, cm, Some(memo), weighted[k], &choice),
+                Err(_) => {
+                    let mut o = held_opts.clone();
+                    o.overrides.insert(l.name.clone(), choice);
+                    Evaluation::new(net, &o, cm, Some(memo)).map(|e| e.totals(cm))
+                }
             };
             let r = totals
                 .map(|t| metric.of_totals(&t))

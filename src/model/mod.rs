@@ -386,7 +386,8 @@ pub fn step_latency(link: &Link, bytes: u64, rounds: u32, compute_s: f64) -> f64
 #[derive(PartialEq)]
 struct Planned {
     bits: Option<BitWidths>,
-    folded_into: Option<String>,
+    /// The convolution a batch norm is folded into.
+    folded_into: Option<usize>,
     ring_in: u32,
     ring_out: u32,
     /// The linear layer's own ring (accumulator), if linear.
@@ -400,6 +401,20 @@ struct Planned {
 /// Resolves bit widths, batch-norm folding and the ring of every layer.
 fn plan(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Vec<Planned>, ModelError> {
     let consumers = net.consumer_table();
+    plan_with(net, opts, cm, &consumers, &|i| {
+        opts.overrides.get(&net.layers[i].name)
+    })
+}
+
+/// [`plan`], with the network's consumer table and layer `i`'s entry of the overrides
+/// `choice(i)`.
+fn plan_with<'c>(
+    net: &Network,
+    opts: &EvalOptions,
+    cm: &CostModel,
+    consumers: &[Vec<usize>],
+    choice: &dyn Fn(usize) -> Option<&'c LayerChoice>,
+) -> Result<Vec<Planned>, ModelError> {
     let pf = cm.protocol_file(opts.protocol);
     let quant = opts.protocol.is_quantized();
     let weighted: Vec<usize> = (0..net.layers.len())
@@ -413,7 +428,7 @@ fn plan(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Vec<Planned
     let mut plans: Vec<Planned> = Vec::with_capacity(net.layers.len());
     let default_w = opts.bits.uniform.or(net.default_bits);
     for (i, l) in net.layers.iter().enumerate() {
-        let bits = if let Some(o) = opts.overrides.get(&l.name).and_then(|o| o.bits) {
+        let bits = if let Some(o) = choice(i).and_then(|o| o.bits) {
             Some(o)
         } else if l.kind.has_weights() {
             match opts.bits.uniform {
@@ -446,7 +461,7 @@ fn plan(net: &Network, opts: &EvalOptions, cm: &CostModel) -> Result<Vec<Planned
                 (src != usize::MAX
                     && matches!(net.layers[src].kind, LayerKind::Conv2d { .. })
                     && consumers[src] == [i])
-                .then(|| net.layers[src].name.clone())
+                .then_some(src)
             }
             _ => None,
         };
@@ -906,9 +921,9 @@ impl<'a> Pricing<'a> {
     }
 }
 
-/// Prices layer `i` under the plan. It reads the network, the options (of the layer's own
-/// entry in `opts.overrides`, only its own), its own plan and its inputs' plans, nothing
-/// else: [`Evaluation::totals_with`] relies on that.
+/// Prices layer `i` under the plan, with `choice` its entry of the overrides. It reads the
+/// network, the options apart from the overrides, its own plan and its inputs' plans and
+/// `choice`, nothing else: [`Evaluation::totals_with`] relies on that.
 #[allow(clippy::too_many_arguments)]
 fn price_layer(
     net: &Network,
@@ -918,6 +933,7 @@ fn price_layer(
     cm: &CostModel,
     pr: &Pricing,
     memo: Option<&SearchMemo>,
+    choice: Option<&LayerChoice>,
 ) -> Result<LayerReport, ModelError> {
     let l = &net.layers[i];
     let (ot, profile, batch, link, space, seal_zstd) = (
@@ -959,7 +975,7 @@ fn price_layer(
     };
     if let Some(into) = &p.folded_into {
         r.class = CostClass::Free;
-        r.note = format!("folded into {into}");
+        r.note = format!("folded into {}", net.layers[*into].name);
         return Ok(r);
     }
     match l.kind.cost_class() {
@@ -1011,7 +1027,8 @@ fn price_layer(
             r.compute_s = s.bits * batch * profile.ot_ns_per_bit * 1e-9;
         }
         CostClass::Linear => {
-            linear_layer(net, i, p, opts, cm, space, &mut r, ot, memo)?;
+            let saved = choice.and_then(|c| c.linear);
+            linear_layer(net, i, p, opts, cm, space, &mut r, ot, memo, saved)?;
             r.ct_client_to_server = r.he.map_or(r.ct_client_to_server, |c| c.ct_in);
             r.ct_server_to_client = r.he.map_or(r.ct_server_to_client, |c| c.ct_out);
         }
@@ -1079,6 +1096,9 @@ fn totals<'l>(
 /// pricing only the layers the change reaches ([`Evaluation::totals_with`]).
 pub struct Evaluation {
     opts: EvalOptions,
+    /// Each layer's entry of `opts.overrides`.
+    choices: Vec<Option<LayerChoice>>,
+    consumers: Vec<Vec<usize>>,
     plans: Vec<Planned>,
     layers: Vec<LayerReport>,
     insecure: bool,
@@ -1093,14 +1113,22 @@ impl Evaluation {
         cm: &CostModel,
         memo: Option<&SearchMemo>,
     ) -> Result<Evaluation, ModelError> {
-        let plans = plan(net, opts, cm)?;
+        let consumers = net.consumer_table();
+        let choices: Vec<Option<LayerChoice>> = net
+            .layers
+            .iter()
+            .map(|l| opts.overrides.get(&l.name).cloned())
+            .collect();
+        let plans = plan_with(net, opts, cm, &consumers, &|i| choices[i].as_ref())?;
         let (pr, insecure) = pricing(opts, cm)?;
         let layers = (0..net.layers.len())
             .into_par_iter()
-            .map(|i| price_layer(net, i, &plans, opts, cm, &pr, memo))
+            .map(|i| price_layer(net, i, &plans, opts, cm, &pr, memo, choices[i].as_ref()))
             .collect::<Result<Vec<LayerReport>, ModelError>>()?;
         Ok(Evaluation {
             opts: opts.clone(),
+            choices,
+            consumers,
             plans,
             layers,
             insecure,
@@ -1112,43 +1140,60 @@ impl Evaluation {
         totals(&self.opts, &Pricing::of(&self.opts, cm), self.layers.iter())
     }
 
-    /// The totals of `evaluate(net, opts, cm)`, exactly (the same sums in the same order),
-    /// where `opts` may differ from this evaluation's options in `overrides`: a layer whose
-    /// plan, inputs' plans and entry of `overrides` are those of this evaluation keeps its
-    /// report, the others are priced again. Options that differ elsewhere are evaluated
-    /// afresh.
+    /// The totals of `evaluate(net, opts, cm)` exactly (the same sums in the same order),
+    /// where `opts` are this evaluation's options with the entry of layer `layer` in
+    /// `overrides` set to `choice`: a layer whose plan, inputs' plans and entry are those of
+    /// this evaluation keeps its report, the others are priced again.
     pub fn totals_with(
         &self,
         net: &Network,
-        opts: &EvalOptions,
         cm: &CostModel,
         memo: Option<&SearchMemo>,
+        layer: usize,
+        choice: &LayerChoice,
     ) -> Result<Totals, ModelError> {
-        if !self.opts.same_but_overrides(opts) || self.layers.len() != net.layers.len() {
-            return Ok(Evaluation::new(net, opts, cm, memo)?.totals(cm));
+        if self.layers.len() != net.layers.len() || layer >= net.layers.len() {
+            return Err(ModelError::Options(format!(
+                "an evaluation of {} layers changed at layer {layer} of a network of {}",
+                self.layers.len(),
+                net.layers.len()
+            )));
         }
-        let plans = plan(net, opts, cm)?;
-        let (pr, _) = pricing(opts, cm)?;
+        let pick = |i: usize| {
+            if i == layer {
+                Some(choice)
+            } else {
+                self.choices[i].as_ref()
+            }
+        };
+        let opts = &self.opts;
+        let plans = plan_with(net, opts, cm, &self.consumers, &pick)?;
+        // The options passed `pricing`'s checks when this evaluation was made.
+        let pr = Pricing::of(opts, cm);
         let same = |i: usize| {
-            let l = &net.layers[i];
             plans[i] == self.plans[i]
-                && l.inputs
+                && net.layers[i]
+                    .inputs
                     .iter()
                     .all(|&j| j == usize::MAX || plans[j] == self.plans[j])
-                && opts.overrides.get(&l.name) == self.opts.overrides.get(&l.name)
+                && (i != layer || self.choices[i].as_ref() == Some(choice))
         };
-        let mut fresh: Vec<Option<LayerReport>> = Vec::with_capacity(net.layers.len());
-        for i in 0..net.layers.len() {
-            fresh.push(if same(i) {
-                None
-            } else {
-                Some(price_layer(net, i, &plans, opts, cm, &pr, memo)?)
-            });
+        let mut fresh: Vec<(usize, LayerReport)> = Vec::new();
+        for i in (0..net.layers.len()).filter(|&i| !same(i)) {
+            fresh.push((
+                i,
+                price_layer(net, i, &plans, opts, cm, &pr, memo, pick(i))?,
+            ));
         }
-        let layers = fresh
-            .iter()
-            .zip(&self.layers)
-            .map(|(f, kept)| f.as_ref().unwrap_or(kept));
+        let mut next = fresh.iter().peekable();
+        let layers =
+            self.layers
+                .iter()
+                .enumerate()
+                .map(|(i, kept)| match next.next_if(|f| f.0 == i) {
+                    Some(f) => &f.1,
+                    None => kept,
+                });
         Ok(totals(opts, &pr, layers))
     }
 
@@ -1156,6 +1201,8 @@ impl Evaluation {
     pub fn report(self, net: &Network, cm: &CostModel) -> Report {
         let Evaluation {
             opts,
+            choices: _,
+            consumers: _,
             plans,
             layers,
             mut insecure,
@@ -1292,6 +1339,7 @@ fn linear_layer(
     r: &mut LayerReport,
     ot: &OtModel,
     memo: Option<&SearchMemo>,
+    saved: Option<LinearMapping>,
 ) -> Result<(), ModelError> {
     let l = &net.layers[i];
     let pf = cm.protocol_file(opts.protocol);
@@ -1406,7 +1454,7 @@ fn linear_layer(
     }
     let ctx = layer_context(net, i, opts, cm, acc, p.bits);
     let lat = |m: &LinearMapping, c: &LinearCost| mapping_latency(&link, profile, m, c);
-    let (mapping, cost) = if let Some(m) = opts.overrides.get(&l.name).and_then(|o| o.linear) {
+    let (mapping, cost) = if let Some(m) = saved {
         let c = evaluate_coeff(&geom, &m, &ctx, cm)
             .map_err(|e| err(format!("the saved mapping is infeasible: {e}")))?;
         (m, c)
