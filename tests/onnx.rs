@@ -282,7 +282,9 @@ fn onnx_and_imported_toml_give_identical_reports() {
             let mut tt = t.total.clone();
             assert!((a.total.compute_s - tt.compute_s).abs() <= 1e-9 * tt.compute_s.max(1.0));
             assert!((a.total.latency_s - tt.latency_s).abs() <= 1e-9 * tt.latency_s.max(1.0));
-            (tt.compute_s, tt.latency_s) = (a.total.compute_s, a.total.latency_s);
+            assert!((a.total.offline_s - tt.offline_s).abs() <= 1e-9 * tt.offline_s.max(1.0));
+            (tt.compute_s, tt.latency_s, tt.offline_s) =
+                (a.total.compute_s, a.total.latency_s, a.total.offline_s);
             assert_eq!(a.total, tt, "{file} {p:?} against its TOML twin");
         }
     }
