@@ -323,33 +323,29 @@ pub enum ModelError {
 pub fn linear_compute_s(p: &ComputeProfile, n: u64, c: &LinearCost, ntt: bool) -> f64 {
     let scale = n as f64 / 4096.0;
     let wide = c.log_q > 64;
-    let enc = if wide {
-        p.encrypt_wide_us.unwrap_or(p.encrypt_us)
+    // Per query: the client's encryption, the server's reading of it and expansion of its
+    // mask from the seed, and the server's other per-query work; per response: the
+    // server's per-response work and the client's decryption.
+    let (enc, dec, decompress) = if wide {
+        (
+            p.encrypt_wide_us.unwrap_or(p.encrypt_us),
+            p.decrypt_wide_us.unwrap_or(p.decrypt_us),
+            p.decompress_wide_us.or(p.decompress_us),
+        )
     } else {
-        p.encrypt_us
+        (p.encrypt_us, p.decrypt_us, p.decompress_us)
     };
-    let dec = if wide {
-        p.decrypt_wide_us.unwrap_or(p.decrypt_us)
-    } else {
-        p.decrypt_us
-    };
-    // The server expands each query's mask from its seed.
-    let enc = enc
-        + if wide {
-            p.decompress_wide_us.or(p.decompress_us)
-        } else {
-            p.decompress_us
-        }
-        .unwrap_or(0.0)
-        + p.server_query_us.unwrap_or(0.0);
-    let dec = dec + p.server_response_us.unwrap_or(0.0);
+    let per_query = enc + decompress.unwrap_or(0.0) + p.server_query_us.unwrap_or(0.0);
+    let per_response = dec + p.server_response_us.unwrap_or(0.0);
     let primes = ntt_prime_factor(p, c);
     let us = if ntt {
-        c.ct_in as f64 * (enc + 2.0 * p.ntt_forward_us * primes)
+        c.ct_in as f64 * (per_query + 2.0 * p.ntt_forward_us * primes)
             + c.products as f64 * 2.0 * p.mul_acc_us * primes
-            + c.ct_out as f64 * (2.0 * p.ntt_inverse_us * primes + dec)
+            + c.ct_out as f64 * (2.0 * p.ntt_inverse_us * primes + per_response)
     } else {
-        c.ct_in as f64 * enc + c.products as f64 * 2.0 * p.mul_acc_us + c.ct_out as f64 * dec
+        c.ct_in as f64 * per_query
+            + c.products as f64 * 2.0 * p.mul_acc_us
+            + c.ct_out as f64 * per_response
     };
     us * scale * 1e-6 / p.threads.max(1) as f64
 }

@@ -7,6 +7,7 @@ use super::he::{self, Query, centred, low_mask};
 use super::ntt::{CrtNtt, NttPoly, bound_bits};
 use super::transport::{Channel, Kind};
 use super::{LayerParams, LayerPlan, Plan, RunOptions, VerifyError};
+use crate::model::linear::ntt_primes;
 use crate::protocol::sizes::{SEED_BYTES, query_ct_bytes};
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
@@ -137,12 +138,25 @@ fn fingerprint(w: &[i64]) -> u64 {
     })
 }
 
-fn layer_ntt(lp: &LayerPlan) -> CrtNtt {
+/// The bound on a layer's product sums that its NTT primes must cover.
+fn layer_bound(lp: &LayerPlan) -> u32 {
     let p = &lp.params;
     let lay = &lp.layout;
-    let wbits = lp.packer.weight_bits(p.weight_bits);
-    CrtNtt::new(lay.n, bound_bits(p.log_q, wbits, lay.n as u64, lay.cb))
-        .expect("NTT primes exist for power-of-two N >= 16")
+    bound_bits(
+        p.log_q,
+        lp.packer.weight_bits(p.weight_bits),
+        lay.n as u64,
+        lay.cb,
+    )
+}
+
+/// The layer's NTT primes, as many as the model counts ([`ntt_primes`] of its bound).
+fn layer_primes(lp: &LayerPlan) -> usize {
+    ntt_primes(layer_bound(lp)) as usize
+}
+
+fn layer_ntt(lp: &LayerPlan) -> CrtNtt {
+    CrtNtt::new(lp.layout.n, layer_bound(lp)).expect("NTT primes exist for power-of-two N >= 16")
 }
 
 fn setup_key(
@@ -200,7 +214,7 @@ impl LayerSetup {
     /// Output groups per chunk so that a chunk's weights stay within `chunk_bytes` (at
     /// least one).
     pub fn groups_per_chunk(lp: &LayerPlan, chunk_bytes: u64) -> u64 {
-        let per_group = lp.layout.cb * lp.layout.n as u64 * 8 * layer_ntt(lp).primes() as u64;
+        let per_group = lp.layout.cb * lp.layout.n as u64 * 8 * layer_primes(lp) as u64;
         (chunk_bytes / per_group.max(1)).max(1)
     }
 }
@@ -352,7 +366,7 @@ pub fn respond(
     queries: Vec<(Vec<u128>, Vec<u128>)>,
     parallel: bool,
 ) -> Result<Vec<Vec<u8>>, SetupMismatch> {
-    let want = setup_key(lp, data, layer_ntt(lp).primes(), 0..lp.layout.og);
+    let want = setup_key(lp, data, layer_primes(lp), 0..lp.layout.og);
     if setup.key != want {
         return Err(SetupMismatch {
             have: Box::new(setup.key.clone()),
